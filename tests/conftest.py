@@ -1,0 +1,30 @@
+"""Shared fixtures: quiet TensorFlow, a fixed seed, and tiny real models and data."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+pytest_plugins = ["tests.mlflow_server"]
+
+
+@pytest.fixture(autouse=True)
+def _seed() -> None:
+    keras.utils.set_random_seed(0)
+    keras.config.disable_interactive_logging()
+
+
+@pytest.fixture(scope="session")
+def digits() -> tuple[np.ndarray, np.ndarray]:
+    """Real 8x8 handwritten digits (scikit-learn ships them), upscaled to 16x16, in [0, 1]."""
+    from sklearn.datasets import load_digits
+
+    data = load_digits()
+    images = (data.images / 16.0).astype("float32").repeat(2, axis=1).repeat(2, axis=2)
+    return images[..., None][:256], data.target[:256].astype("int64")

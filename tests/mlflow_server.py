@@ -1,0 +1,1 @@
+"""Placeholder: the real MLflow server fixture lands with the MLflow writer."""

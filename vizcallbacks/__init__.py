@@ -1,0 +1,42 @@
+"""vizcallbacks: see inside a Keras CNN while it trains.
+
+Callbacks log feature maps, filters and activation statistics of a fixed probe every epoch to
+TensorBoard and MLflow; the same computations are plain functions for notebooks.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from vizcallbacks._version import __version__
+from vizcallbacks.callbacks.activations import ActivationLogger
+from vizcallbacks.callbacks.filters import FilterLogger
+from vizcallbacks.compute.activations import layer_activations
+from vizcallbacks.compute.filters import normalized_filters
+from vizcallbacks.compute.statistics import activation_statistics
+from vizcallbacks.render.tiling import tile_filters, tile_maps
+from vizcallbacks.writers.base import Writer
+from vizcallbacks.writers.tensorboard import TensorBoardWriter
+
+__all__ = [
+    "ActivationLogger",
+    "FilterLogger",
+    "MLflowWriter",
+    "TensorBoardWriter",
+    "Writer",
+    "__version__",
+    "activation_statistics",
+    "layer_activations",
+    "normalized_filters",
+    "tile_filters",
+    "tile_maps",
+]
+
+
+def __getattr__(name: str) -> Any:
+    # MLflow is an optional extra: import it only when its writer is asked for.
+    if name == "MLflowWriter":
+        from vizcallbacks.writers.mlflow import MLflowWriter
+
+        return MLflowWriter
+    raise AttributeError(f"module 'vizcallbacks' has no attribute {name!r}")

@@ -1,0 +1,1 @@
+"""callbacks stage of vizcallbacks (see the package docstring)."""

@@ -1,0 +1,120 @@
+"""ActivationLogger: feature-map grids, mean maps and activation statistics every epoch."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from vizcallbacks.callbacks.base import VisualizationCallback, check_positive_int
+from vizcallbacks.compute.forward import ActivationExtractor
+from vizcallbacks.compute.layers import LayerSelection, ensure_built, select_layers
+from vizcallbacks.compute.probe import check_probe, check_probe_fits_model
+from vizcallbacks.compute.statistics import activation_statistics
+from vizcallbacks.render.colormap import check_cmap
+from vizcallbacks.render.tiling import mean_map_image, tile_maps
+from vizcallbacks.tags import tag
+
+__all__ = ["ActivationLogger"]
+
+
+class ActivationLogger(VisualizationCallback):
+    """Log what each layer makes of a fixed probe, once before training and after every epoch.
+
+    Per layer with a 4-D output: ``activations/<layer>`` (the first ``max_channels`` channels
+    tiled) and ``mean_activation/<layer>``; per layer, Dense included: ``activation_mean``,
+    ``activation_std``, ``activation_zero_fraction`` scalars and a ``channel_means`` histogram.
+
+    Args:
+        probe: one image ``(H, W, C)`` or a batch ``(N, H, W, C)``, preprocessed like training data.
+        writers: where to log, e.g. ``[vc.TensorBoardWriter("logs")]``.
+        layers: layer names, nested paths or indices; ``None`` takes every layer.
+        every_n_epochs: log after every n-th epoch (and after the last).
+        max_channels: channels drawn per grid.
+        cmap: matplotlib colormap name.
+        probe_names: one name per probe for the image tags; indices by default.
+    """
+
+    def __init__(
+        self,
+        probe: Any,
+        writers: Any,
+        layers: LayerSelection = None,
+        every_n_epochs: int = 1,
+        max_channels: int = 64,
+        cmap: str = "viridis",
+        probe_names: Sequence[str] | None = None,
+    ) -> None:
+        super().__init__(writers, every_n_epochs)
+        self.probe = check_probe(probe)
+        self.layers = layers
+        self.max_channels = check_positive_int("max_channels", max_channels)
+        self.cmap = check_cmap(cmap)
+        n = self.probe.shape[0]
+        if probe_names is not None and len(probe_names) != n:
+            raise ValueError(
+                f"probe_names needs one name per probe image ({n}). "
+                f"Received {len(probe_names)} names"
+            )
+        self.probe_names: list[str | None] = (
+            [None] if n == 1 else [str(p) for p in (probe_names or range(n))]
+        )
+        self._extractor: ActivationExtractor | None = None
+
+    def setup(self) -> None:
+        ensure_built(self.model, self.probe.shape)
+        check_probe_fits_model(self.probe, self.model)
+        refs = select_layers(self.model, self.layers)
+        self._extractor = ActivationExtractor(self.model, refs)
+        self.write("write_params", self.run_params())
+        for name, image in zip(self.probe_names, _probe_images(self.probe), strict=True):
+            self.write("write_image", tag("probe", "input", name), image, 0)
+
+    def run_params(self) -> dict[str, Any]:
+        """What this logger was asked to draw, logged once per run."""
+        assert self._extractor is not None
+        from vizcallbacks import __version__
+
+        return {
+            "vizcallbacks_version": __version__,
+            "layers_logged": [ref.name for ref in self._extractor.refs],
+            "probe_shape": list(self.probe.shape),
+            "every_n_epochs": self.every_n_epochs,
+            "max_channels": self.max_channels,
+            "cmap": self.cmap,
+        }
+
+    def compute(self) -> dict[str, np.ndarray]:
+        assert self._extractor is not None
+        return self._extractor(self.probe)
+
+    def publish(self, payload: dict[str, np.ndarray], step: int) -> None:
+        for layer, values in payload.items():
+            stats = activation_statistics(values)
+            self.write(
+                "write_scalars",
+                {
+                    tag("activation_mean", layer): stats.mean,
+                    tag("activation_std", layer): stats.std,
+                    tag("activation_zero_fraction", layer): stats.zero_fraction,
+                },
+                step,
+            )
+            self.write("write_histogram", tag("channel_means", layer), stats.channel_means, step)
+            if values.ndim != 4:
+                continue
+            for name, maps in zip(self.probe_names, values, strict=True):
+                grid = tile_maps(maps, self.max_channels, self.cmap)
+                self.write("write_image", tag("activations", layer, name), grid, step)
+                mean = mean_map_image(maps, self.cmap)
+                self.write("write_image", tag("mean_activation", layer, name), mean, step)
+
+
+def _probe_images(probe: np.ndarray) -> np.ndarray:
+    """The probe as uint8 pictures, each image scaled to its own range (it may be normalized)."""
+    lo = probe.min(axis=(1, 2, 3), keepdims=True)
+    span = probe.max(axis=(1, 2, 3), keepdims=True) - lo
+    scaled = (probe - lo) / np.where(span > 0, span, 1.0)
+    images = np.round(scaled * 255).astype(np.uint8)
+    return images if images.shape[-1] in (1, 3) else images[..., :1]

@@ -1,0 +1,54 @@
+"""A single background thread that renders and writes, so ``on_epoch_end`` returns quickly."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+__all__ = ["BackgroundQueue", "warn_once"]
+
+log = logging.getLogger("vizcallbacks")
+
+_warned: set[tuple[int, str]] = set()
+_warned_lock = threading.Lock()
+
+
+def warn_once(owner: object, key: str, message: str, *args: Any) -> None:
+    """Log ``message`` as a warning the first time ``owner`` reports ``key``, never again."""
+    with _warned_lock:
+        if (id(owner), key) in _warned:
+            return
+        _warned.add((id(owner), key))
+    log.warning(message, *args)
+
+
+class BackgroundQueue:
+    """Runs jobs one after another, in order, off the training thread.
+
+    A job that raises is reported once per ``key`` and dropped: visualization never stops
+    training. ``drain()`` waits for everything submitted so far.
+    """
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._executor: ThreadPoolExecutor | None = None
+
+    def submit(self, key: str, job: Callable[..., None], *args: Any) -> None:
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=self._name)
+        self._executor.submit(self._run, key, job, *args)
+
+    def _run(self, key: str, job: Callable[..., None], *args: Any) -> None:
+        try:
+            job(*args)
+        except Exception as err:  # a view must never kill training
+            warn_once(self, key, "vizcallbacks: skipped %s (%s: %s)", key, type(err).__name__, err)
+
+    def drain(self) -> None:
+        """Wait for every submitted job, then stop the thread (it restarts on the next submit)."""
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+            self._executor = None

@@ -1,0 +1,150 @@
+"""What every vizcallbacks callback shares: when a step is due, its number, and safe writing."""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+import keras
+
+from vizcallbacks.callbacks.background import BackgroundQueue, warn_once
+from vizcallbacks.writers.base import Writer, check_writers
+
+__all__ = ["VisualizationCallback", "check_positive_int", "is_chief"]
+
+log = logging.getLogger("vizcallbacks")
+
+
+def check_positive_int(name: str, value: object) -> int:
+    """Return ``value`` if it is an int ≥ 1, else raise naming the argument."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an integer ≥ 1. Received: {name}={value!r}")
+    if value < 1:
+        raise ValueError(f"{name} must be ≥ 1. Received: {name}={value}")
+    return value
+
+
+def is_chief() -> bool:
+    """False on the non-chief workers of a multi-worker run (``TF_CONFIG``), which log nothing."""
+    import json
+
+    config = json.loads(os.environ.get("TF_CONFIG", "{}") or "{}")
+    task = config.get("task", {})
+    if not task:
+        return True
+    cluster = config.get("cluster", {})
+    if task.get("type") == "chief":
+        return True
+    return "chief" not in cluster and task.get("type") == "worker" and task.get("index", 0) == 0
+
+
+class VisualizationCallback(keras.callbacks.Callback):
+    """Base of the loggers: step numbering, scheduling and never letting a view stop training.
+
+    Step 0 is the network before training, captured in ``on_train_begin``; step k follows the
+    k-th epoch. A second ``fit`` or a resumed one (``initial_epoch``) continues the numbering.
+    Subclasses implement ``setup`` (validate, build once), ``compute`` (arrays, on the training
+    thread) and ``publish`` (render and write, on a background thread).
+    """
+
+    def __init__(self, writers: Any, every_n_epochs: int = 1) -> None:
+        super().__init__()
+        self.writers: list[Writer] = check_writers(writers)
+        self.every_n_epochs = check_positive_int("every_n_epochs", every_n_epochs)
+        self._queue = BackgroundQueue(type(self).__name__)
+        self._last_step = -1
+        self._step_offset = 0
+        self._initial: Any = None  # the snapshot taken at train begin, waiting for its step
+        self._active = False
+        self._ready = False
+
+    # Subclass hooks -------------------------------------------------------------------------
+    def setup(self) -> None:
+        """Check the arguments against ``self.model`` and build what is reused every step."""
+
+    def compute(self) -> Any:
+        """Arrays for one step, computed on the training thread (weights as they are now)."""
+        raise NotImplementedError
+
+    def publish(self, payload: Any, step: int) -> None:
+        """Render ``payload`` and hand it to the writers; runs on the background thread."""
+        raise NotImplementedError
+
+    # Keras hooks ----------------------------------------------------------------------------
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+        self._active = is_chief()
+        if not self._active:
+            return
+        if not self._ready:
+            for writer in self.writers:
+                check = getattr(writer, "check", None)
+                if check is not None:
+                    check()
+            self.setup()
+            self._ready = True
+        self._initial = self._safe_compute()
+
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        if self._initial is None:
+            return
+        payload, self._initial = self._initial, None
+        if epoch <= self._last_step:  # fit called again: continue after the last step
+            self._step_offset = self._last_step - epoch
+        else:
+            self._step_offset = 0
+            self._submit(payload, epoch)
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        if not self._active:
+            return
+        step = epoch + 1 + self._step_offset
+        last_epoch = epoch + 1 == (self.params or {}).get("epochs")
+        if step % self.every_n_epochs == 0 or last_epoch:
+            payload = self._safe_compute()
+            if payload is not None:
+                self._submit(payload, step)
+
+    def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
+        if not self._active:
+            return
+        if self._initial is not None:  # fit ran no epoch (epochs=0): still log the snapshot
+            self._submit(self._initial, self._last_step + 1)
+            self._initial = None
+        self.finish()
+
+    def finish(self) -> None:
+        """Wait for queued views, then flush and close every writer (safe to call twice)."""
+        self._queue.drain()
+        for writer in self.writers:
+            self._call_writer(writer, "close")
+
+    # Helpers --------------------------------------------------------------------------------
+    def _safe_compute(self) -> Any:
+        try:
+            return self.compute()
+        except Exception as err:  # a view must never kill training
+            warn_once(self, "compute", "vizcallbacks: %s skipped a step (%s: %s)",
+                      type(self).__name__, type(err).__name__, err)
+            return None
+
+    def _submit(self, payload: Any, step: int) -> None:
+        self._last_step = max(self._last_step, step)
+        self._queue.submit(f"{type(self).__name__} step", self._publish_and_flush, payload, step)
+
+    def _publish_and_flush(self, payload: Any, step: int) -> None:
+        self.publish(payload, step)
+        for writer in self.writers:
+            self._call_writer(writer, "flush")
+
+    def write(self, method: str, *args: Any) -> None:
+        """Call ``method`` on every writer; a failing writer is reported once, the rest go on."""
+        for writer in self.writers:
+            self._call_writer(writer, method, *args)
+
+    def _call_writer(self, writer: Writer, method: str, *args: Any) -> None:
+        try:
+            getattr(writer, method)(*args)
+        except Exception as err:
+            warn_once(writer, method, "vizcallbacks: %s.%s failed (%s: %s); other writers go on",
+                      type(writer).__name__, method, type(err).__name__, err)

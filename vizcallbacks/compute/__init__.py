@@ -1,0 +1,1 @@
+"""compute stage of vizcallbacks (see the package docstring)."""

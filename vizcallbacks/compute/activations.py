@@ -1,0 +1,26 @@
+"""Layer activations for a batch of images, for notebooks after training."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+
+from vizcallbacks.compute.forward import ActivationExtractor
+from vizcallbacks.compute.layers import LayerSelection, ensure_built, select_layers
+from vizcallbacks.compute.probe import check_probe, check_probe_fits_model
+
+__all__ = ["layer_activations"]
+
+
+def layer_activations(
+    model: keras.Model, images: np.ndarray, layers: LayerSelection = None
+) -> dict[str, np.ndarray]:
+    """Outputs of ``layers`` (all by default) for ``images`` ``(N, H, W, C)`` or one ``(H, W, C)``.
+
+    Returns ``{layer name: float32 (N, ...)}`` in forward order; nested models' layers are named
+    ``outer/inner``. One forward pass, in inference mode.
+    """
+    probe = check_probe(images)
+    ensure_built(model, probe.shape)
+    check_probe_fits_model(probe, model)
+    return ActivationExtractor(model, select_layers(model, layers))(probe)

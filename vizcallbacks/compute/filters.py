@@ -1,0 +1,80 @@
+"""Convolution kernels as filters: one ``(filters, kh, kw, in_channels)`` array per layer."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+
+from vizcallbacks.compute.layers import LayerRef, LayerSelection, select_layers
+
+__all__ = [
+    "conv_layers",
+    "filter_weights",
+    "layer_filters",
+    "normalize_to_unit",
+    "normalized_filters",
+]
+
+# Depthwise layers subclass Conv in Keras 3, Conv2DTranspose too; all keep `kernel`.
+_CONV_TYPES = (
+    keras.layers.Conv2D,
+    keras.layers.DepthwiseConv2D,
+    keras.layers.SeparableConv2D,
+    keras.layers.Conv2DTranspose,
+)
+
+
+def conv_layers(model: keras.Model, layers: LayerSelection = None) -> list[LayerRef]:
+    """The 2-D convolution layers among ``layers`` (all of the model's by default)."""
+    return [ref for ref in select_layers(model, layers) if isinstance(ref.layer, _CONV_TYPES)]
+
+
+def filter_weights(layer: keras.layers.Layer) -> np.ndarray:
+    """The layer's kernel as float32 ``(filters, kh, kw, in_channels)``.
+
+    Conv2D kernels are ``(kh, kw, in, out)``; Conv2DTranspose ``(kh, kw, out, in)``;
+    depthwise kernels ``(kh, kw, in, multiplier)`` give one filter per (input, multiplier) pair;
+    SeparableConv2D shows its depthwise kernel, the spatial part.
+    """
+    if isinstance(layer, keras.layers.SeparableConv2D):
+        kernel = np.asarray(layer.depthwise_kernel, dtype=np.float32)
+    elif isinstance(layer, keras.layers.DepthwiseConv2D):
+        kernel = np.asarray(layer.kernel, dtype=np.float32)
+    else:
+        kernel = np.asarray(layer.kernel, dtype=np.float32)
+        if isinstance(layer, keras.layers.Conv2DTranspose):
+            return np.transpose(kernel, (2, 0, 1, 3))
+        return np.transpose(kernel, (3, 0, 1, 2))
+    kh, kw, cin, mult = kernel.shape
+    # One single-channel filter per (input channel, multiplier).
+    return np.transpose(kernel, (2, 3, 0, 1)).reshape(cin * mult, kh, kw, 1)
+
+
+def normalize_to_unit(values: np.ndarray) -> np.ndarray:
+    """Min-max scale ``values`` to [0, 1] as float32 over finite entries; constant → zeros.
+
+    Non-finite entries stay NaN/Inf so that renderers can mark them.
+    """
+    values = np.asarray(values, dtype=np.float32)
+    finite = np.isfinite(values)
+    if not finite.any():
+        return values.copy()
+    lo, hi = float(values[finite].min()), float(values[finite].max())
+    if hi <= lo:
+        return np.where(finite, 0.0, values).astype(np.float32)
+    with np.errstate(invalid="ignore", over="ignore"):
+        return ((values - lo) / (hi - lo)).astype(np.float32)
+
+
+def normalized_filters(model: keras.Model, layers: LayerSelection = None) -> dict[str, np.ndarray]:
+    """Kernels of the model's conv layers scaled to [0, 1] over each layer.
+
+    Returns ``{layer name: float32 (filters, kh, kw, in_channels)}``; comparing filters within a
+    layer stays meaningful because the scale is shared across the layer.
+    """
+    return layer_filters(conv_layers(model, layers))
+
+
+def layer_filters(refs: list[LayerRef]) -> dict[str, np.ndarray]:
+    """``{layer name: kernels in [0, 1]}`` for already-resolved conv layer refs."""
+    return {ref.name: normalize_to_unit(filter_weights(ref.layer)) for ref in refs}

@@ -1,0 +1,73 @@
+"""Checks on the probe image(s): shape, dtype and values, before the first training step."""
+
+from __future__ import annotations
+
+import logging
+
+import keras
+import numpy as np
+
+__all__ = ["check_probe", "check_probe_fits_model"]
+
+log = logging.getLogger("vizcallbacks")
+
+
+def check_probe(probe: object) -> np.ndarray:
+    """Return ``probe`` as float32 ``(N, H, W, C)``; one image ``(H, W, C)`` gets a batch axis.
+
+    Raises ``TypeError`` for non-numeric data and ``ValueError`` for a wrong rank, an empty
+    batch, or NaN/Inf values, each naming what was received.
+    """
+    array = np.asarray(probe)
+    if array.dtype == object or not (
+        np.issubdtype(array.dtype, np.number) or array.dtype == np.bool_
+    ):
+        raise TypeError(
+            "probe must be a numeric array of images (H, W, C) or (N, H, W, C). "
+            f"Received dtype {array.dtype}"
+        )
+    if array.ndim == 3:
+        array = array[None]
+    if array.ndim != 4:
+        raise ValueError(
+            "probe must be one image (H, W, C) or a batch (N, H, W, C), preprocessed like the "
+            f"training data. Received shape {array.shape}; for a grayscale (H, W) image use "
+            "probe[..., None]."
+        )
+    if array.shape[0] == 0 or 0 in array.shape[1:]:
+        raise ValueError(f"probe is empty. Received shape {array.shape}")
+    array = array.astype(np.float32)
+    if not np.isfinite(array).all():
+        bad = int(np.count_nonzero(~np.isfinite(array)))
+        raise ValueError(
+            f"probe holds {bad} NaN or Inf values; pass a probe preprocessed like the training "
+            "data, with finite values only."
+        )
+    return array
+
+
+def check_probe_fits_model(probe: np.ndarray, model: keras.Model) -> None:
+    """Raise ``ValueError`` naming the expected shape when ``probe`` cannot feed ``model``."""
+    try:
+        expected = tuple(model.inputs[0].shape[1:])
+    except (AttributeError, ValueError, TypeError, IndexError):
+        return  # a built subclassed model has no symbolic input to compare with
+    received = probe.shape[1:]
+    if len(expected) != len(received) or any(
+        e is not None and e != r for e, r in zip(expected, received, strict=False)
+    ):
+        raise ValueError(
+            f"probe images have shape {received} but the model expects inputs of shape "
+            f"{expected} (batch axis left out). Pass one image (H, W, C) or a batch "
+            "(N, H, W, C) preprocessed like the training data."
+        )
+    if float(probe.max()) > 2.0 and not any(
+        isinstance(layer, (keras.layers.Rescaling, keras.layers.Normalization))
+        for layer in model.layers
+    ):
+        log.warning(
+            "vizcallbacks: the probe's values reach %.4g but the model has no Rescaling or "
+            "Normalization layer; if the training data is scaled to [0, 1], scale the probe "
+            "the same way (for example probe / 255).",
+            float(probe.max()),
+        )

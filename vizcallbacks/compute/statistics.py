@@ -1,0 +1,38 @@
+"""Activation statistics: plain numbers from a layer's output, logged as scalars and histograms."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["ActivationStatistics", "activation_statistics"]
+
+
+@dataclass(frozen=True)
+class ActivationStatistics:
+    """Summary of one layer's output over all probes.
+
+    ``zero_fraction`` is the share of exact zeros (the dead-ReLU share); ``channel_means`` holds
+    one mean per channel (last axis), shape ``(C,)``.
+    """
+
+    mean: float
+    std: float
+    zero_fraction: float
+    channel_means: np.ndarray
+
+
+def activation_statistics(activations: np.ndarray) -> ActivationStatistics:
+    """Statistics of ``activations`` ``(N, ..., C)``, NaN and Inf included as they are."""
+    values = np.asarray(activations, dtype=np.float64)
+    if values.size == 0:
+        raise ValueError(f"activations is empty. Received shape {values.shape}")
+    with np.errstate(invalid="ignore", over="ignore"):
+        channel_means = values.reshape(-1, values.shape[-1]).mean(axis=0)
+        return ActivationStatistics(
+            mean=float(values.mean()),
+            std=float(values.std()),
+            zero_fraction=float(np.count_nonzero(values == 0) / values.size),
+            channel_means=channel_means.astype(np.float32),
+        )

@@ -1,0 +1,1 @@
+"""writers stage of vizcallbacks (see the package docstring)."""
