@@ -1,0 +1,136 @@
+"""Tiling, normalization and colouring: exact pixels checked by hand, then properties."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from vizcallbacks.render.colormap import BLACK, NONFINITE_COLOR, colorize
+from vizcallbacks.render.tiling import (
+    SEPARATOR_VALUE,
+    grid_shape,
+    mean_map_image,
+    normalize_maps,
+    tile_filters,
+    tile_images,
+    tile_maps,
+    tile_rgb_filters,
+    upscale_factor,
+)
+
+GRAY = "gray"  # gray's table is the identity: value v in [0, 1] → round(255 v)
+
+
+def test_normalize_each_map_on_its_own() -> None:
+    maps = np.array([[[0.0, 2.0], [4.0, 8.0]], [[-1.0, -1.0], [1.0, 1.0]]])
+    scaled, constant = normalize_maps(maps)
+    np.testing.assert_allclose(scaled[0], [[0, 0.25], [0.5, 1.0]])
+    np.testing.assert_allclose(scaled[1], [[0, 0], [1, 1]])
+    assert not constant.any()
+
+
+def test_constant_and_nonfinite_maps() -> None:
+    maps = np.array([[[3.0, 3.0], [3.0, 3.0]], [[np.nan, 1.0], [np.inf, 3.0]]])
+    scaled, constant = normalize_maps(maps)
+    assert constant.tolist() == [True, False]
+    np.testing.assert_allclose(scaled[1, 0, 1], 0.0)
+    np.testing.assert_allclose(scaled[1, 1, 1], 1.0)
+    rgb = colorize(scaled, GRAY, blank=constant[:, None, None])
+    assert (rgb[0] == BLACK).all()
+    assert (rgb[1, 0, 0] == NONFINITE_COLOR).all() and (rgb[1, 1, 0] == NONFINITE_COLOR).all()
+    assert rgb[1, 1, 1].tolist() == [255, 255, 255]
+
+
+def test_tile_images_exact_layout() -> None:
+    tiles = np.stack([np.full((2, 2, 3), v, np.uint8) for v in (10, 20, 30)])
+    grid = tile_images(tiles, pad=1)
+    # 3 tiles → 2 rows x 2 cols of 2x2 with 1-pixel separators → 5x5; the 4th cell is black.
+    assert grid.shape == (5, 5, 3)
+    expected = np.array(
+        [
+            [10, 10, SEPARATOR_VALUE, 20, 20],
+            [10, 10, SEPARATOR_VALUE, 20, 20],
+            [SEPARATOR_VALUE] * 5,
+            [30, 30, SEPARATOR_VALUE, 0, 0],
+            [30, 30, SEPARATOR_VALUE, 0, 0],
+        ]
+    )
+    np.testing.assert_array_equal(grid[..., 0], expected)
+
+
+def test_known_kernel_on_known_image() -> None:
+    """A 3x3 vertical-edge kernel over a 4x4 step image, computed on paper, then tiled in gray."""
+    image = np.array([[0, 0, 1, 1]] * 4, dtype=np.float32)
+    kernel = np.array([[-1, 0, 1]] * 3, dtype=np.float32)
+    # 'valid' cross-correlation: every 3x3 window spans columns (0,1,2) or (1,2,3).
+    feature = np.array(
+        [[(image[r : r + 3, c : c + 3] * kernel).sum() for c in range(2)] for r in range(2)]
+    )
+    np.testing.assert_allclose(feature, [[3, 3], [3, 3]])  # constant → drawn black
+    maps = np.stack([feature, np.array([[0.0, 1.0], [2.0, 3.0]])], axis=-1)
+    grid = tile_maps(maps, cmap=GRAY)
+    factor = upscale_factor(2, 2)
+    assert factor == 16
+    assert grid.shape == (32, 65, 3)
+    assert (grid[:32, :32] == 0).all()
+    assert (grid[:, 32] == SEPARATOR_VALUE).all()
+    second = grid[:, 33:, 0]
+    assert second[0, 0] == 0 and second[0, 16] == 85 and second[16, 0] == 170
+    assert second[31, 31] == 255
+
+
+def test_mean_map_and_channel_cap() -> None:
+    maps = np.arange(4 * 4 * 100, dtype=np.float32).reshape(4, 4, 100)
+    grid = tile_maps(maps, max_channels=10, cmap=GRAY)
+    rows, cols = grid_shape(10)
+    assert (rows, cols) == (3, 4)
+    assert grid.shape == (rows * 33 - 1, cols * 33 - 1, 3)
+    mean = mean_map_image(maps, GRAY)
+    assert mean.shape == (32, 32, 3)
+    assert mean[0, 0, 0] == 0 and mean[-1, -1, 0] == 255
+
+
+def test_filter_grid_rows_are_filters_columns_inputs() -> None:
+    filters = np.zeros((5, 3, 3, 2), np.float32)
+    filters[2, :, :, 1] = 1.0
+    grid = tile_filters(filters, cmap=GRAY)
+    tile = 3 * upscale_factor(3, 3) + 1
+    assert grid.shape == (5 * tile - 1, 2 * tile - 1, 3)
+    assert (grid[2 * tile : 3 * tile - 1, tile:, 0] == 255).all()
+    assert (grid[2 * tile : 3 * tile - 1, : tile - 1, 0] == 0).all()
+    rgb = tile_rgb_filters(np.ones((4, 3, 3, 3), np.float32) * [1.0, 0.0, 0.5])
+    assert rgb.dtype == np.uint8 and rgb[0, 0].tolist() == [255, 0, 128]
+
+
+def test_unknown_colormap_names_the_fix() -> None:
+    with pytest.raises(ValueError, match="not a matplotlib colormap.*viridis"):
+        tile_maps(np.zeros((2, 2, 1)), cmap="no-such-map")
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    channels=st.integers(1, 1024),
+    size=st.integers(1, 300),
+    fill=st.sampled_from(["random", "constant", "nan", "inf", "mixed"]),
+)
+def test_tile_maps_properties(channels: int, size: int, fill: str) -> None:
+    rng = np.random.default_rng(channels * 1000 + size)
+    shape = (size, max(1, size // 3), channels)
+    maps = {
+        "random": lambda: rng.normal(size=shape),
+        "constant": lambda: np.full(shape, 7.0),
+        "nan": lambda: np.full(shape, np.nan),
+        "inf": lambda: np.full(shape, np.inf),
+        "mixed": lambda: np.where(rng.random(shape) < 0.1, np.nan, rng.normal(size=shape)),
+    }[fill]().astype(np.float32)
+    with np.errstate(all="raise"):
+        grid = tile_maps(maps, max_channels=64)
+    n = min(channels, 64)
+    rows, cols = grid_shape(n)
+    factor = upscale_factor(shape[0], shape[1])
+    assert grid.dtype == np.uint8 and grid.ndim == 3 and grid.shape[2] == 3
+    assert grid.shape[:2] == (rows * (shape[0] * factor + 1) - 1, cols * (shape[1] * factor + 1) - 1)
+    if fill == "constant":
+        assert (grid[: shape[0] * factor, : shape[1] * factor] == 0).all()
