@@ -38,7 +38,11 @@ def nested(shape: tuple[int, ...] = (16, 16, 1)) -> keras.Model:
         name="base",
     )
     return keras.Sequential(
-        [base, layers.GlobalAveragePooling2D(name="gap"), layers.Dense(10, activation="softmax", name="probs")]
+        [
+            base,
+            layers.GlobalAveragePooling2D(name="gap"),
+            layers.Dense(10, activation="softmax", name="probs"),
+        ]
     )
 
 

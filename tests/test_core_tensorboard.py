@@ -26,13 +26,23 @@ def _fit(model: keras.Model, data, log_dir: Path, epochs: int = EPOCHS, **kwargs
     return read_events(log_dir)
 
 
-def _expected_pairs(spatial: list[str], dense: list[str], convs: list[str], rgb: list[str],
-                    steps: range, filter_steps: range) -> set[tuple[str, int]]:
+def _expected_pairs(
+    spatial: list[str],
+    dense: list[str],
+    convs: list[str],
+    rgb: list[str],
+    steps: range,
+    filter_steps: range,
+) -> set[tuple[str, int]]:
     pairs = {("probe/input", 0), ("vizcallbacks/params", 0)}
     for step in steps:
         for layer in spatial + dense:
-            for kind in ("activation_mean", "activation_std", "activation_zero_fraction",
-                         "channel_means"):
+            for kind in (
+                "activation_mean",
+                "activation_std",
+                "activation_zero_fraction",
+                "channel_means",
+            ):
                 pairs.add((f"{kind}/{layer}", step))
         for layer in spatial:
             pairs |= {(f"activations/{layer}", step), (f"mean_activation/{layer}", step)}
@@ -45,7 +55,11 @@ def _expected_pairs(spatial: list[str], dense: list[str], convs: list[str], rgb:
 CASES: dict[str, tuple[Callable[[], keras.Model], list[str], list[str], list[str], bool]] = {
     # name: (model factory, 4-D layers, other layers, conv layers, built before fit)
     "sequential_without_input": (
-        models.sequential_without_input, ["conv_a", "pool_a"], ["flat", "probs"], ["conv_a"], False
+        models.sequential_without_input,
+        ["conv_a", "pool_a"],
+        ["flat", "probs"],
+        ["conv_a"],
+        False,
     ),
     "functional_bn_activation": (
         models.functional,
@@ -54,8 +68,13 @@ CASES: dict[str, tuple[Callable[[], keras.Model], list[str], list[str], list[str
         ["conv_a", "conv_b"],
         True,
     ),
-    "nested": (models.nested, ["base/conv_a", "base/conv_b"], ["gap", "probs"],
-               ["base/conv_a", "base/conv_b"], True),
+    "nested": (
+        models.nested,
+        ["base/conv_a", "base/conv_b"],
+        ["gap", "probs"],
+        ["base/conv_a", "base/conv_b"],
+        True,
+    ),
 }
 
 
@@ -103,8 +122,13 @@ def test_every_n_epochs_and_last_epoch(digits, tmp_path: Path) -> None:
     x, y = digits
     writers = [vc.TensorBoardWriter(tmp_path)]
     model = models.compiled(models.functional())
-    model.fit(x[:32], y[:32], epochs=5, verbose=0,
-              callbacks=[vc.ActivationLogger(x[0], writers, every_n_epochs=2)])
+    model.fit(
+        x[:32],
+        y[:32],
+        epochs=5,
+        verbose=0,
+        callbacks=[vc.ActivationLogger(x[0], writers, every_n_epochs=2)],
+    )
     assert sorted(read_events(tmp_path)["activations/conv_a"]) == [0, 2, 4, 5]
 
 
@@ -127,8 +151,9 @@ def test_several_probes_get_their_own_image_tags(digits, tmp_path: Path) -> None
     x, y = digits
     writers = [vc.TensorBoardWriter(tmp_path)]
     logger = vc.ActivationLogger(x[:2], writers, layers=["conv_a"], probe_names=["zero", "one"])
-    models.compiled(models.functional()).fit(x[:32], y[:32], epochs=1, verbose=0,
-                                             callbacks=[logger])
+    models.compiled(models.functional()).fit(
+        x[:32], y[:32], epochs=1, verbose=0, callbacks=[logger]
+    )
     events = read_events(tmp_path)
     assert {"activations/conv_a/zero", "activations/conv_a/one", "probe/input/zero"} <= set(events)
     assert "activations/conv_a" not in events
@@ -138,8 +163,14 @@ def test_coexists_with_keras_tensorboard(digits, tmp_path: Path) -> None:
     x, y = digits
     writers = [vc.TensorBoardWriter(tmp_path)]
     model = models.compiled(models.functional())
-    model.fit(x[:32], y[:32], epochs=2, verbose=0, validation_data=(x[32:48], y[32:48]),
-              callbacks=[keras.callbacks.TensorBoard(tmp_path), vc.ActivationLogger(x[0], writers)])
+    model.fit(
+        x[:32],
+        y[:32],
+        epochs=2,
+        verbose=0,
+        validation_data=(x[32:48], y[32:48]),
+        callbacks=[keras.callbacks.TensorBoard(tmp_path), vc.ActivationLogger(x[0], writers)],
+    )
     assert sorted(read_events(tmp_path)["activations/conv_a"]) == [0, 1, 2]
     assert "epoch_loss" in read_events(tmp_path / "train")
 

@@ -105,7 +105,7 @@ def test_filter_grid_rows_are_filters_columns_inputs() -> None:
 
 
 def test_unknown_colormap_names_the_fix() -> None:
-    with pytest.raises(ValueError, match="not a matplotlib colormap.*viridis"):
+    with pytest.raises(ValueError, match=r"not a matplotlib colormap.*viridis"):
         tile_maps(np.zeros((2, 2, 1)), cmap="no-such-map")
 
 
@@ -131,6 +131,9 @@ def test_tile_maps_properties(channels: int, size: int, fill: str) -> None:
     rows, cols = grid_shape(n)
     factor = upscale_factor(shape[0], shape[1])
     assert grid.dtype == np.uint8 and grid.ndim == 3 and grid.shape[2] == 3
-    assert grid.shape[:2] == (rows * (shape[0] * factor + 1) - 1, cols * (shape[1] * factor + 1) - 1)
+    assert grid.shape[:2] == (
+        rows * (shape[0] * factor + 1) - 1,
+        cols * (shape[1] * factor + 1) - 1,
+    )
     if fill == "constant":
         assert (grid[: shape[0] * factor, : shape[1] * factor] == 0).all()

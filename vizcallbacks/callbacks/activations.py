@@ -67,6 +67,14 @@ class ActivationLogger(VisualizationCallback):
         check_probe_fits_model(self.probe, self.model)
         refs = select_layers(self.model, self.layers)
         self._extractor = ActivationExtractor(self.model, refs)
+        trial = self._extractor(self.probe)  # fails here, before training, rather than later
+        if not any(values.ndim == 4 for values in trial.values()):
+            found = sorted({type(ref.layer).__name__ for ref in refs})
+            raise ValueError(
+                "ActivationLogger found no layer with a 4-D (N, H, W, C) output to draw among "
+                f"the layers asked for; found: {', '.join(found)}. Pass layers= naming conv, "
+                "pooling or activation layers, or leave it out."
+            )
         self.write("write_params", self.run_params())
         for name, image in zip(self.probe_names, _probe_images(self.probe), strict=True):
             self.write("write_image", tag("probe", "input", name), image, 0)
@@ -91,6 +99,7 @@ class ActivationLogger(VisualizationCallback):
 
     def publish(self, payload: dict[str, np.ndarray], step: int) -> None:
         for layer, values in payload.items():
+            self.warn_nonfinite(f"activations of {layer}", values)
             stats = activation_statistics(values)
             self.write(
                 "write_scalars",

@@ -7,6 +7,7 @@ import os
 from typing import Any
 
 import keras
+import numpy as np
 
 from vizcallbacks.callbacks.background import BackgroundQueue, warn_once
 from vizcallbacks.writers.base import Writer, check_writers
@@ -57,7 +58,7 @@ class VisualizationCallback(keras.callbacks.Callback):
         self._step_offset = 0
         self._initial: Any = None  # the snapshot taken at train begin, waiting for its step
         self._active = False
-        self._ready = False
+        self._set_up_for: keras.Model | None = None  # setup runs once per model, not per fit
 
     # Subclass hooks -------------------------------------------------------------------------
     def setup(self) -> None:
@@ -76,13 +77,13 @@ class VisualizationCallback(keras.callbacks.Callback):
         self._active = is_chief()
         if not self._active:
             return
-        if not self._ready:
+        if self._set_up_for is not self.model:
             for writer in self.writers:
                 check = getattr(writer, "check", None)
                 if check is not None:
                     check()
             self.setup()
-            self._ready = True
+            self._set_up_for = self.model
         self._initial = self._safe_compute()
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
@@ -114,7 +115,11 @@ class VisualizationCallback(keras.callbacks.Callback):
         self.finish()
 
     def finish(self) -> None:
-        """Wait for queued views, then flush and close every writer (safe to call twice)."""
+        """Wait for queued views, then flush and close every writer (safe to call twice).
+
+        ``fit`` calls this at train end; after an interrupted ``fit`` (``KeyboardInterrupt``, an
+        exception in another callback) call it yourself to be sure the last step is on disk.
+        """
         self._queue.drain()
         for writer in self.writers:
             self._call_writer(writer, "close")
@@ -124,9 +129,26 @@ class VisualizationCallback(keras.callbacks.Callback):
         try:
             return self.compute()
         except Exception as err:  # a view must never kill training
-            warn_once(self, "compute", "vizcallbacks: %s skipped a step (%s: %s)",
-                      type(self).__name__, type(err).__name__, err)
+            warn_once(
+                self,
+                "compute",
+                "vizcallbacks: %s skipped a step (%s: %s)",
+                type(self).__name__,
+                type(err).__name__,
+                err,
+            )
             return None
+
+    def warn_nonfinite(self, what: str, values: Any) -> None:
+        """Warn once per ``what`` (a layer) when ``values`` hold NaN or Inf: a diverging run."""
+        if not np.isfinite(values).all():
+            warn_once(
+                self,
+                f"nonfinite {what}",
+                "vizcallbacks: %s holds NaN or Inf (training may be diverging); drawn in "
+                "magenta, statistics logged as they are. Warned once.",
+                what,
+            )
 
     def _submit(self, payload: Any, step: int) -> None:
         self._last_step = max(self._last_step, step)
@@ -146,5 +168,12 @@ class VisualizationCallback(keras.callbacks.Callback):
         try:
             getattr(writer, method)(*args)
         except Exception as err:
-            warn_once(writer, method, "vizcallbacks: %s.%s failed (%s: %s); other writers go on",
-                      type(writer).__name__, method, type(err).__name__, err)
+            warn_once(
+                writer,
+                method,
+                "vizcallbacks: %s.%s failed (%s: %s); other writers go on",
+                type(writer).__name__,
+                method,
+                type(err).__name__,
+                err,
+            )

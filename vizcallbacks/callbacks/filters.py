@@ -57,6 +57,7 @@ class FilterLogger(VisualizationCallback):
 
     def publish(self, payload: dict[str, np.ndarray], step: int) -> None:
         for layer, filters in payload.items():
+            self.warn_nonfinite(f"kernel of {layer}", filters)
             grid = tile_filters(filters, self.max_filters, self.max_inputs, self.cmap)
             self.write("write_image", tag("filters", layer), grid, step)
             if filters.shape[-1] == 3:

@@ -44,7 +44,7 @@ def record_forward(
     record: dict[int, Any],
     logits: bool = False,
 ) -> Any:
-    """Run ``model`` on ``inputs`` in inference mode; store outputs of layers whose ``id`` is wanted.
+    """Run ``model`` on ``inputs`` in inference mode, storing outputs of the wanted layers by id.
 
     With ``logits=True`` the model's final softmax/sigmoid is skipped (Grad-CAM needs the score
     before squashing). Returns the model's output.
@@ -72,9 +72,7 @@ def record_forward(
     if isinstance(model, keras.Model):
         if not is_traceable(model):
             raise ValueError(_subclassed_message(model))
-        return model._run_through_graph(
-            inputs, operation_fn=lambda op: functools.partial(call, op)
-        )
+        return model._run_through_graph(inputs, operation_fn=lambda op: functools.partial(call, op))
     return call(model, inputs)
 
 
@@ -127,4 +125,3 @@ class ActivationExtractor:
             for name, value in outputs.items()
             if isinstance(value, tf.Tensor)
         }
-

@@ -99,12 +99,12 @@ def select_layers(model: keras.Model, layers: LayerSelection) -> list[LayerRef]:
         else:
             matches = [r for r in refs if item in ("/".join(r.path), r.path[-1], r.path[0])]
         if not matches:
-            known = ["/".join(r.path) for r in refs] + [r.path[-1] for r in refs]
-            close = difflib.get_close_matches(str(item), known, n=3, cutoff=0.4)
+            known = list(dict.fromkeys(["/".join(r.path) for r in refs] + [r.path[-1] for r in refs]))
+            close = difflib.get_close_matches(str(item), known, n=3, cutoff=0.6)
             hint = f" Closest names: {', '.join(close)}." if close else ""
             raise ValueError(
-                f"layers names {item!r}, but the model has no such layer.{hint} "
-                f"Layers: {', '.join('/'.join(r.path) for r in refs)}"
+                f"layers={list(layers)!r}: the model has no layer named {item!r}."
+                f"{hint} Layers: {', '.join('/'.join(r.path) for r in refs)}"
             )
         chosen.extend(r for r in matches if r not in chosen)
     return chosen
