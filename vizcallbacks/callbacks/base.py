@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import os
+import time
+from collections import defaultdict
 from typing import Any
 
 import keras
@@ -59,6 +61,9 @@ class VisualizationCallback(keras.callbacks.Callback):
         self._initial: Any = None  # the snapshot taken at train begin, waiting for its step
         self._active = False
         self._set_up_for: keras.Model | None = None  # setup runs once per model, not per fit
+        # Seconds per logged step: "blocking" (on_epoch_end on the training thread), "compute"
+        # (its forward pass / weight copy) and "publish" (render + write, background thread).
+        self.timings: dict[str, list[float]] = defaultdict(list)
 
     # Subclass hooks -------------------------------------------------------------------------
     def setup(self) -> None:
@@ -99,12 +104,14 @@ class VisualizationCallback(keras.callbacks.Callback):
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         if not self._active:
             return
+        started = time.perf_counter()
         step = epoch + 1 + self._step_offset
         last_epoch = epoch + 1 == (self.params or {}).get("epochs")
         if step % self.every_n_epochs == 0 or last_epoch:
             payload = self._safe_compute()
             if payload is not None:
                 self._submit(payload, step)
+                self.timings["blocking"].append(time.perf_counter() - started)
 
     def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
         if not self._active:
@@ -126,8 +133,11 @@ class VisualizationCallback(keras.callbacks.Callback):
 
     # Helpers --------------------------------------------------------------------------------
     def _safe_compute(self) -> Any:
+        started = time.perf_counter()
         try:
-            return self.compute()
+            payload = self.compute()
+            self.timings["compute"].append(time.perf_counter() - started)
+            return payload
         except Exception as err:  # a view must never kill training
             warn_once(
                 self,
@@ -155,9 +165,11 @@ class VisualizationCallback(keras.callbacks.Callback):
         self._queue.submit(f"{type(self).__name__} step", self._publish_and_flush, payload, step)
 
     def _publish_and_flush(self, payload: Any, step: int) -> None:
+        started = time.perf_counter()
         self.publish(payload, step)
         for writer in self.writers:
             self._call_writer(writer, "flush")
+        self.timings["publish"].append(time.perf_counter() - started)
 
     def write(self, method: str, *args: Any) -> None:
         """Call ``method`` on every writer; a failing writer is reported once, the rest go on."""
