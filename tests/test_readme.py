@@ -1,0 +1,39 @@
+"""The README tells the truth: its example runs, and CI runs its test command."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from tests.events import read_events
+
+ROOT = Path(__file__).resolve().parents[1]
+README = (ROOT / "README.md").read_text()
+
+
+def _bash_blocks(section: str) -> list[str]:
+    text = README.split(f"## {section}", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"```bash\n(.*?)\n```", text, re.S)
+
+
+def test_two_setup_commands_and_ci_runs_the_test_one() -> None:
+    demo, tests = _bash_blocks("Set up on a fresh machine")
+    assert "experiments.fashion_cnn" in demo and "pytest" in tests
+    assert tests in (ROOT / ".ci" / "run").read_text()
+
+
+@pytest.mark.slow
+def test_readme_example_runs(tmp_path: Path, monkeypatch, capsys) -> None:
+    code = re.search(r"<!-- readme-example -->\n```python\n(.*?)\n```", README, re.S)
+    assert code is not None
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    exec(compile(code.group(1), "README.md", "exec"), namespace)
+    first_conv = namespace["first_conv"]
+    # 64 maps of 26x26, enlarged twice, in an 8x8 grid with 1-pixel separators.
+    assert f"{first_conv} (423, 423, 3) uint8" in capsys.readouterr().out
+    events = read_events(tmp_path / "logs" / "readme")
+    assert sorted(events[f"activations/{first_conv}"]) == [0, 1, 2]
+    assert sorted(events[f"filters/{first_conv}"]) == [0, 1, 2]
