@@ -19,7 +19,9 @@ import tensorflow as tf
 def main(kind: str, log_dir: str) -> None:
     if kind == "mirrored":
         cpu = tf.config.list_physical_devices("CPU")[0]
-        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+        tf.config.set_logical_device_configuration(
+            cpu, [tf.config.LogicalDeviceConfiguration()] * 2
+        )
         strategy: tf.distribute.Strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
     else:
         strategy = tf.distribute.MultiWorkerMirroredStrategy()
@@ -41,8 +43,10 @@ def main(kind: str, log_dir: str) -> None:
     writers: list = [vc.TensorBoardWriter(log_dir)]
     if os.environ.get("MLFLOW_TRACKING_URI"):
         writers.append(vc.MLflowWriter(experiment_name="multiworker"))
-    callbacks = [vc.ActivationLogger(x[0], writers, layers=["conv_a", "conv_b"]),
-                 vc.FilterLogger(writers)]
+    callbacks = [
+        vc.ActivationLogger(x[0], writers, layers=["conv_a", "conv_b"]),
+        vc.FilterLogger(writers),
+    ]
     if kind == "mirrored":
         model.fit(x, y, epochs=2, batch_size=16, verbose=0, callbacks=callbacks)
     else:
@@ -52,10 +56,14 @@ def main(kind: str, log_dir: str) -> None:
     single = models.functional()
     single.set_weights(model.get_weights())
     acts = vc.layer_activations(single, x[:1], ["conv_a", "conv_b"])
-    print(json.dumps({
-        "replicas": strategy.num_replicas_in_sync,
-        "single_device_means": {k: float(np.mean(v)) for k, v in acts.items()},
-    }))
+    print(
+        json.dumps(
+            {
+                "replicas": strategy.num_replicas_in_sync,
+                "single_device_means": {k: float(np.mean(v)) for k, v in acts.items()},
+            }
+        )
+    )
 
 
 def train_multiworker(strategy, model, x, y, callbacks) -> None:
@@ -77,7 +85,7 @@ def train_multiworker(strategy, model, x, y, callbacks) -> None:
             with tf.GradientTape() as tape:
                 loss = loss_fn(labels, model(images, training=True)) / 16.0
             grads = tape.gradient(loss, model.trainable_variables)
-            model.optimizer.apply_gradients(zip(grads, model.trainable_variables))
+            model.optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
             return loss
 
         return strategy.reduce("SUM", strategy.run(step, args=batch), axis=None)

@@ -30,10 +30,16 @@ CONSTRUCTOR_ERRORS = [
     (lambda w: vc.ActivationLogger(np.array([["a"]]), w), TypeError, "numeric.*<U1"),
     (lambda w: vc.ActivationLogger(np.full((16, 16, 1), np.nan), w), ValueError, "NaN or Inf"),
     (lambda w: vc.ActivationLogger(np.zeros((0, 16, 16, 1)), w), ValueError, "empty"),
-    (lambda w: vc.ActivationLogger(np.zeros((16, 16, 1)), w, every_n_epochs=0), ValueError,
-     "every_n_epochs must be ≥ 1. Received: every_n_epochs=0"),
-    (lambda w: vc.ActivationLogger(np.zeros((16, 16, 1)), w, max_channels=0), ValueError,
-     "max_channels must be ≥ 1"),
+    (
+        lambda w: vc.ActivationLogger(np.zeros((16, 16, 1)), w, every_n_epochs=0),
+        ValueError,
+        "every_n_epochs must be ≥ 1. Received: every_n_epochs=0",
+    ),
+    (
+        lambda w: vc.ActivationLogger(np.zeros((16, 16, 1)), w, max_channels=0),
+        ValueError,
+        "max_channels must be ≥ 1",
+    ),
     (lambda w: vc.FilterLogger(w, cmap="nope"), ValueError, "'nope' is not a matplotlib colormap"),
     (lambda w: vc.FilterLogger([]), ValueError, "writers is empty"),
     (lambda w: vc.FilterLogger(["logs"]), TypeError, r"writers\[0\] is not a writer.*'logs'"),
@@ -48,29 +54,56 @@ def test_constructor_rejects(make, error, message, tmp_path: Path) -> None:
 
 
 FIT_ERRORS = [
-    ("probe size", models.functional, lambda w: vc.ActivationLogger(np.zeros((20, 20, 1)), w),
-     r"shape \(20, 20, 1\) but the model expects inputs of shape \(16, 16, 1\)"),
-    ("probe channels", models.functional, lambda w: vc.ActivationLogger(np.zeros((16, 16, 3)), w),
-     r"expects inputs of shape \(16, 16, 1\)"),
-    ("unknown layer", models.functional,
-     lambda w: vc.ActivationLogger(np.zeros((16, 16, 1)), w, layers=["conv_c"]),
-      "no layer named 'conv_c'. Closest names: conv_b, conv_a"),
-    ("index", models.functional, lambda w: vc.FilterLogger(w, layers=[42]),
-     r"index 42 is out of range: the model has 8 layers"),
-    ("nothing to draw", lambda: keras.Sequential([keras.Input((16, 16, 1)), layers.Flatten(),
-                                                  layers.Dense(10, activation="softmax")]),
-     lambda w: vc.ActivationLogger(np.zeros((16, 16, 1)), w),
-     "no layer with a 4-D .* found: Dense, Flatten"),
-    ("no conv", models.functional, lambda w: vc.FilterLogger(w, layers=["gap", "probs"]),
-     "no Conv2D.*found: Dense, GlobalAveragePooling2D"),
-    ("unbuildable", lambda: keras.Sequential([layers.Flatten(), layers.Conv2D(4, 3)]),
-     lambda w: vc.ActivationLogger(np.zeros((16, 16, 1)), w),
-     r"not built and could not be built for inputs of shape \(None, 16, 16, 1\)"),
+    (
+        "probe size",
+        models.functional,
+        lambda w: vc.ActivationLogger(np.zeros((20, 20, 1)), w),
+        r"shape \(20, 20, 1\) but the model expects inputs of shape \(16, 16, 1\)",
+    ),
+    (
+        "probe channels",
+        models.functional,
+        lambda w: vc.ActivationLogger(np.zeros((16, 16, 3)), w),
+        r"expects inputs of shape \(16, 16, 1\)",
+    ),
+    (
+        "unknown layer",
+        models.functional,
+        lambda w: vc.ActivationLogger(np.zeros((16, 16, 1)), w, layers=["conv_c"]),
+        "no layer named 'conv_c'. Closest names: conv_b, conv_a",
+    ),
+    (
+        "index",
+        models.functional,
+        lambda w: vc.FilterLogger(w, layers=[42]),
+        r"index 42 is out of range: the model has 8 layers",
+    ),
+    (
+        "nothing to draw",
+        lambda: keras.Sequential(
+            [keras.Input((16, 16, 1)), layers.Flatten(), layers.Dense(10, activation="softmax")]
+        ),
+        lambda w: vc.ActivationLogger(np.zeros((16, 16, 1)), w),
+        "no layer with a 4-D .* found: Dense, Flatten",
+    ),
+    (
+        "no conv",
+        models.functional,
+        lambda w: vc.FilterLogger(w, layers=["gap", "probs"]),
+        "no Conv2D.*found: Dense, GlobalAveragePooling2D",
+    ),
+    (
+        "unbuildable",
+        lambda: keras.Sequential([layers.Flatten(), layers.Conv2D(4, 3)]),
+        lambda w: vc.ActivationLogger(np.zeros((16, 16, 1)), w),
+        r"not built and could not be built for inputs of shape \(None, 16, 16, 1\)",
+    ),
 ]
 
 
-@pytest.mark.parametrize(("case", "factory", "make", "message"), FIT_ERRORS,
-                         ids=[c[0] for c in FIT_ERRORS])
+@pytest.mark.parametrize(
+    ("case", "factory", "make", "message"), FIT_ERRORS, ids=[c[0] for c in FIT_ERRORS]
+)
 def test_fit_fails_before_first_step(case, factory, make, message, digits, tmp_path) -> None:
     model = factory()
     with pytest.raises(ValueError, match=message):
@@ -90,7 +123,11 @@ def test_unwritable_log_dir(digits, tmp_path: Path) -> None:
 def test_probe_far_outside_training_range_warns(digits, tmp_path, caplog) -> None:
     probe = digits[0][0] * 255
     with caplog.at_level(logging.WARNING, "vizcallbacks"):
-        _fit(models.functional(), digits, [vc.ActivationLogger(probe, [vc.TensorBoardWriter(tmp_path)])])
+        _fit(
+            models.functional(),
+            digits,
+            [vc.ActivationLogger(probe, [vc.TensorBoardWriter(tmp_path)])],
+        )
     assert "probe's values reach 239.1" in caplog.text and "probe / 255" in caplog.text
 
 
@@ -107,14 +144,18 @@ class Subclassed(keras.Model):
 
 def test_subclassed_model_explains_and_filters_still_work(digits, tmp_path) -> None:
     with pytest.raises(ValueError, match="subclassed model.*FilterLogger works on any model"):
-        _fit(Subclassed(), digits,
-             [vc.ActivationLogger(digits[0][0], [vc.TensorBoardWriter(tmp_path / "a")])])
+        _fit(
+            Subclassed(),
+            digits,
+            [vc.ActivationLogger(digits[0][0], [vc.TensorBoardWriter(tmp_path / "a")])],
+        )
     _fit(Subclassed(), digits, [vc.FilterLogger([vc.TensorBoardWriter(tmp_path / "f")])])
     # The model has weights only after its first step: steps 1.. are logged, not 0.
     assert sorted(read_events(tmp_path / "f")["filters/conv"]) == [1]
 
 
 # --- During training: warn, skip, keep training --------------------------------------------
+
 
 class PoisonKernel(keras.callbacks.Callback):
     """Puts NaN and Inf into conv_a's kernel after the first epoch, as a diverging run would."""
@@ -129,7 +170,10 @@ class PoisonKernel(keras.callbacks.Callback):
 
 def test_diverging_run_is_drawn_and_warned_once(digits, tmp_path, caplog) -> None:
     writers = [vc.TensorBoardWriter(tmp_path)]
-    loggers = [vc.ActivationLogger(digits[0][0], writers, layers=["conv_a"]), vc.FilterLogger(writers)]
+    loggers = [
+        vc.ActivationLogger(digits[0][0], writers, layers=["conv_a"]),
+        vc.FilterLogger(writers),
+    ]
     with caplog.at_level(logging.WARNING, "vizcallbacks"):
         model = _fit(models.functional(), digits, [PoisonKernel(), *loggers], epochs=4)
     assert len(model.history.history["loss"]) == 4
@@ -164,8 +208,12 @@ def test_failing_writer_is_reported_once_and_others_go_on(digits, tmp_path, capl
     broken = BrokenWriter()
     writers = [broken, vc.TensorBoardWriter(tmp_path)]
     with caplog.at_level(logging.WARNING, "vizcallbacks"):
-        model = _fit(models.functional(), digits,
-                     [vc.ActivationLogger(digits[0][0], writers, layers=["conv_a"])], epochs=3)
+        model = _fit(
+            models.functional(),
+            digits,
+            [vc.ActivationLogger(digits[0][0], writers, layers=["conv_a"])],
+            epochs=3,
+        )
     assert len(model.history.history["loss"]) == 3
     assert broken.calls > 3
     assert caplog.text.count("BrokenWriter.write_image failed (OSError: No space left") == 1
@@ -202,8 +250,12 @@ def test_unsafe_layer_names_give_safe_distinct_tags(digits, tmp_path) -> None:
     model = keras.Model(inputs, outputs)
     _fit(model, digits, [vc.ActivationLogger(digits[0][0], [vc.TensorBoardWriter(tmp_path)])])
     grids = {tag for tag in read_events(tmp_path) if tag.startswith("activations/")}
-    assert grids == {"activations/my_conv", "activations/my_conv_2", "activations/_",
-                     "activations/up_._._evil"}
+    assert grids == {
+        "activations/my_conv",
+        "activations/my_conv_2",
+        "activations/_",
+        "activations/up_._._evil",
+    }
     assert [p.name for p in tmp_path.iterdir() if p.is_dir()] == []
 
 

@@ -7,7 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from vizcallbacks.callbacks.base import VisualizationCallback, check_positive_int
+from vizcallbacks.arrays import check_positive_int
+from vizcallbacks.callbacks.base import VisualizationCallback
 from vizcallbacks.compute.forward import ActivationExtractor
 from vizcallbacks.compute.layers import LayerSelection, ensure_built, select_layers
 from vizcallbacks.compute.probe import check_probe, check_probe_fits_model

@@ -11,21 +11,13 @@ from typing import Any
 import keras
 import numpy as np
 
+from vizcallbacks.arrays import check_positive_int
 from vizcallbacks.callbacks.background import BackgroundQueue, warn_once
 from vizcallbacks.writers.base import Writer, check_writers
 
-__all__ = ["VisualizationCallback", "check_positive_int", "is_chief"]
+__all__ = ["VisualizationCallback", "is_chief"]
 
 log = logging.getLogger("vizcallbacks")
-
-
-def check_positive_int(name: str, value: object) -> int:
-    """Return ``value`` if it is an int ≥ 1, else raise naming the argument."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an integer ≥ 1. Received: {name}={value!r}")
-    if value < 1:
-        raise ValueError(f"{name} must be ≥ 1. Received: {name}={value}")
-    return value
 
 
 def is_chief() -> bool:

@@ -6,7 +6,8 @@ from typing import Any
 
 import numpy as np
 
-from vizcallbacks.callbacks.base import VisualizationCallback, check_positive_int
+from vizcallbacks.arrays import check_positive_int
+from vizcallbacks.callbacks.base import VisualizationCallback
 from vizcallbacks.compute.filters import conv_layers, layer_filters
 from vizcallbacks.compute.layers import LayerRef, LayerSelection, select_layers
 from vizcallbacks.render.colormap import check_cmap

@@ -99,7 +99,9 @@ def select_layers(model: keras.Model, layers: LayerSelection) -> list[LayerRef]:
         else:
             matches = [r for r in refs if item in ("/".join(r.path), r.path[-1], r.path[0])]
         if not matches:
-            known = list(dict.fromkeys(["/".join(r.path) for r in refs] + [r.path[-1] for r in refs]))
+            known = list(
+                dict.fromkeys(["/".join(r.path) for r in refs] + [r.path[-1] for r in refs])
+            )
             close = difflib.get_close_matches(str(item), known, n=3, cutoff=0.6)
             hint = f" Closest names: {', '.join(close)}." if close else ""
             raise ValueError(

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from vizcallbacks.arrays import as_float_array
+
 __all__ = ["ActivationStatistics", "activation_statistics"]
 
 
@@ -25,9 +27,9 @@ class ActivationStatistics:
 
 def activation_statistics(activations: np.ndarray) -> ActivationStatistics:
     """Statistics of ``activations`` ``(N, ..., C)``, NaN and Inf included as they are."""
-    values = np.asarray(activations, dtype=np.float64)
-    if values.size == 0:
-        raise ValueError(f"activations is empty. Received shape {values.shape}")
+    values = as_float_array(activations, "activations").astype(np.float64)
+    if values.ndim < 2:
+        raise ValueError(f"activations must be (N, ..., C). Received shape {values.shape}")
     with np.errstate(invalid="ignore", over="ignore"):
         channel_means = values.reshape(-1, values.shape[-1]).mean(axis=0)
         return ActivationStatistics(

@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 
+from vizcallbacks.arrays import as_float_array, check_positive_int
 from vizcallbacks.render.colormap import colorize
 
 __all__ = [
@@ -78,9 +79,8 @@ def tile_maps(maps: np.ndarray, max_channels: int = 64, cmap: str = "viridis") -
     The first ``max_channels`` channels are drawn, each normalized on its own and coloured with
     ``cmap``; constant maps are black, NaN/Inf pixels magenta, small maps enlarged.
     """
-    maps = np.asarray(maps)
-    if maps.ndim != 3:
-        raise ValueError(f"maps must be (H, W, C). Received shape {maps.shape}")
+    maps = as_float_array(maps, "maps", 3, "(H, W, C)")
+    check_positive_int("max_channels", max_channels)
     channels = np.moveaxis(maps[..., :max_channels], -1, 0)
     scaled, constant = normalize_maps(channels)
     tiles = colorize(scaled, cmap, blank=constant[:, None, None])
@@ -89,7 +89,7 @@ def tile_maps(maps: np.ndarray, max_channels: int = 64, cmap: str = "viridis") -
 
 def mean_map_image(maps: np.ndarray, cmap: str = "viridis") -> np.ndarray:
     """The average over channels of ``maps`` ``(H, W, C)``, normalized and coloured, uint8."""
-    mean = np.asarray(maps, dtype=np.float32).mean(axis=-1)
+    mean = as_float_array(maps, "maps", 3, "(H, W, C)").mean(axis=-1)
     scaled, constant = normalize_maps(mean[None])
     image = colorize(scaled, cmap, blank=constant[:, None, None])
     return _upscale(image, upscale_factor(*mean.shape))[0]
@@ -102,7 +102,10 @@ def tile_filters(
 
     Columns are input channels; the values are not re-normalized, so the layer-wide scale holds.
     """
-    filters = np.asarray(filters, dtype=np.float32)[:max_filters, ..., :max_inputs]
+    filters = as_float_array(filters, "filters", 4, "(F, kh, kw, C_in)")
+    check_positive_int("max_filters", max_filters)
+    check_positive_int("max_inputs", max_inputs)
+    filters = filters[:max_filters, ..., :max_inputs]
     f, kh, kw, cin = filters.shape
     tiles = colorize(np.moveaxis(filters, -1, 1).reshape(f * cin, kh, kw), cmap)
     return tile_images(_upscale(tiles, upscale_factor(kh, kw)), cols=cin)
@@ -110,7 +113,8 @@ def tile_filters(
 
 def tile_rgb_filters(filters: np.ndarray, max_filters: int = 64) -> np.ndarray:
     """Kernels ``(F, kh, kw, 3)`` in [0, 1] → uint8 grid of RGB patches, one per filter."""
-    filters = np.asarray(filters, dtype=np.float32)[:max_filters]
+    filters = as_float_array(filters, "filters", 4, "(F, kh, kw, 3)")
+    filters = filters[: check_positive_int("max_filters", max_filters)]
     finite = np.isfinite(filters)
     rgb = np.round(np.clip(np.where(finite, filters, 0.0), 0.0, 1.0) * 255).astype(np.uint8)
     rgb[~finite.all(axis=-1)] = (255, 0, 255)
