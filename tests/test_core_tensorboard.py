@@ -41,6 +41,8 @@ def _expected_pairs(
                 "activation_mean",
                 "activation_std",
                 "activation_zero_fraction",
+                "dead_channels",
+                "dead_channel_fraction",
                 "channel_means",
             ):
                 pairs.add((f"{kind}/{layer}", step))
@@ -48,6 +50,9 @@ def _expected_pairs(
             pairs |= {(f"activations/{layer}", step), (f"mean_activation/{layer}", step)}
     for step in filter_steps:
         pairs |= {(f"filters/{layer}", step) for layer in convs}
+        if step > filter_steps[0]:
+            for kind in ("filter_drift", "filter_drift_from_init"):
+                pairs |= {(f"{kind}/{layer}", step) for layer in convs}
         pairs |= {(f"filters_rgb/{layer}", step) for layer in rgb}
     return pairs
 
@@ -86,7 +91,9 @@ def test_exact_tags_steps_and_means(case: str, digits, tmp_path: Path) -> None:
     steps = range(EPOCHS + 1)
     # An unbuilt Sequential's ActivationLogger builds it from the probe before step 0, so its
     # FilterLogger (listed after it) sees weights at step 0 too.
-    assert tag_steps(events) == _expected_pairs(spatial, dense, convs, [], steps, steps)
+    # Dead-channel captions appear only where a layer has dead channels: checked separately.
+    logged = {(t, s) for t, s in tag_steps(events) if not t.startswith("dead_channel_indices/")}
+    assert logged == _expected_pairs(spatial, dense, convs, [], steps, steps)
 
     probe = digits[0][:1]
     for layer in spatial:

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from vizcallbacks.arrays import check_positive_int
+from vizcallbacks.callbacks.background import warn_once
 from vizcallbacks.callbacks.base import VisualizationCallback
 from vizcallbacks.compute.forward import ActivationExtractor
 from vizcallbacks.compute.layers import LayerSelection, ensure_built, select_layers
@@ -108,9 +109,12 @@ class ActivationLogger(VisualizationCallback):
                     tag("activation_mean", layer): stats.mean,
                     tag("activation_std", layer): stats.std,
                     tag("activation_zero_fraction", layer): stats.zero_fraction,
+                    tag("dead_channels", layer): len(stats.dead_channels),
+                    tag("dead_channel_fraction", layer): stats.dead_fraction,
                 },
                 step,
             )
+            self.report_dead_channels(layer, stats.dead_channels, stats.dead_fraction, step)
             self.write("write_histogram", tag("channel_means", layer), stats.channel_means, step)
             if values.ndim != 4:
                 continue
@@ -119,6 +123,26 @@ class ActivationLogger(VisualizationCallback):
                 self.write("write_image", tag("activations", layer, name), grid, step)
                 mean = mean_map_image(maps, self.cmap)
                 self.write("write_image", tag("mean_activation", layer, name), mean, step)
+
+    def report_dead_channels(
+        self, layer: str, dead: np.ndarray, fraction: float, step: int
+    ) -> None:
+        """Name the dead channels in a text entry; warn once when most of a layer is dead."""
+        if len(dead) == 0:
+            return
+        shown = ", ".join(map(str, dead[:256])) + (" ..." if len(dead) > 256 else "")
+        text = f"{len(dead)} of the channels are zero for every probe: {shown}"
+        self.write("write_text", tag("dead_channel_indices", layer), text, step)
+        if fraction > 0.5:
+            warn_once(
+                self,
+                f"dead {layer}",
+                "vizcallbacks: %.0f%% of %s's channels are dead (zero for every probe) at "
+                "step %d; a lower learning rate or another initialization may help.",
+                100 * fraction,
+                layer,
+                step,
+            )
 
 
 def _probe_images(probe: np.ndarray) -> np.ndarray:

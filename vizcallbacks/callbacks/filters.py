@@ -8,7 +8,12 @@ import numpy as np
 
 from vizcallbacks.arrays import check_positive_int
 from vizcallbacks.callbacks.base import VisualizationCallback
-from vizcallbacks.compute.filters import conv_layers, layer_filters
+from vizcallbacks.compute.filters import (
+    conv_layers,
+    filter_weights,
+    normalize_to_unit,
+    relative_change,
+)
 from vizcallbacks.compute.layers import LayerRef, LayerSelection, select_layers
 from vizcallbacks.render.colormap import check_cmap
 from vizcallbacks.render.tiling import tile_filters, tile_rgb_filters
@@ -22,7 +27,9 @@ class FilterLogger(VisualizationCallback):
 
     ``filters/<layer>``: a row per filter (up to ``max_filters``), a column per input channel (up
     to ``max_inputs``). A layer with 3 input channels is also drawn in colour,
-    ``filters_rgb/<layer>``, one RGB patch per filter. Works on any built model, subclassed too.
+    ``filters_rgb/<layer>``, one RGB patch per filter. Scalars ``filter_drift/<layer>`` and
+    ``filter_drift_from_init/<layer>``: the kernel's relative change since the previous logged
+    step and since the first one. Works on any built model, subclassed too.
     """
 
     def __init__(
@@ -40,6 +47,9 @@ class FilterLogger(VisualizationCallback):
         self.max_inputs = check_positive_int("max_inputs", max_inputs)
         self.cmap = check_cmap(cmap)
         self._refs: list[LayerRef] = []
+        # Raw kernels at the first and the latest logged step, for the drift scalars.
+        self._initial_kernels: dict[str, np.ndarray] = {}
+        self._previous: dict[str, np.ndarray] = {}
 
     def setup(self) -> None:
         self._refs = conv_layers(self.model, self.layers)
@@ -51,14 +61,28 @@ class FilterLogger(VisualizationCallback):
                 "Pass layers= naming conv layers, or leave it out."
             )
 
-    def compute(self) -> dict[str, np.ndarray] | None:
+    def compute(self) -> tuple[dict[str, np.ndarray], dict[str, float]] | None:
         if not self.model.built:  # a Sequential without Input gets its weights in the first step
             return None
-        return layer_filters(self._refs)
+        kernels = {ref.name: filter_weights(ref.layer) for ref in self._refs}
+        drift: dict[str, float] = {}
+        for name, kernel in kernels.items():
+            if name in self._previous:
+                drift[tag("filter_drift", name)] = relative_change(kernel, self._previous[name])
+                drift[tag("filter_drift_from_init", name)] = relative_change(
+                    kernel, self._initial_kernels[name]
+                )
+            self._initial_kernels.setdefault(name, kernel)
+        self._previous = kernels
+        return kernels, drift
 
-    def publish(self, payload: dict[str, np.ndarray], step: int) -> None:
-        for layer, filters in payload.items():
-            self.warn_nonfinite(f"kernel of {layer}", filters)
+    def publish(self, payload: tuple[dict[str, np.ndarray], dict[str, float]], step: int) -> None:
+        kernels, drift = payload
+        if drift:
+            self.write("write_scalars", drift, step)
+        for layer, kernel in kernels.items():
+            self.warn_nonfinite(f"kernel of {layer}", kernel)
+            filters = normalize_to_unit(kernel)
             grid = tile_filters(filters, self.max_filters, self.max_inputs, self.cmap)
             self.write("write_image", tag("filters", layer), grid, step)
             if filters.shape[-1] == 3:

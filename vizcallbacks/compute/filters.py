@@ -10,9 +10,9 @@ from vizcallbacks.compute.layers import LayerRef, LayerSelection, select_layers
 __all__ = [
     "conv_layers",
     "filter_weights",
-    "layer_filters",
     "normalize_to_unit",
     "normalized_filters",
+    "relative_change",
 ]
 
 # Depthwise layers subclass Conv in Keras 3, Conv2DTranspose too; all keep `kernel`.
@@ -72,9 +72,20 @@ def normalized_filters(model: keras.Model, layers: LayerSelection = None) -> dic
     Returns ``{layer name: float32 (filters, kh, kw, in_channels)}``; comparing filters within a
     layer stays meaningful because the scale is shared across the layer.
     """
-    return layer_filters(conv_layers(model, layers))
+    return {
+        ref.name: normalize_to_unit(filter_weights(ref.layer)) for ref in conv_layers(model, layers)
+    }
 
 
-def layer_filters(refs: list[LayerRef]) -> dict[str, np.ndarray]:
-    """``{layer name: kernels in [0, 1]}`` for already-resolved conv layer refs."""
-    return {ref.name: normalize_to_unit(filter_weights(ref.layer)) for ref in refs}
+def relative_change(current: np.ndarray, reference: np.ndarray) -> float:
+    """``‖current - reference‖ / ‖reference‖`` (Frobenius): how far a kernel has moved.
+
+    0 for an unchanged kernel; ``inf`` when the reference is all zeros and the kernel is not.
+    """
+    current = np.asarray(current, dtype=np.float64)
+    reference = np.asarray(reference, dtype=np.float64)
+    change = float(np.linalg.norm(current - reference))
+    scale = float(np.linalg.norm(reference))
+    if scale == 0:
+        return 0.0 if change == 0 else float("inf")
+    return change / scale

@@ -16,13 +16,20 @@ class ActivationStatistics:
     """Summary of one layer's output over all probes.
 
     ``zero_fraction`` is the share of exact zeros (the dead-ReLU share); ``channel_means`` holds
-    one mean per channel (last axis), shape ``(C,)``.
+    one mean per channel (last axis), shape ``(C,)``; ``dead_channels`` the indices of channels
+    that are exactly zero everywhere for every probe.
     """
 
     mean: float
     std: float
     zero_fraction: float
     channel_means: np.ndarray
+    dead_channels: np.ndarray
+
+    @property
+    def dead_fraction(self) -> float:
+        """Share of channels that are dead."""
+        return len(self.dead_channels) / len(self.channel_means)
 
 
 def activation_statistics(activations: np.ndarray) -> ActivationStatistics:
@@ -31,10 +38,12 @@ def activation_statistics(activations: np.ndarray) -> ActivationStatistics:
     if values.ndim < 2:
         raise ValueError(f"activations must be (N, ..., C). Received shape {values.shape}")
     with np.errstate(invalid="ignore", over="ignore"):
-        channel_means = values.reshape(-1, values.shape[-1]).mean(axis=0)
+        per_channel = values.reshape(-1, values.shape[-1])
+        channel_means = per_channel.mean(axis=0)
         return ActivationStatistics(
             mean=float(values.mean()),
             std=float(values.std()),
             zero_fraction=float(np.count_nonzero(values == 0) / values.size),
             channel_means=channel_means.astype(np.float32),
+            dead_channels=np.flatnonzero((per_channel == 0).all(axis=0)),
         )

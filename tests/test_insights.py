@@ -1,0 +1,64 @@
+"""Beyond the tutorials: filter drift, dead channels, evolution strips, class comparison."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+import vizcallbacks as vc
+from tests import models
+from tests.events import read_events
+from vizcallbacks.compute.filters import relative_change
+
+
+def test_relative_change_by_hand() -> None:
+    reference = np.array([[3.0, 0.0], [0.0, 4.0]])  # norm 5
+    assert relative_change(reference, reference) == 0.0
+    assert relative_change(reference * 1.2, reference) == pytest.approx(0.2)
+    assert relative_change(np.zeros(2), np.zeros(2)) == 0.0
+
+
+def test_frozen_layer_has_zero_drift_and_trained_layer_moves(digits, tmp_path: Path) -> None:
+    x, y = digits
+    model = models.functional()
+    model.get_layer("conv_a").trainable = False
+    before = np.asarray(model.get_layer("conv_b").kernel).copy()
+    models.compiled(model).fit(
+        x[:64],
+        y[:64],
+        epochs=3,
+        verbose=0,
+        callbacks=[vc.FilterLogger([vc.TensorBoardWriter(tmp_path)])],
+    )
+    events = read_events(tmp_path)
+    assert sorted(events["filter_drift/conv_a"]) == [1, 2, 3]
+    assert all(v == 0.0 for v in events["filter_drift/conv_a"].values())
+    assert events["filter_drift_from_init/conv_a"][3] == 0.0
+    after = np.asarray(model.get_layer("conv_b").kernel)
+    expected = np.linalg.norm(after - before) / np.linalg.norm(before)
+    np.testing.assert_allclose(events["filter_drift_from_init/conv_b"][3], expected, rtol=1e-5)
+    assert events["filter_drift/conv_b"][1] > 0
+
+
+def test_bias_of_minus_100_kills_every_channel(digits, tmp_path: Path, caplog) -> None:
+    x, y = digits
+    inputs = keras.Input((16, 16, 1))
+    conv = keras.layers.Conv2D(
+        5, 3, activation="relu", name="doomed", bias_initializer=keras.initializers.Constant(-100.0)
+    )
+    h = conv(inputs)
+    outputs = keras.layers.Dense(10, activation="softmax")(keras.layers.Flatten()(h))
+    model = models.compiled(keras.Model(inputs, outputs))
+    logger = vc.ActivationLogger(x[:3], [vc.TensorBoardWriter(tmp_path)], layers=["doomed"])
+    with caplog.at_level(logging.WARNING, "vizcallbacks"):
+        model.fit(x[:32], y[:32], epochs=2, verbose=0, callbacks=[logger])
+    events = read_events(tmp_path)
+    assert events["dead_channels/doomed"] == {0: 5.0, 1: 5.0, 2: 5.0}
+    assert events["dead_channel_fraction/doomed"][2] == 1.0
+    caption = events["dead_channel_indices/doomed"][2].item().decode()
+    assert caption.startswith("5 of the channels are zero for every probe: 0, 1, 2, 3, 4")
+    assert caplog.text.count("100% of doomed's channels are dead") == 1
