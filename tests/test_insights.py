@@ -62,3 +62,55 @@ def test_bias_of_minus_100_kills_every_channel(digits, tmp_path: Path, caplog) -
     caption = events["dead_channel_indices/doomed"][2].item().decode()
     assert caption.startswith("5 of the channels are zero for every probe: 0, 1, 2, 3, 4")
     assert caplog.text.count("100% of doomed's channels are dead") == 1
+
+
+def test_class_comparison_grid_by_hand() -> None:
+    from vizcallbacks.render.compare import class_comparison_grid
+
+    inputs = np.array([[[0.0, 1.0], [0.0, 1.0]], [[1.0, 0.0], [1.0, 0.0]]])  # 2 probes, 2x2
+    layer = np.array([[[5.0]], [[5.0]]])  # 1x1 maps: constant → black
+    grid = class_comparison_grid([inputs, layer], tile_size=4, cmap="gray")
+    assert grid.shape == (9, 9, 3)  # 2 rows x 2 columns of 4x4 tiles, 1-pixel separators
+    np.testing.assert_array_equal(grid[:4, :4, 0], [[0, 0, 255, 255]] * 4)
+    np.testing.assert_array_equal(grid[5:, :4, 0], [[255, 255, 0, 0]] * 4)
+    assert (grid[:4, 5:] == 0).all() and (grid[5:, 5:] == 0).all()
+
+
+def test_activation_table_highlights_positive_cells() -> None:
+    from vizcallbacks.render.table import activation_table_html, activation_table_markdown
+
+    values = np.array([[1.5, -2.0], [0.0, 3.25]])
+    page = activation_table_html(values, title="conv <a> ch 0")
+    assert page.count('<td class="pos">') == 2 and "<td>-2.00</td>" in page
+    assert "conv &lt;a&gt; ch 0" in page
+    assert activation_table_markdown(values).splitlines()[2:] == [
+        "| **1.50** | -2.00 |",
+        "| 0.00 | **3.25** |",
+    ]
+
+
+def test_logger_compares_classes_and_logs_a_table(digits, tmp_path: Path) -> None:
+    x, y = digits
+    probes = np.stack([x[np.flatnonzero(y == 0)[0]], x[np.flatnonzero(y == 7)[0]]])
+    model = models.compiled(models.functional())
+    logger = vc.ActivationLogger(
+        probes,
+        [vc.TensorBoardWriter(tmp_path)],
+        probe_names=["zero", "seven"],
+        compare_channel=2,
+        table=("conv_b", 1),
+    )
+    model.fit(x[:32], y[:32], epochs=1, verbose=0, callbacks=[logger])
+    events = read_events(tmp_path)
+    grid = events["class_comparison/channel_2"][1]
+    # Input + 5 layers with ≥ 3 channels (conv_a, bn_a, relu_a, pool_a, conv_b): 6 columns, 2 rows.
+    assert grid.shape == (2 * 65 - 1, 6 * 65 - 1, 3)
+    table = events["activation_table/conv_b"][1].item().decode()
+    conv_b = vc.layer_activations(model, probes[:1], ["conv_b"])["conv_b"][0, :, :, 1]
+    assert len(table.splitlines()) == 2 + conv_b.shape[0]
+    assert table.count("**") == 2 * int((conv_b > 0).sum())
+
+
+def test_compare_channel_needs_two_probes(digits, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="at least two probe images"):
+        vc.ActivationLogger(digits[0][0], [vc.TensorBoardWriter(tmp_path)], compare_channel=0)

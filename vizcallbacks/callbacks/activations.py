@@ -15,6 +15,8 @@ from vizcallbacks.compute.layers import LayerSelection, ensure_built, select_lay
 from vizcallbacks.compute.probe import check_probe, check_probe_fits_model
 from vizcallbacks.compute.statistics import activation_statistics
 from vizcallbacks.render.colormap import check_cmap
+from vizcallbacks.render.compare import class_comparison_grid
+from vizcallbacks.render.table import activation_table_markdown
 from vizcallbacks.render.tiling import mean_map_image, tile_maps
 from vizcallbacks.tags import tag
 
@@ -36,6 +38,10 @@ class ActivationLogger(VisualizationCallback):
         max_channels: channels drawn per grid.
         cmap: matplotlib colormap name.
         probe_names: one name per probe for the image tags; indices by default.
+        compare_channel: with several probes (say two classes), also log
+            ``class_comparison/channel_<k>``: a row per probe, a column per layer, channel k.
+        table: ``(layer, channel)``: also log that channel's raw values for the first probe as a
+            table, ``activation_table/<layer>``, positive cells highlighted.
     """
 
     def __init__(
@@ -47,6 +53,8 @@ class ActivationLogger(VisualizationCallback):
         max_channels: int = 64,
         cmap: str = "viridis",
         probe_names: Sequence[str] | None = None,
+        compare_channel: int | None = None,
+        table: tuple[str, int] | None = None,
     ) -> None:
         super().__init__(writers, every_n_epochs)
         self.probe = check_probe(probe)
@@ -62,6 +70,18 @@ class ActivationLogger(VisualizationCallback):
         self.probe_names: list[str | None] = (
             [None] if n == 1 else [str(p) for p in (probe_names or range(n))]
         )
+        if compare_channel is not None and (
+            n < 2
+            or isinstance(compare_channel, bool)
+            or not isinstance(compare_channel, int)
+            or compare_channel < 0
+        ):
+            raise ValueError(
+                "compare_channel needs an int ≥ 0 and at least two probe images (one per class "
+                f"to compare). Received compare_channel={compare_channel!r} with {n} probe(s)"
+            )
+        self.compare_channel = compare_channel
+        self.table = table
         self._extractor: ActivationExtractor | None = None
 
     def setup(self) -> None:
@@ -70,6 +90,7 @@ class ActivationLogger(VisualizationCallback):
         refs = select_layers(self.model, self.layers)
         self._extractor = ActivationExtractor(self.model, refs)
         trial = self._extractor(self.probe)  # fails here, before training, rather than later
+        self._check_table(trial)
         if not any(values.ndim == 4 for values in trial.values()):
             found = sorted({type(ref.layer).__name__ for ref in refs})
             raise ValueError(
@@ -80,6 +101,17 @@ class ActivationLogger(VisualizationCallback):
         self.write("write_params", self.run_params())
         for name, image in zip(self.probe_names, _probe_images(self.probe), strict=True):
             self.write("write_image", tag("probe", "input", name), image, 0)
+
+    def _check_table(self, trial: dict[str, np.ndarray]) -> None:
+        if self.table is None:
+            return
+        layer, channel = self.table
+        names = [name for name, v in trial.items() if v.ndim == 4]
+        if layer not in names or not 0 <= channel < trial[layer].shape[-1]:
+            raise ValueError(
+                f"table=({layer!r}, {channel!r}) must name a logged layer with a 4-D output and a "
+                f"channel index below its channel count. Layers: {', '.join(names)}"
+            )
 
     def run_params(self) -> dict[str, Any]:
         """What this logger was asked to draw, logged once per run."""
@@ -118,11 +150,22 @@ class ActivationLogger(VisualizationCallback):
             self.write("write_histogram", tag("channel_means", layer), stats.channel_means, step)
             if values.ndim != 4:
                 continue
+            if self.table is not None and layer == self.table[0]:
+                markdown = activation_table_markdown(values[0, :, :, self.table[1]])
+                self.write("write_text", tag("activation_table", layer), markdown, step)
             for name, maps in zip(self.probe_names, values, strict=True):
                 grid = tile_maps(maps, self.max_channels, self.cmap)
                 self.write("write_image", tag("activations", layer, name), grid, step)
                 mean = mean_map_image(maps, self.cmap)
                 self.write("write_image", tag("mean_activation", layer, name), mean, step)
+
+        if self.compare_channel is not None:
+            k = self.compare_channel
+            columns = [self.probe.mean(axis=-1)] + [
+                v[..., k] for v in payload.values() if v.ndim == 4 and v.shape[-1] > k
+            ]
+            grid = class_comparison_grid(columns, cmap=self.cmap)
+            self.write("write_image", tag("class_comparison", f"channel_{k}"), grid, step)
 
     def report_dead_channels(
         self, layer: str, dead: np.ndarray, fraction: float, step: int
