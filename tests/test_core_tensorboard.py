@@ -54,6 +54,9 @@ def _expected_pairs(
             for kind in ("filter_drift", "filter_drift_from_init"):
                 pairs |= {(f"{kind}/{layer}", step) for layer in convs}
         pairs |= {(f"filters_rgb/{layer}", step) for layer in rgb}
+    # At train end: a strip per layer with a row per logged step.
+    pairs |= {(f"evolution/{layer}", steps[-1]) for layer in spatial}
+    pairs |= {(f"filter_evolution/{layer}", filter_steps[-1]) for layer in convs}
     return pairs
 
 

@@ -114,3 +114,39 @@ def test_logger_compares_classes_and_logs_a_table(digits, tmp_path: Path) -> Non
 def test_compare_channel_needs_two_probes(digits, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="at least two probe images"):
         vc.ActivationLogger(digits[0][0], [vc.TensorBoardWriter(tmp_path)], compare_channel=0)
+
+
+def test_evolution_strip_has_a_row_per_logged_step(digits, tmp_path: Path) -> None:
+    x, y = digits
+    writers = [vc.TensorBoardWriter(tmp_path)]
+    model = models.compiled(models.functional())
+    model.fit(
+        x[:32],
+        y[:32],
+        epochs=4,
+        verbose=0,
+        callbacks=[
+            vc.ActivationLogger(x[0], writers, layers=["conv_b"]),
+            vc.FilterLogger(writers),
+        ],
+    )
+    events = read_events(tmp_path)
+    strip = events["evolution/conv_b"][4]
+    assert strip.shape == (5 * 33 - 1, 8 * 33 - 1, 3)  # 5 steps x 8 channels of 32x32 tiles
+    filters = events["filter_evolution/conv_a"][4]
+    assert filters.shape == (5 * 33 - 1, 4 * 33 - 1, 3)
+    from PIL import Image
+
+    with Image.open(tmp_path / "files" / "evolution" / "conv_b.gif") as gif:
+        assert gif.n_frames == 5
+
+
+def test_evolution_recorder_stays_bounded() -> None:
+    from vizcallbacks.render.evolution import EvolutionRecorder
+
+    recorder = EvolutionRecorder(max_steps=8, frame_size=16)
+    for step in range(100):
+        recorder.add(step, np.full((4, 10, 3), step, np.uint8), np.zeros((64, 64, 3), np.uint8))
+    assert 4 <= len(recorder) <= 8 and recorder.steps[0] == 0 and recorder.steps[-1] == 99
+    assert recorder.strip().shape == (len(recorder) * 5 - 1, 10, 3)
+    assert recorder._frames[0].shape == (16, 16, 3)

@@ -256,7 +256,8 @@ def test_unsafe_layer_names_give_safe_distinct_tags(digits, tmp_path) -> None:
         "activations/_",
         "activations/up_._._evil",
     }
-    assert [p.name for p in tmp_path.iterdir() if p.is_dir()] == []
+    gifs = {p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*.gif")}
+    assert gifs == {f"files/evolution/{g.split('/', 1)[1]}.gif" for g in grids}
 
 
 def _rss_mb() -> float:

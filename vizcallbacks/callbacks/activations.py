@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
@@ -9,13 +10,14 @@ import numpy as np
 
 from vizcallbacks.arrays import check_positive_int
 from vizcallbacks.callbacks.background import warn_once
-from vizcallbacks.callbacks.base import VisualizationCallback
+from vizcallbacks.callbacks.base import VisualizationCallback, publish_evolution
 from vizcallbacks.compute.forward import ActivationExtractor
 from vizcallbacks.compute.layers import LayerSelection, ensure_built, select_layers
 from vizcallbacks.compute.probe import check_probe, check_probe_fits_model
 from vizcallbacks.compute.statistics import activation_statistics
 from vizcallbacks.render.colormap import check_cmap
 from vizcallbacks.render.compare import class_comparison_grid
+from vizcallbacks.render.evolution import EvolutionRecorder, evolution_row
 from vizcallbacks.render.table import activation_table_markdown
 from vizcallbacks.render.tiling import mean_map_image, tile_maps
 from vizcallbacks.tags import tag
@@ -83,6 +85,7 @@ class ActivationLogger(VisualizationCallback):
         self.compare_channel = compare_channel
         self.table = table
         self._extractor: ActivationExtractor | None = None
+        self._evolution: dict[str, EvolutionRecorder] = defaultdict(EvolutionRecorder)
 
     def setup(self) -> None:
         ensure_built(self.model, self.probe.shape)
@@ -153,9 +156,11 @@ class ActivationLogger(VisualizationCallback):
             if self.table is not None and layer == self.table[0]:
                 markdown = activation_table_markdown(values[0, :, :, self.table[1]])
                 self.write("write_text", tag("activation_table", layer), markdown, step)
-            for name, maps in zip(self.probe_names, values, strict=True):
+            for i, (name, maps) in enumerate(zip(self.probe_names, values, strict=True)):
                 grid = tile_maps(maps, self.max_channels, self.cmap)
                 self.write("write_image", tag("activations", layer, name), grid, step)
+                if i == 0:
+                    self._evolution[layer].add(step, evolution_row(maps, cmap=self.cmap), grid)
                 mean = mean_map_image(maps, self.cmap)
                 self.write("write_image", tag("mean_activation", layer, name), mean, step)
 
@@ -166,6 +171,10 @@ class ActivationLogger(VisualizationCallback):
             ]
             grid = class_comparison_grid(columns, cmap=self.cmap)
             self.write("write_image", tag("class_comparison", f"channel_{k}"), grid, step)
+
+    def publish_summary(self, step: int) -> None:
+        """Per layer, a strip with a row per logged step (first probe) and an animated GIF."""
+        publish_evolution(self, "evolution", self._evolution, step)
 
     def report_dead_channels(
         self, layer: str, dead: np.ndarray, fraction: float, step: int

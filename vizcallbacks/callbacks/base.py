@@ -13,9 +13,11 @@ import numpy as np
 
 from vizcallbacks.arrays import check_positive_int
 from vizcallbacks.callbacks.background import BackgroundQueue, warn_once
+from vizcallbacks.render.evolution import EvolutionRecorder
+from vizcallbacks.tags import tag
 from vizcallbacks.writers.base import Writer, check_writers
 
-__all__ = ["VisualizationCallback", "is_chief"]
+__all__ = ["VisualizationCallback", "is_chief", "publish_evolution"]
 
 log = logging.getLogger("vizcallbacks")
 
@@ -69,6 +71,9 @@ class VisualizationCallback(keras.callbacks.Callback):
         """Render ``payload`` and hand it to the writers; runs on the background thread."""
         raise NotImplementedError
 
+    def publish_summary(self, step: int) -> None:
+        """Write what sums up the run (evolution strips) at train end; background thread."""
+
     # Keras hooks ----------------------------------------------------------------------------
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         self._active = is_chief()
@@ -111,6 +116,7 @@ class VisualizationCallback(keras.callbacks.Callback):
         if self._initial is not None:  # fit ran no epoch (epochs=0): still log the snapshot
             self._submit(self._initial, self._last_step + 1)
             self._initial = None
+        self._queue.submit(f"{type(self).__name__} summary", self.publish_summary, self._last_step)
         self.finish()
 
     def finish(self) -> None:
@@ -181,3 +187,14 @@ class VisualizationCallback(keras.callbacks.Callback):
                 type(err).__name__,
                 err,
             )
+
+
+def publish_evolution(
+    callback: VisualizationCallback, kind: str, recorders: dict[str, EvolutionRecorder], step: int
+) -> None:
+    """Write each layer's evolution strip as an image and its animation as a GIF file."""
+    for layer, recorder in recorders.items():
+        if len(recorder) < 2:
+            continue
+        callback.write("write_image", tag(kind, layer), recorder.strip(), step)
+        callback.write("write_file", f"{tag(kind, layer)}.gif", recorder.gif())

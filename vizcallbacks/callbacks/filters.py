@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
 from typing import Any
 
 import numpy as np
 
 from vizcallbacks.arrays import check_positive_int
-from vizcallbacks.callbacks.base import VisualizationCallback
+from vizcallbacks.callbacks.base import VisualizationCallback, publish_evolution
 from vizcallbacks.compute.filters import (
     conv_layers,
     filter_weights,
@@ -16,6 +17,7 @@ from vizcallbacks.compute.filters import (
 )
 from vizcallbacks.compute.layers import LayerRef, LayerSelection, select_layers
 from vizcallbacks.render.colormap import check_cmap
+from vizcallbacks.render.evolution import EvolutionRecorder, evolution_row
 from vizcallbacks.render.tiling import tile_filters, tile_rgb_filters
 from vizcallbacks.tags import tag
 
@@ -50,6 +52,7 @@ class FilterLogger(VisualizationCallback):
         # Raw kernels at the first and the latest logged step, for the drift scalars.
         self._initial_kernels: dict[str, np.ndarray] = {}
         self._previous: dict[str, np.ndarray] = {}
+        self._evolution: dict[str, EvolutionRecorder] = defaultdict(EvolutionRecorder)
 
     def setup(self) -> None:
         self._refs = conv_layers(self.model, self.layers)
@@ -85,6 +88,12 @@ class FilterLogger(VisualizationCallback):
             filters = normalize_to_unit(kernel)
             grid = tile_filters(filters, self.max_filters, self.max_inputs, self.cmap)
             self.write("write_image", tag("filters", layer), grid, step)
+            first_input = np.moveaxis(filters[..., 0], 0, -1)  # (kh, kw, filters)
+            self._evolution[layer].add(step, evolution_row(first_input, cmap=self.cmap), grid)
             if filters.shape[-1] == 3:
                 rgb = tile_rgb_filters(filters, self.max_filters)
                 self.write("write_image", tag("filters_rgb", layer), rgb, step)
+
+    def publish_summary(self, step: int) -> None:
+        """Per layer, a strip with a row per logged step (first input channel) and a GIF."""
+        publish_evolution(self, "filter_evolution", self._evolution, step)

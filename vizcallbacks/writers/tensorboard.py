@@ -82,6 +82,14 @@ class TensorBoardWriter:
         rows = "\n".join(f"| {k} | {json.dumps(v, default=str)} |" for k, v in params.items())
         self.write_text("vizcallbacks/params", f"| parameter | value |\n|---|---|\n{rows}", 0)
 
+    def write_file(self, name: str, data: bytes) -> None:
+        """Save ``data`` as ``log_dir/files/<name>`` (an animation, say), never outside log_dir."""
+        target = (self.log_dir / "files" / name).resolve()
+        if self.log_dir.resolve() not in target.parents:
+            raise ValueError(f"file name {name!r} would leave the log directory {self.log_dir}")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+
     def flush(self) -> None:
         with self._lock:
             if self._file_writer is not None:

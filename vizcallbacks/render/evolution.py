@@ -1,0 +1,78 @@
+"""How a layer changes over training: a strip with a row per logged step, and an animation."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+
+from vizcallbacks.render.colormap import colorize
+from vizcallbacks.render.compare import resize_nearest
+from vizcallbacks.render.tiling import SEPARATOR_VALUE, normalize_maps, tile_images
+
+__all__ = ["EvolutionRecorder", "evolution_row"]
+
+
+def evolution_row(
+    maps: np.ndarray, channels: int = 16, tile_size: int = 32, cmap: str = "viridis"
+) -> np.ndarray:
+    """The first ``channels`` maps of ``maps`` ``(H, W, C)`` side by side, uint8 ``(s, ·, 3)``."""
+    picked = np.moveaxis(np.asarray(maps, dtype=np.float32)[..., :channels], -1, 0)
+    scaled, constant = normalize_maps(resize_nearest(picked, tile_size))
+    tiles = colorize(scaled, cmap, blank=constant[:, None, None])
+    return tile_images(tiles, cols=len(tiles))
+
+
+class EvolutionRecorder:
+    """Keeps, per logged step, one strip row and one downscaled frame, within a fixed budget.
+
+    Past ``max_steps`` every other kept step is dropped (first and last stay), so memory is
+    bounded however long training runs; rows are small (16 tiles of 32x32 by default) and
+    frames at most ``frame_size`` pixels on their longer side.
+    """
+
+    def __init__(self, max_steps: int = 64, frame_size: int = 256) -> None:
+        self.max_steps = max_steps
+        self.frame_size = frame_size
+        self.steps: list[int] = []
+        self._rows: list[np.ndarray] = []
+        self._frames: list[np.ndarray] = []
+
+    def add(self, step: int, row: np.ndarray, frame: np.ndarray) -> None:
+        stride = max(1, -(-max(frame.shape[:2]) // self.frame_size))
+        self.steps.append(step)
+        self._rows.append(row)
+        self._frames.append(np.ascontiguousarray(frame[::stride, ::stride]))
+        if len(self.steps) > self.max_steps:
+            keep = sorted(set(range(0, len(self.steps), 2)) | {len(self.steps) - 1})
+            self.steps = [self.steps[i] for i in keep]
+            self._rows = [self._rows[i] for i in keep]
+            self._frames = [self._frames[i] for i in keep]
+
+    def strip(self) -> np.ndarray:
+        """The rows stacked top (first step) to bottom, uint8 with grey separator lines."""
+        width = max(r.shape[1] for r in self._rows)
+        rows = [
+            np.pad(r, ((0, 1), (0, width - r.shape[1]), (0, 0)), constant_values=SEPARATOR_VALUE)
+            for r in self._rows
+        ]
+        return np.concatenate(rows)[:-1]
+
+    def gif(self, seconds_per_frame: float = 0.5) -> bytes:
+        """The frames as a looping animated GIF."""
+        from PIL import Image
+
+        images = [Image.fromarray(frame) for frame in self._frames]
+        buffer = io.BytesIO()
+        images[0].save(
+            buffer,
+            format="GIF",
+            save_all=True,
+            append_images=images[1:],
+            duration=int(seconds_per_frame * 1000),
+            loop=0,
+        )
+        return buffer.getvalue()
+
+    def __len__(self) -> int:
+        return len(self.steps)
