@@ -37,3 +37,5 @@ def test_readme_example_runs(tmp_path: Path, monkeypatch, capsys) -> None:
     events = read_events(tmp_path / "logs" / "readme")
     assert sorted(events[f"activations/{first_conv}"]) == [0, 1, 2]
     assert sorted(events[f"filters/{first_conv}"]) == [0, 1, 2]
+    gradcam = [t for t in events if t.startswith("gradcam/")]
+    assert len(gradcam) == 1 and sorted(events[gradcam[0]]) == [0, 1, 2]

@@ -18,13 +18,15 @@ import tensorflow as tf
 
 from vizcallbacks.compute.layers import LayerRef, is_container, is_traceable
 
-__all__ = ["ActivationExtractor", "record_forward"]
+__all__ = ["ActivationExtractor", "final_squashing", "record_forward"]
 
 _SQUASHING = ("softmax", "sigmoid")
 
 
 def _pre_activation(layer: keras.layers.Layer, inputs: Any) -> Any | None:
     """The logits of a final softmax/sigmoid layer, or None when the layer is not one."""
+    if isinstance(layer, keras.layers.Softmax):  # keras.layers.Softmax has no .activation
+        return inputs if layer.axis in (-1, len(inputs.shape) - 1) else None
     activation = getattr(layer, "activation", None)
     name = getattr(activation, "__name__", "")
     if name not in _SQUASHING:
@@ -74,6 +76,21 @@ def record_forward(
             raise ValueError(_subclassed_message(model))
         return model._run_through_graph(inputs, operation_fn=lambda op: functools.partial(call, op))
     return call(model, inputs)
+
+
+def final_squashing(model: keras.layers.Layer) -> str | None:
+    """``"softmax"``/``"sigmoid"``: what ``record_forward(..., logits=True)`` skips, else None."""
+    layer = _output_layer(model)
+    while layer is not None and is_container(layer):
+        layer = _output_layer(layer)
+    if layer is None:
+        return None
+    if isinstance(layer, keras.layers.Softmax):
+        return "softmax" if layer.axis == -1 else None
+    if not isinstance(layer, (keras.layers.Activation, keras.layers.Dense)):
+        return None
+    name = getattr(getattr(layer, "activation", None), "__name__", "")
+    return name if name in _SQUASHING else None
 
 
 def _output_layer(model: keras.layers.Layer) -> keras.layers.Layer | None:

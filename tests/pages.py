@@ -1,0 +1,388 @@
+"""Real servers and a real browser: what the end-to-end tests and the README screenshots share.
+
+- :class:`TensorBoardServer` starts ``tensorboard`` on 127.0.0.1 and a free port, as the README
+  says (``--samples_per_plugin images=1000``), and reads its HTTP data endpoints.
+- :func:`chromium_page` opens Debian's Chromium (``/usr/bin/chromium``) through Playwright, headless
+  with background networking off and a fresh profile; Playwright's own browser download is never
+  used.
+- The ``tensorboard_*`` and ``mlflow_*`` functions drive the two UIs the way a user would (open
+  the page, expand, scroll) and report what was really rendered: each image's natural size.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tests.mlflow_server import free_port
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Locator, Page
+
+__all__ = [
+    "CHROMIUM",
+    "CHROMIUM_ARGS",
+    "TensorBoardServer",
+    "browser_missing",
+    "chromium_page",
+    "mlflow_chart_points",
+    "mlflow_image_cards",
+    "mlflow_open_run",
+    "mlflow_run_url",
+    "save_png",
+    "screenshot",
+    "tensorboard_open_images",
+    "tensorboard_rendered_images",
+]
+
+CHROMIUM = os.environ.get("VIZ_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+)
+START_TIMEOUT = 180.0  # seconds; servers start slowly on two busy cores
+PAGE_TIMEOUT_MS = 90_000
+
+
+def browser_missing() -> str | None:
+    """Why the browser checks cannot run here (no Chromium, no Playwright), or None."""
+    if not (Path(CHROMIUM).is_file() and os.access(CHROMIUM, os.X_OK)):
+        return f"no Chromium at {CHROMIUM} (apt-get install chromium)"
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "Playwright is not installed (pip install playwright; no browser download needed)"
+    return None
+
+
+def get_json(url: str, timeout: float = 10.0) -> Any:
+    """GET ``url`` and decode its JSON body."""
+    with urllib.request.urlopen(url, timeout=timeout) as response:
+        return json.load(response)
+
+
+# TensorBoard -----------------------------------------------------------------------------------
+class TensorBoardServer:
+    """``tensorboard --logdir log_dir`` on 127.0.0.1 and a free port, in its own process group."""
+
+    def __init__(self, log_dir: str | Path, samples_per_plugin: str = "images=1000") -> None:
+        self.log_dir = Path(log_dir)
+        self.samples_per_plugin = samples_per_plugin
+        self.port = free_port()
+        self.log_path = Path(tempfile.mkdtemp(prefix="vizcallbacks-tensorboard-")) / "server.log"
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = START_TIMEOUT) -> TensorBoardServer:
+        """Start TensorBoard and return once its data endpoints answer; raise with its log."""
+        command = [
+            sys.executable,
+            "-m",
+            "tensorboard.main",
+            "--logdir",
+            str(self.log_dir),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--samples_per_plugin",
+            self.samples_per_plugin,
+        ]
+        with open(self.log_path, "ab") as log:
+            self._process = subprocess.Popen(
+                command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                raise RuntimeError(f"tensorboard exited early:\n{self.log_tail()}")
+            try:
+                self.data("images", "tags")
+                return self
+            except (urllib.error.URLError, OSError):
+                time.sleep(0.25)
+        self.stop()
+        raise RuntimeError(f"tensorboard did not answer within {timeout:g} s:\n{self.log_tail()}")
+
+    def data(self, plugin: str, route: str, **query: str) -> Any:
+        """JSON of ``/data/plugin/<plugin>/<route>?query``."""
+        suffix = f"?{urllib.parse.urlencode(query)}" if query else ""
+        return get_json(f"{self.url}/data/plugin/{plugin}/{route}{suffix}")
+
+    def wait_for_tags(
+        self, plugin: str, tags: Iterable[str], run: str = ".", timeout: float = 60.0
+    ) -> dict[str, Any]:
+        """The run's tags for ``plugin`` once all of ``tags`` are loaded (TensorBoard reads the
+        event files in the background); raise naming the missing ones after ``timeout``."""
+        wanted = set(tags)
+        deadline = time.monotonic() + timeout
+        while True:
+            served = self.data(plugin, "tags").get(run, {})
+            missing = wanted - set(served)
+            if not missing:
+                return dict(served)
+            if time.monotonic() > deadline:
+                raise AssertionError(f"TensorBoard serves no {plugin} tags {sorted(missing)}")
+            time.sleep(0.5)
+
+    def image_steps(self, tag: str, run: str = ".") -> list[int]:
+        """Steps of ``tag`` as the Images dashboard would list them."""
+        return [entry["step"] for entry in self.data("images", "images", run=run, tag=tag)]
+
+    def image_bytes(self, tag: str, step: int, run: str = ".") -> bytes:
+        """The PNG that TensorBoard sends for ``tag`` at ``step``."""
+        entries = self.data("images", "images", run=run, tag=tag)
+        (query,) = [e["query"] for e in entries if e["step"] == step]
+        with urllib.request.urlopen(
+            f"{self.url}/data/plugin/images/individualImage?{query}", timeout=10
+        ) as response:
+            return bytes(response.read())
+
+    def scalar_steps(self, tag: str, run: str = ".") -> list[int]:
+        """Steps of the scalar ``tag`` (entries are ``[wall_time, step, value]``)."""
+        return [int(row[1]) for row in self.data("scalars", "scalars", run=run, tag=tag)]
+
+    def log_tail(self, lines: int = 30) -> str:
+        text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    def stop(self) -> None:
+        """Terminate TensorBoard's process group (kill after 10 s); safe to call twice."""
+        process, self._process = self._process, None
+        if process is not None and process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=10)
+
+    def __enter__(self) -> TensorBoardServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+        shutil.rmtree(self.log_path.parent, ignore_errors=True)
+
+
+# The browser -----------------------------------------------------------------------------------
+@contextmanager
+def chromium_page(
+    width: int = 1400, height: int = 1000, scale: float = 1.0, init_script: str | None = None
+) -> Iterator[Page]:
+    """A page in headless Debian Chromium with a fresh profile, closed afterwards.
+
+    ``init_script`` runs before each page's own scripts (to preset a UI's local storage).
+    """
+    from playwright.sync_api import sync_playwright
+
+    profile = tempfile.mkdtemp(prefix="vizcallbacks-chromium-")
+    try:
+        with sync_playwright() as playwright:
+            context = playwright.chromium.launch_persistent_context(
+                profile,
+                executable_path=CHROMIUM,
+                headless=True,
+                args=list(CHROMIUM_ARGS),
+                viewport={"width": width, "height": height},
+                device_scale_factor=scale,
+            )
+            try:
+                context.set_default_timeout(PAGE_TIMEOUT_MS)
+                if init_script:
+                    context.add_init_script(init_script)
+                page = context.pages[0] if context.pages else context.new_page()
+                yield page
+            finally:
+                context.close()
+    finally:
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+def save_png(data: bytes, path: str | Path, max_bytes: int | None = None) -> Path:
+    """Write PNG ``data`` to ``path``; above ``max_bytes``, reduce it to a 256-colour palette."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if max_bytes is not None and len(data) > max_bytes:
+        from PIL import Image
+
+        with Image.open(io.BytesIO(data)) as image:
+            palette = image.convert("RGB").quantize(256, method=Image.Quantize.MEDIANCUT)
+        buffer = io.BytesIO()
+        palette.save(buffer, format="PNG", optimize=True)
+        data = buffer.getvalue()
+    path.write_bytes(data)
+    return path
+
+
+def screenshot(
+    page: Page,
+    path: str | Path,
+    clip: tuple[float, float, float, float] | None = None,
+    also_to: str | Path | None = None,
+    max_bytes: int | None = None,
+) -> Path:
+    """Save the visible page (or the ``clip`` box x, y, width, height) as a PNG.
+
+    ``also_to``: a directory that gets a copy (``$VIZ_DOCS_DIR`` in the tests).
+    """
+    if clip is None:
+        data = page.screenshot()
+    else:
+        x, y, width, height = clip
+        data = page.screenshot(clip={"x": x, "y": y, "width": width, "height": height})
+    saved = save_png(data, path, max_bytes)
+    if also_to:
+        save_png(data, Path(also_to) / saved.name, max_bytes)
+    return saved
+
+
+def _reveal(page: Page, target: Locator, steps: int = 80) -> bool:
+    """Scroll down with the mouse wheel until ``target`` exists (lazy UIs render only what is
+    near the viewport), then scroll it into view."""
+    for _ in range(steps):
+        if target.count():
+            target.first.scroll_into_view_if_needed()
+            return True
+        page.mouse.wheel(0, 400)
+        page.wait_for_timeout(200)
+    return False
+
+
+def _natural_size(image: Locator, timeout: float) -> tuple[int, int]:
+    """``(naturalWidth, naturalHeight)`` of ``image`` once decoded, (0, 0) if it never is."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if image.count():
+            size = image.first.evaluate("i => [i.complete ? i.naturalWidth : 0, i.naturalHeight]")
+            if size[0] > 0:
+                return int(size[0]), int(size[1])
+        if time.monotonic() > deadline:
+            return 0, 0
+        time.sleep(0.2)
+
+
+# TensorBoard's Images dashboard (Polymer, inside shadow roots: Playwright's CSS pierces them) ----
+def tensorboard_open_images(page: Page, url: str, tag_filter: str | None = None) -> None:
+    """Open the Images dashboard (optionally with its tag filter, a regex) and wait for a card."""
+    fragment = "#images"
+    if tag_filter:
+        fragment += "&tagFilter=" + urllib.parse.quote(tag_filter, safe="")
+    page.goto(url + "/" + fragment)
+    page.wait_for_selector("tf-image-loader img")
+
+
+def tensorboard_rendered_images(
+    page: Page, tags: Iterable[str], timeout: float = 60.0
+) -> dict[str, tuple[int, int]]:
+    """Expand every collapsed tag group, scroll to each of ``tags``' cards and return the natural
+    size of the image each one shows ((0, 0): no image; absent: no card).
+
+    A group shows 12 cards per page: use a tag filter to reach more.
+    """
+    for heading in page.locator("tf-category-paginated-view button.heading").all():
+        if heading.get_attribute("open-button") is None:
+            heading.click()
+    page.wait_for_timeout(500)
+    wanted = set(tags)
+    sizes: dict[str, tuple[int, int]] = {}
+    loaders = page.locator("tf-image-loader")
+    for i in range(loaders.count()):
+        card = loaders.nth(i)
+        tag = str(card.evaluate("e => e.tag"))
+        if tag in wanted and tag not in sizes:  # with a filter, a tag also shows in its group
+            card.scroll_into_view_if_needed()
+            sizes[tag] = _natural_size(card.locator("img"), timeout)
+    return sizes
+
+
+# MLflow's run page (React; charts and image cards render when scrolled near) ------------------
+MLFLOW_UI_STATE = """
+localStorage.setItem('mlflow.workflowType_v1', '"machine_learning"');
+localStorage.setItem('mlflow.assistant.panelOpen_v1', 'false');
+localStorage.setItem('mlflow.assistant.fab.autoOpenedOnFirstLoad_v1', 'true');
+"""
+"""Local storage for :func:`chromium_page`: MLflow's "Model training" mode (a new user clicks it
+once; MLflow 3 opens in "GenAI" mode) and its assistant panel closed."""
+
+_CARD = '[data-testid="experiment-view-compare-runs-card"]'
+
+
+def mlflow_run_url(base: str, experiment_id: str, run_id: str, tab: str = "model-metrics") -> str:
+    """MLflow 3's run page: ``#/experiments/<id>/runs/<run>/<tab>`` (``overview``,
+    ``model-metrics`` with the charts and the image step sliders, ``artifacts``)."""
+    return f"{base.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}/{tab}"
+
+
+def mlflow_open_run(page: Page, base: str, experiment_id: str, run_id: str) -> None:
+    """Open the run's "Model metrics" tab and wait for its first card."""
+    page.goto(mlflow_run_url(base, experiment_id, run_id))
+    page.locator(_CARD).first.wait_for()
+    size = page.viewport_size or {"width": 1400, "height": 1000}
+    page.mouse.move(size["width"] / 2, size["height"] / 2)  # the wheel scrolls what is under it
+
+
+def _mlflow_card(page: Page, text: str, exact_title: bool) -> Locator:
+    if exact_title:
+        return page.locator(_CARD).filter(has=page.get_by_role("heading", name=text, exact=True))
+    return page.locator(_CARD).filter(has_text=text)
+
+
+def mlflow_image_cards(
+    page: Page, keys: Iterable[str], timeout: float = 60.0
+) -> dict[str, tuple[int, int]]:
+    """Scroll the run page to each image key's card; the natural size of the image it shows."""
+    sizes: dict[str, tuple[int, int]] = {}
+    for key in keys:
+        card = _mlflow_card(page, key, exact_title=True)
+        if not _reveal(page, card):
+            page.mouse.wheel(0, -100_000)  # the card may be above: start again from the top
+            if not _reveal(page, card):
+                continue
+        sizes[key] = _natural_size(card.first.locator("img"), timeout)
+    return sizes
+
+
+def mlflow_chart_points(page: Page, keys: Iterable[str], search: str = "") -> dict[str, int]:
+    """Type ``search`` into "Search metric charts", then count each metric chart's plotted points.
+
+    A chart is found by its legend, ``<run name> (<metric key>)``.
+    """
+    box = page.get_by_placeholder("Search metric charts")
+    box.fill(search)
+    page.wait_for_timeout(500)
+    page.mouse.wheel(0, -100_000)
+    points: dict[str, int] = {}
+    for key in keys:
+        card = _mlflow_card(page, f"({key})", exact_title=False)
+        if not _reveal(page, card):
+            continue
+        drawn = card.first.locator(".scatterlayer path.point")
+        deadline = time.monotonic() + 30
+        while drawn.count() == 0 and time.monotonic() < deadline:
+            page.wait_for_timeout(200)
+        points[key] = drawn.count()
+    return points

@@ -1,0 +1,141 @@
+"""GradCAMLogger: Grad-CAM heatmaps of a fixed probe, overlaid and bare, every epoch."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from vizcallbacks.callbacks.base import VisualizationCallback
+from vizcallbacks.compute.gradcam import GradCAM, GradCAMResult
+from vizcallbacks.compute.layers import ensure_built
+from vizcallbacks.compute.probe import check_probe, check_probe_fits_model
+from vizcallbacks.render.colormap import check_cmap
+from vizcallbacks.render.overlay import enlarge, heatmap_image, overlay_heatmap
+from vizcallbacks.tags import tag
+
+__all__ = ["GradCAMLogger"]
+
+
+class GradCAMLogger(VisualizationCallback):
+    """Log where the model looks in each probe image, once before training and every epoch.
+
+    Images ``gradcam/<layer>[/<probe>]`` (heatmap over the probe) and
+    ``gradcam_heatmap/<layer>[/<probe>]``; scalars ``gradcam_predicted_class/<layer>[/<probe>]``
+    and ``gradcam_probability/<layer>[/<probe>]``; with ``class_names``, the text
+    ``gradcam_prediction/<layer>[/<probe>]``.
+
+    Args:
+        probe: one image ``(H, W, C)`` or a batch ``(N, H, W, C)``, preprocessed like training data.
+        writers: where to log, e.g. ``[vc.TensorBoardWriter("logs")]``.
+        layer: name, nested path or index of a layer with a 4-D output; ``None`` takes the last.
+        class_index: the class to explain for every probe; ``None`` the predicted one.
+        labels: the probes' true labels, one int per image, explained instead of the prediction.
+        every_n_epochs: log after every n-th epoch (and after the last).
+        cmap: matplotlib colormap of the heatmap.
+        alpha: weight of the heatmap over the image, in [0, 1].
+        class_names: a name per class, for the text summary.
+        probe_names: one name per probe for the tags; indices by default.
+    """
+
+    def __init__(
+        self,
+        probe: Any,
+        writers: Any,
+        layer: str | int | None = None,
+        class_index: int | None = None,
+        labels: Sequence[int] | np.ndarray | None = None,
+        every_n_epochs: int = 1,
+        cmap: str = "jet",
+        alpha: float = 0.4,
+        class_names: Sequence[str] | None = None,
+        probe_names: Sequence[str] | None = None,
+    ) -> None:
+        super().__init__(writers, every_n_epochs)
+        self.probe = check_probe(probe)
+        n = self.probe.shape[0]
+        if class_index is not None and labels is not None:
+            raise ValueError(
+                "Pass class_index (one class for every probe) or labels (the probes' true "
+                f"classes), not both. Received: class_index={class_index!r}, labels={labels!r}"
+            )
+        if class_index is not None and (
+            isinstance(class_index, bool) or not isinstance(class_index, (int, np.integer))
+        ):
+            raise TypeError(
+                "class_index must be an int (use labels= for one class per probe). "
+                f"Received: class_index={class_index!r}"
+            )
+        if labels is not None:
+            labels = np.asarray(labels)
+            if labels.shape not in ((n,), (n, 1)):
+                raise ValueError(
+                    f"labels needs one class index per probe image: shape ({n},), not one-hot. "
+                    f"Received shape {labels.shape}"
+                )
+            labels = labels.reshape(-1)
+            if np.issubdtype(labels.dtype, np.floating) and np.all(labels == np.round(labels)):
+                labels = labels.astype(np.int64)  # float labels such as 3.0 are fine
+        self.layer = layer
+        self.class_index = class_index
+        self.labels = labels
+        self.cmap = check_cmap(cmap)
+        if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 <= alpha <= 1:
+            raise ValueError(f"alpha must be a number in [0, 1]. Received: alpha={alpha!r}")
+        self.alpha = float(alpha)
+        self.class_names = None if class_names is None else [str(c) for c in class_names]
+        if probe_names is not None and len(probe_names) != n:
+            raise ValueError(
+                f"probe_names needs one name per probe image ({n}). "
+                f"Received {len(probe_names)} names"
+            )
+        self.probe_names: list[str | None] = (
+            [None] if n == 1 else [str(p) for p in (probe_names or range(n))]
+        )
+        self._cam: GradCAM | None = None
+        self._target = labels if labels is not None else class_index
+
+    def setup(self) -> None:
+        ensure_built(self.model, self.probe.shape)
+        check_probe_fits_model(self.probe, self.model)
+        self._cam = GradCAM(self.model, self.layer, self.probe.shape[1:])
+        self._cam.class_indices(self._target, self.probe.shape[0])  # in range for this model
+        known = max(self._cam.num_classes, 2)
+        if self.class_names is not None and len(self.class_names) != known:
+            raise ValueError(
+                f"class_names needs one name per class ({known}). "
+                f"Received {len(self.class_names)} names"
+            )
+        self._cam(self.probe, self._target)  # traced here, before training, not in epoch 1
+
+    def compute(self) -> GradCAMResult:
+        assert self._cam is not None
+        return self._cam(self.probe, self._target)
+
+    def publish(self, payload: GradCAMResult, step: int) -> None:
+        assert self._cam is not None
+        layer = self._cam.layer_name
+        self.warn_nonfinite(f"Grad-CAM of {layer}", payload.heatmaps)
+        for i, name in enumerate(self.probe_names):
+            heatmap = payload.heatmaps[i]
+            overlay = overlay_heatmap(self.probe[i], heatmap, self.cmap, self.alpha)
+            self.write("write_image", tag("gradcam", layer, name), enlarge(overlay), step)
+            bare = heatmap_image(heatmap, self.cmap)
+            self.write("write_image", tag("gradcam_heatmap", layer, name), enlarge(bare), step)
+            self.write(
+                "write_scalars",
+                {
+                    tag("gradcam_predicted_class", layer, name): float(payload.predicted[i]),
+                    tag("gradcam_probability", layer, name): float(payload.probability[i]),
+                },
+                step,
+            )
+            if self.class_names is not None:
+                predicted = self.class_names[payload.predicted[i]]
+                explained = self.class_names[payload.class_index[i]]
+                text = (
+                    f"predicted **{predicted}** (p = {payload.probability[i]:.3f}); "
+                    f"heatmap explains **{explained}** (p = {payload.class_probability[i]:.3f})"
+                )
+                self.write("write_text", tag("gradcam_prediction", layer, name), text, step)

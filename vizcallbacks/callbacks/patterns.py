@@ -1,0 +1,133 @@
+"""FilterPatternLogger: what each filter of chosen layers responds to most, every few epochs."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from vizcallbacks.callbacks.background import warn_once
+from vizcallbacks.callbacks.base import VisualizationCallback
+from vizcallbacks.compute.filters import conv_layers
+from vizcallbacks.compute.layers import LayerSelection
+from vizcallbacks.compute.patterns import (
+    FilterPatterns,
+    FilterSelection,
+    PatternResult,
+    check_pattern_options,
+)
+from vizcallbacks.render.overlay import tile_patterns
+from vizcallbacks.tags import tag
+
+__all__ = ["FilterPatternLogger"]
+
+log = logging.getLogger("vizcallbacks")
+
+
+class FilterPatternLogger(VisualizationCallback):
+    """Log filter patterns found by gradient ascent, ``filter_patterns/<layer>``, and the seconds
+    each took, ``filter_patterns_seconds/<layer>``; expensive, so every 5 epochs by default.
+
+    Args:
+        writers: where to log, e.g. ``[vc.TensorBoardWriter("logs")]``.
+        layers: names, nested paths or indices of layers with 4-D outputs; ``None``: every conv.
+        filters: ``n`` for the first n filters of each layer, a list of indices, ``None`` for all.
+        every_n_epochs: log after every n-th epoch (and after the last).
+        steps, step_size, noise, jitter, blur, value_range, image_shape: as in
+            :func:`vizcallbacks.filter_patterns`.
+        seed: the same start image every time, so epochs differ only through the model.
+    """
+
+    def __init__(
+        self,
+        writers: Any,
+        layers: LayerSelection = None,
+        filters: FilterSelection = 16,
+        every_n_epochs: int = 5,
+        steps: int = 30,
+        seed: int = 0,
+        step_size: float = 0.02,
+        noise: float = 0.1,
+        jitter: int = 1,
+        blur: float = 0.4,
+        value_range: tuple[float, float] = (0.0, 1.0),
+        image_shape: Sequence[int] | None = None,
+    ) -> None:
+        super().__init__(writers, every_n_epochs)
+        self.layers = layers
+        self.seed = seed
+        self._options: dict[str, Any] = {
+            "filters": filters,
+            "steps": steps,
+            "step_size": step_size,
+            "noise": noise,
+            "jitter": jitter,
+            "blur": blur,
+            "value_range": value_range,
+            "image_shape": image_shape,
+        }
+        # Bad options fail here, not at train begin.
+        check_pattern_options(filters, steps, step_size, noise, jitter, blur, value_range)
+        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+            raise ValueError(f"seed must be an int ≥ 0. Received: seed={seed!r}")
+        self._patterns: list[FilterPatterns] | None = None
+
+    def setup(self) -> None:
+        self._patterns = None
+        if self.model.built:  # a Sequential without Input is built by its first training step
+            self._build()
+
+    def _build(self) -> list[FilterPatterns]:
+        if self.layers is None:
+            names: list[str | int] = ["/".join(ref.path) for ref in conv_layers(self.model)]
+            if not names:
+                raise ValueError(
+                    "FilterPatternLogger found no conv layer in the model; pass layers= naming "
+                    "layers with a 4-D (N, H, W, C) output."
+                )
+        else:
+            names = [self.layers] if isinstance(self.layers, (str, int)) else list(self.layers)
+        built: dict[str, FilterPatterns] = {}
+        for name in names:
+            patterns = FilterPatterns(self.model, name, **self._options)
+            built.setdefault(patterns.layer_name, patterns)
+        self._patterns = list(built.values())
+        return self._patterns
+
+    def compute(self) -> dict[str, tuple[PatternResult, float]] | None:
+        if self._patterns is None:
+            if not self.model.built:
+                return None
+            self._build()
+        assert self._patterns is not None
+        payload: dict[str, tuple[PatternResult, float]] = {}
+        for patterns in self._patterns:
+            start = time.perf_counter()
+            result = patterns.ascend(self.seed)
+            payload[patterns.layer_name] = (result, time.perf_counter() - start)
+        return payload
+
+    def publish(self, payload: dict[str, tuple[PatternResult, float]], step: int) -> None:
+        for layer, (result, seconds) in payload.items():
+            self.warn_nonfinite(f"filter patterns of {layer}", result.images)
+            if not result.responded.all():
+                warn_once(
+                    self,
+                    f"silent {layer}",
+                    "vizcallbacks: %d of %d filters of %s never fired on the start image; "
+                    "drawn black. Warned once.",
+                    int((~result.responded).sum()),
+                    result.responded.size,
+                    layer,
+                )
+            grid = tile_patterns(result.images, blank=~result.responded)
+            self.write("write_image", tag("filter_patterns", layer), grid, step)
+            self.write("write_scalars", {tag("filter_patterns_seconds", layer): seconds}, step)
+            log.info(
+                "vizcallbacks: filter patterns of %s (%d filters) took %.2f s at step %d",
+                layer,
+                result.images.shape[0],
+                seconds,
+                step,
+            )

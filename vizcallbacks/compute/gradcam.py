@@ -1,0 +1,260 @@
+"""Grad-CAM: which parts of an image a conv layer's feature maps use as evidence for a class.
+
+For feature maps ``A`` ``(N, h, w, K)`` of a layer and the class score ``y_c`` taken before the
+final softmax/sigmoid: ``alpha_k = mean_ij dy_c/dA_ijk``, ``L = ReLU(sum_k alpha_k A_k)``,
+resized (bilinear) to the input and divided by its maximum (Selvaraju et al., 2017).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from vizcallbacks.compute.forward import final_squashing, record_forward
+from vizcallbacks.compute.layers import LayerRef, ensure_built, leaf_layers, select_layers
+from vizcallbacks.compute.probe import check_probe, check_probe_fits_model
+
+__all__ = [
+    "ClassIndex",
+    "GradCAM",
+    "GradCAMResult",
+    "grad_cam",
+    "input_image_shape",
+    "spatial_layer",
+]
+
+log = logging.getLogger("vizcallbacks")
+
+ClassIndex = int | Sequence[int] | np.ndarray | None
+
+
+@dataclass(frozen=True)
+class GradCAMResult:
+    """Heatmaps and the classes behind them for a batch of ``N`` images."""
+
+    heatmaps: np.ndarray  # float32 (N, H, W) in [0, 1], at input resolution
+    class_index: np.ndarray  # int64 (N,): the class each heatmap explains
+    predicted: np.ndarray  # int64 (N,): the model's predicted class
+    probability: np.ndarray  # float32 (N,): the probability of the predicted class
+    class_probability: np.ndarray  # float32 (N,): the probability of the explained class
+
+
+def input_image_shape(
+    model: keras.Model, image_shape: Sequence[int] | None, what: str
+) -> tuple[int, int, int]:
+    """``(H, W, C)`` from ``image_shape`` or the model's input; raise naming ``what`` if unknown."""
+    if image_shape is not None:
+        shape = tuple(image_shape)
+        if len(shape) != 3 or not all(
+            isinstance(d, (int, np.integer)) and not isinstance(d, bool) and d > 0 for d in shape
+        ):
+            raise ValueError(
+                f"{what}: image_shape must be three positive ints (H, W, C). "
+                f"Received: image_shape={image_shape!r}"
+            )
+        return int(shape[0]), int(shape[1]), int(shape[2])
+    try:
+        shape = tuple(model.inputs[0].shape[1:])
+    except (AttributeError, ValueError, TypeError, IndexError):
+        shape = ()
+    if len(shape) != 3 or any(d is None for d in shape):
+        raise ValueError(
+            f"{what}: cannot tell the input image size from the model (its input shape is "
+            f"{shape or 'unknown'}). Pass image_shape=(H, W, C), or build the model with "
+            "keras.Input(shape=(H, W, C))."
+        )
+    return int(shape[0]), int(shape[1]), int(shape[2])
+
+
+def spatial_layer(
+    model: keras.Model, layer: str | int | None, image_shape: Sequence[int], what: str
+) -> tuple[LayerRef, Any, Any]:
+    """The layer with a 4-D output named by ``layer`` (``None``: the last one), its output and
+    the model's output (logits) for one blank image; a nested model's name means its last one.
+    """
+    refs = leaf_layers(model) if layer is None else select_layers(model, [layer])
+    record: dict[int, Any] = {}
+    blank = tf.zeros((1, *image_shape), dtype=tf.float32)
+    output = record_forward(model, blank, {id(r.layer) for r in refs}, record, logits=True)
+    spatial = [r for r in refs if len(getattr(record.get(id(r.layer)), "shape", ())) == 4]
+    if not spatial:
+        if layer is None:
+            raise ValueError(
+                f"{what}: the model has no layer with a 4-D (N, H, W, C) output; it needs a "
+                "convolutional part. Layers: "
+                + ", ".join(f"{r.name} {_shape(record.get(id(r.layer)))}" for r in refs)
+            )
+        raise ValueError(
+            f"{what}: layer={layer!r} has no 4-D (N, H, W, C) output "
+            f"(its output shape is {_shape(record.get(id(refs[-1].layer)))}). "
+            "Name a conv, pooling or activation layer."
+        )
+    return spatial[-1], record[id(spatial[-1].layer)], output
+
+
+def _shape(value: Any) -> str:
+    return str(tuple(value.shape)) if hasattr(value, "shape") else "unknown"
+
+
+class GradCAM:
+    """Grad-CAM of one layer of ``model``, built once, one compiled forward/backward per call.
+
+    ``layer=None`` picks the last layer with a 4-D output (logged). Weights are read fresh on
+    every call; the model itself (weights, trainable flags, dtype policy) is never changed.
+    """
+
+    def __init__(
+        self,
+        model: keras.Model,
+        layer: str | int | None = None,
+        image_shape: Sequence[int] | None = None,
+    ) -> None:
+        shape = input_image_shape(model, image_shape, "grad_cam")
+        ensure_built(model, (1, *shape))
+        self.model = model
+        self.ref, _, output = spatial_layer(model, layer, shape, "grad_cam")
+        if isinstance(output, (list, tuple, dict)) or len(output.shape) != 2:
+            raise ValueError(
+                "grad_cam needs a classifier with one output of shape (N, classes). "
+                f"Received a model whose output is {_describe(output)}."
+            )
+        self.num_classes = int(output.shape[-1])
+        self.squashing = final_squashing(model)
+        if layer is None:
+            log.info(
+                "vizcallbacks: Grad-CAM uses layer %r, the last layer with a 4-D output",
+                self.ref.name,
+            )
+        # A partial, not the bound method: TensorFlow counts retracing per code object, so one
+        # instance per call (grad_cam() in a notebook loop) would warn about retracing.
+        self._function = tf.function(
+            functools.partial(self._run), autograph=False, reduce_retracing=True
+        )
+
+    @property
+    def layer_name(self) -> str:
+        """The tag-safe name of the layer (``outer/inner`` inside nested models)."""
+        return self.ref.name
+
+    def class_indices(self, class_index: ClassIndex, n: int) -> np.ndarray:
+        """``class_index`` as int32 ``(n,)``, ``-1`` meaning "the predicted class"; validated."""
+        classes = max(self.num_classes, 2)  # one sigmoid unit: class 0 (negative) or 1
+        if class_index is None:
+            return np.full(n, -1, dtype=np.int32)
+        if isinstance(class_index, (int, np.integer)) and not isinstance(class_index, bool):
+            values = np.full(n, int(class_index))
+        else:
+            values = np.asarray(class_index)
+            if values.dtype == bool or not np.issubdtype(values.dtype, np.integer):
+                raise TypeError(
+                    "class_index must be None, an int, or one int per image. "
+                    f"Received: class_index={class_index!r}"
+                )
+            if values.shape != (n,):
+                raise ValueError(
+                    f"class_index needs one class per image: shape ({n},). "
+                    f"Received shape {values.shape}"
+                )
+        bad = values[(values < 0) | (values >= classes)]
+        if bad.size:
+            raise ValueError(
+                f"class_index must lie in 0..{classes - 1} (the model has "
+                f"{self.num_classes} output unit{'s' if self.num_classes > 1 else ''}). "
+                f"Received: {bad.tolist()[:5]}"
+            )
+        return values.astype(np.int32)
+
+    def __call__(self, images: np.ndarray, class_index: ClassIndex = None) -> GradCAMResult:
+        """``images`` float32 ``(N, H, W, C)`` → :class:`GradCAMResult`."""
+        classes = self.class_indices(class_index, images.shape[0])
+        out = self._function(tf.convert_to_tensor(images, tf.float32), tf.constant(classes))
+        return GradCAMResult(
+            heatmaps=np.asarray(out["heatmaps"], dtype=np.float32),
+            class_index=np.asarray(out["class_index"], dtype=np.int64),
+            predicted=np.asarray(out["predicted"], dtype=np.int64),
+            probability=np.asarray(out["probability"], dtype=np.float32),
+            class_probability=np.asarray(out["class_probability"], dtype=np.float32),
+        )
+
+    def _run(self, images: tf.Tensor, classes: tf.Tensor) -> dict[str, tf.Tensor]:
+        with tf.GradientTape(watch_accessed_variables=False) as tape:
+            tape.watch(images)  # records every op, frozen layers included
+            record: dict[int, Any] = {}
+            logits = record_forward(self.model, images, {id(self.ref.layer)}, record, logits=True)
+            logits = tf.cast(logits, tf.float32)
+            maps = record[id(self.ref.layer)]
+            scores = self._scores(logits, classes)
+        grads = tape.gradient(scores["score"], maps)
+        if grads is None:
+            raise ValueError(
+                f"grad_cam: the model's output does not depend on layer {self.ref.name!r}; "
+                "choose a layer on the path from the input to the output."
+            )
+        maps = tf.cast(maps, tf.float32)
+        weights = tf.reduce_mean(tf.cast(grads, tf.float32), axis=(1, 2), keepdims=True)
+        cam = tf.nn.relu(tf.reduce_sum(weights * maps, axis=-1, keepdims=True))
+        cam = tf.image.resize(cam, tf.shape(images)[1:3], method="bilinear")[..., 0]
+        cam = tf.math.divide_no_nan(cam, tf.reduce_max(cam, axis=(1, 2), keepdims=True))
+        scores["heatmaps"] = tf.clip_by_value(cam, 0.0, 1.0)
+        return scores
+
+    def _scores(self, logits: tf.Tensor, classes: tf.Tensor) -> dict[str, tf.Tensor]:
+        """Predicted class, probabilities and the summed score to differentiate."""
+        if self.num_classes == 1:  # one sigmoid unit: class 1 = logit, class 0 = -logit
+            logit = logits[:, 0]
+            positive = tf.sigmoid(logit)
+            predicted = tf.cast(logit > 0, tf.int32)
+            target = tf.where(classes < 0, predicted, classes)
+            sign = tf.where(target == 1, 1.0, -1.0)
+            score = sign * logit
+
+            def prob(c: tf.Tensor) -> tf.Tensor:
+                return tf.where(c == 1, positive, 1.0 - positive)
+
+            probability, class_probability = prob(predicted), prob(target)
+        else:
+            probs = tf.sigmoid(logits) if self.squashing == "sigmoid" else tf.nn.softmax(logits)
+            predicted = tf.argmax(logits, axis=-1, output_type=tf.int32)
+            target = tf.where(classes < 0, predicted, classes)
+            score = tf.gather(logits, target, batch_dims=1)
+            probability = tf.gather(probs, predicted, batch_dims=1)
+            class_probability = tf.gather(probs, target, batch_dims=1)
+        return {
+            "score": tf.reduce_sum(score),
+            "class_index": target,
+            "predicted": predicted,
+            "probability": probability,
+            "class_probability": class_probability,
+        }
+
+
+def _describe(output: Any) -> str:
+    if isinstance(output, (list, tuple, dict)):
+        return f"{len(output)} outputs"
+    return f"of shape {tuple(output.shape)}"
+
+
+def grad_cam(
+    model: keras.Model,
+    images: np.ndarray,
+    layer: str | int | None = None,
+    class_index: ClassIndex = None,
+) -> np.ndarray:
+    """Grad-CAM heatmaps: float32 ``(N, H, W)`` in [0, 1] at the input's resolution.
+
+    ``L = ReLU(sum_k alpha_k A_k)`` with ``alpha_k`` the spatial mean of ``d score / d A_k``, the
+    score taken before the final softmax/sigmoid. ``layer=None``: the last layer with a 4-D
+    output; ``class_index=None``: the predicted class, else an int or one int per image (for one
+    sigmoid unit, 0 explains the negative class through ``-logit``).
+    """
+    probe = check_probe(images)
+    ensure_built(model, probe.shape)
+    check_probe_fits_model(probe, model)
+    return GradCAM(model, layer, probe.shape[1:])(probe, class_index).heatmaps

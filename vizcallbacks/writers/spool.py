@@ -1,0 +1,281 @@
+"""A spool on local disk: everything a writer must deliver, kept until the backend confirms it.
+
+Layout of one spool directory (one per writer and run)::
+
+    run.json         where the items go: tracking URI, experiment, run id (null until created)
+    items.jsonl      one JSON object per line, in order, each with an integer ``id``
+    payloads/<id>/   the item's file (a PNG image, a JSON histogram file), if it has one
+    delivered.txt    ids confirmed by the backend, one per line (appended, never rewritten)
+    lock             held while someone delivers, so a writer and ``sync`` never both send
+
+Items are written before they are sent, so a crash, a dead server or a killed process loses
+nothing; delivering means appending ids to ``delivered.txt``, so replaying a spool twice sends
+each item once. No MLflow import here: this is plain files.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+__all__ = ["Spool", "describe_items", "find_spools"]
+
+_RUN = "run.json"
+_ITEMS = "items.jsonl"
+_DELIVERED = "delivered.txt"
+_LOCK = "lock"
+_PAYLOADS = "payloads"
+
+
+class Spool:
+    """The items of one run waiting on local disk; thread-safe within a process.
+
+    Create a new one with :meth:`create`, open an existing one with :meth:`open`.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self._mutex = threading.Lock()
+        self._run: dict[str, Any] = {}
+        self._pending: dict[int, dict[str, Any]] = {}
+        self._delivered: set[int] = set()
+        self._delivered_offset = 0
+        self._next_id = 1
+
+    # Opening -----------------------------------------------------------------------------------
+    @classmethod
+    def create(cls, directory: str | Path, run: Mapping[str, Any]) -> Spool:
+        """Create ``directory`` (and parents) holding ``run`` as ``run.json`` and no items."""
+        spool = cls(Path(directory))
+        (spool.directory / _PAYLOADS).mkdir(parents=True, exist_ok=True)
+        spool._run = {"format": 1, **run}
+        spool._write_run()
+        (spool.directory / _ITEMS).touch()
+        return spool
+
+    @classmethod
+    def open(cls, directory: str | Path) -> Spool:
+        """Load the spool in ``directory``, or raise ``FileNotFoundError`` naming it."""
+        spool = cls(Path(directory))
+        run_file = spool.directory / _RUN
+        if not run_file.is_file():
+            raise FileNotFoundError(
+                f"{str(directory)!r} is not a vizcallbacks spool directory (it has no {_RUN}). "
+                "Pass the directory named in the training warning, e.g. "
+                "vizcallbacks-spool/<run>-<id>."
+            )
+        spool._run = json.loads(run_file.read_text(encoding="utf-8"))
+        items = spool.directory / _ITEMS
+        if items.is_file() and items.stat().st_size:
+            with open(items, "rb+") as f:  # end a line cut short by a crash before appending
+                f.seek(-1, os.SEEK_END)
+                if f.read(1) != b"\n":
+                    f.write(b"\n")
+        for item in _read_jsonl(items):
+            spool._pending[item["id"]] = item
+            spool._next_id = max(spool._next_id, item["id"] + 1)
+        spool.refresh()
+        return spool
+
+    # Run record --------------------------------------------------------------------------------
+    @property
+    def run(self) -> dict[str, Any]:
+        """A copy of ``run.json`` as last read or written by this process."""
+        with self._mutex:
+            return dict(self._run)
+
+    def reload_run(self) -> dict[str, Any]:
+        """Read ``run.json`` again (another process may have created the run) and return it."""
+        with self._mutex:
+            with contextlib.suppress(OSError, ValueError):
+                self._run = json.loads((self.directory / _RUN).read_text(encoding="utf-8"))
+            return dict(self._run)
+
+    def update_run(self, **fields: Any) -> None:
+        """Merge ``fields`` into ``run.json``, replacing the file atomically."""
+        with self._mutex:
+            self._run.update(fields)
+            self._write_run()
+
+    def _write_run(self) -> None:
+        tmp = self.directory / f"{_RUN}.tmp"
+        tmp.write_text(json.dumps(self._run, indent=1), encoding="utf-8")
+        os.replace(tmp, self.directory / _RUN)
+
+    # Items -------------------------------------------------------------------------------------
+    def append(
+        self, kind: str, fields: Mapping[str, Any], payload: tuple[str, bytes] | None = None
+    ) -> dict[str, Any]:
+        """Store one item (and its file ``payload=(name, bytes)``) on disk; return it with its id.
+
+        The file is written before the item's line, so a line never names a missing file.
+        """
+        with self._mutex:
+            item = {"id": self._next_id, "kind": kind, **fields}
+            self._next_id += 1
+            if payload is not None:
+                name, data = payload
+                folder = self.directory / _PAYLOADS / str(item["id"])
+                folder.mkdir(parents=True, exist_ok=True)
+                (folder / name).write_bytes(data)
+                item["file"] = name
+            with open(self.directory / _ITEMS, "a", encoding="utf-8") as f:
+                f.write(json.dumps(item) + "\n")
+            self._pending[item["id"]] = item
+            return dict(item)
+
+    def payload(self, item: Mapping[str, Any]) -> Path:
+        """Path of the file stored with ``item`` (it may be gone once the item is delivered)."""
+        return self.directory / _PAYLOADS / str(item["id"]) / str(item["file"])
+
+    def refresh(self) -> None:
+        """Read ids that another process (``sync``) marked delivered since the last look."""
+        path = self.directory / _DELIVERED
+        with self._mutex:
+            try:
+                with open(path, encoding="utf-8") as f:
+                    f.seek(self._delivered_offset)
+                    text = f.read()
+            except FileNotFoundError:
+                return
+            complete = text[: text.rfind("\n") + 1]  # ignore a line still being written
+            self._delivered_offset += len(complete.encode("utf-8"))
+            for line in complete.splitlines():
+                if line.strip().isdigit():
+                    self._forget(int(line))
+
+    def pending(self) -> list[dict[str, Any]]:
+        """Items not yet delivered, in the order they were written."""
+        with self._mutex:
+            return [dict(item) for item in self._pending.values()]
+
+    def pending_count(self) -> int:
+        with self._mutex:
+            return len(self._pending)
+
+    def mark_delivered(self, ids: Iterable[int]) -> None:
+        """Record ``ids`` as delivered (appended to ``delivered.txt``), then drop their files."""
+        ids = sorted(set(ids))
+        if not ids:
+            return
+        with self._mutex:
+            with open(self.directory / _DELIVERED, "a", encoding="utf-8") as f:
+                f.write("".join(f"{i}\n" for i in ids))
+            for i in ids:
+                self._forget(i)
+
+    def _forget(self, item_id: int) -> None:
+        self._delivered.add(item_id)
+        item = self._pending.pop(item_id, None)
+        if item is not None and "file" in item:
+            shutil.rmtree(self.directory / _PAYLOADS / str(item_id), ignore_errors=True)
+
+    def delivered_count(self) -> int:
+        with self._mutex:
+            return len(self._delivered)
+
+    # Exclusion between processes ---------------------------------------------------------------
+    @contextlib.contextmanager
+    def lock(self, timeout: float = 0.0) -> Iterator[bool]:
+        """Hold the spool's lock file; yields False if another holder kept it for ``timeout`` s.
+
+        The operating system releases the lock when its process exits, killed or not.
+        """
+        self.directory.mkdir(parents=True, exist_ok=True)
+        with open(self.directory / _LOCK, "a+b") as handle:
+            deadline = time.monotonic() + timeout
+            while not _try_lock(handle):
+                if time.monotonic() >= deadline:
+                    yield False
+                    return
+                time.sleep(0.1)
+            try:
+                yield True
+            finally:
+                _unlock(handle)
+
+    def remove(self) -> None:
+        """Delete the spool directory (when everything in it was delivered)."""
+        shutil.rmtree(self.directory, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            self.directory.parent.rmdir()  # the spool root, if this was its last spool
+
+
+def describe_items(items: Iterable[Mapping[str, Any]]) -> str:
+    """``"12 images, 30 metric batches"``: what a list of items holds, for messages."""
+    names = {
+        "image": ("image", "images"),
+        "metrics": ("metric batch", "metric batches"),
+        "params": ("parameter batch", "parameter batches"),
+        "tags": ("tag batch", "tag batches"),
+        "artifact": ("file", "files"),
+        "end": ("run status", "run statuses"),
+    }
+    counts = Counter(item["kind"] for item in items)
+    parts = []
+    for kind, n in counts.items():
+        one, many = names.get(kind, (kind, kind))
+        parts.append(f"{n} {one if n == 1 else many}")
+    return ", ".join(parts) or "nothing"
+
+
+def find_spools(path: str | Path) -> list[Path]:
+    """``path`` itself if it is a spool, else the spools directly inside it, oldest first."""
+    root = Path(path)
+    if (root / _RUN).is_file():
+        return [root]
+    if not root.is_dir():
+        return []
+    found = [p for p in root.iterdir() if (p / _RUN).is_file()]
+    return sorted(found, key=lambda p: (p / _RUN).stat().st_mtime)
+
+
+def _read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        return
+    for line in lines:
+        try:
+            item = json.loads(line)
+        except ValueError:  # a line cut short by a crash: its item was never acknowledged
+            continue
+        if isinstance(item, dict) and isinstance(item.get("id"), int):
+            yield item
+
+
+try:  # POSIX
+    import fcntl
+
+    def _try_lock(handle: Any) -> bool:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return False
+        return True
+
+    def _unlock(handle: Any) -> None:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+except ImportError:  # Windows
+    import msvcrt
+
+    def _try_lock(handle: Any) -> bool:
+        try:
+            handle.seek(0)
+            msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)  # type: ignore[attr-defined]
+        except OSError:
+            return False
+        return True
+
+    def _unlock(handle: Any) -> None:
+        handle.seek(0)
+        msvcrt.locking(handle.fileno(), msvcrt.LK_UNLCK, 1)  # type: ignore[attr-defined]
