@@ -2,25 +2,33 @@
 
 ``--padding valid`` (44,426 parameters, about 0.89 test accuracy after the default 30 epochs) or
 ``--padding same``; runs log to ``logs/lenet5/<padding>`` so one TensorBoard compares both.
+``--padding both`` trains the two one after the other and, with MLflow on, draws them side by
+side: ``python -m vizcallbacks compare`` on the two runs, written to
+``logs/lenet5/valid_vs_same.png`` (``--compare-output``), with the command printed.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
+import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import keras
+import numpy as np
 from keras import layers
 
 import vizcallbacks as vc
 from experiments import common
-from experiments.datasets import load_fashion_mnist
+from experiments.datasets import ImageSplit, load_fashion_mnist
 from experiments.fashion_cnn import probe
 
-__all__ = ["build_model", "main"]
+__all__ = ["build_model", "compare_paddings", "main"]
 
 NAME = "lenet5"
+COMPARE_LAYER = "conv1"  # valid: 24x24 maps, same: 28x28; the border is where they differ
 
 
 def build_model(padding: str = "valid") -> keras.Model:
@@ -45,29 +53,107 @@ def build_model(padding: str = "valid") -> keras.Model:
     )
 
 
-def _add_padding(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--padding", choices=("valid", "same"), default="valid")
+def _add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--padding",
+        choices=("valid", "same", "both"),
+        default="valid",
+        help="both: train valid then same and draw the two MLflow runs side by side",
+    )
+    parser.add_argument(
+        "--compare-output",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="with --padding both: the comparison PNG (default <log dir>/valid_vs_same.png)",
+    )
+
+
+def _train(
+    args: argparse.Namespace, full: ImageSplit, images: np.ndarray, names: list[str]
+) -> common.RunResult:
+    run = common.Run(NAME, args, log_dir=Path("logs") / NAME / args.padding)
+    model = build_model(args.padding)
+    loggers = [
+        vc.ActivationLogger(images, run.writers, probe_names=names),
+        vc.FilterLogger(run.writers),
+    ]
+    return common.train_classifier(run, model, full.limit(args.max_samples), loggers)
 
 
 def main(argv: Sequence[str] | None = None) -> common.RunResult:
+    """Train one padding (or both, then compare them); return the (last) run's result."""
     args = common.parse_args(
         NAME,
         argv,
         epochs=30,
         description=__doc__.splitlines()[0],
         data_help="as for fashion_cnn: a folder of the four .gz files or an .npz",
-        add_arguments=_add_padding,
+        add_arguments=_add_arguments,
     )
-    run = common.Run(NAME, args, log_dir=Path("logs") / NAME / args.padding)
     full = load_fashion_mnist(args.data)
     images, names = probe(full)
-    split = full.limit(args.max_samples)
-    model = build_model(args.padding)
-    loggers = [
-        vc.ActivationLogger(images, run.writers, probe_names=names),
-        vc.FilterLogger(run.writers),
-    ]
-    return common.train_classifier(run, model, split, loggers)
+    if args.padding != "both":
+        return _train(args, full, images, names)
+
+    base = Path(args.log_dir or Path("logs") / NAME)
+    started_ms = int(time.time() * 1000)
+    results = {}
+    for padding in ("valid", "same"):
+        one = copy.copy(args)
+        one.padding, one.log_dir = padding, base / padding
+        results[padding] = _train(one, full, images, names)
+    if args.mlflow:
+        output = args.compare_output or base / "valid_vs_same.png"
+        key = f"activations/{COMPARE_LAYER}/{names[0]}"
+        compare_paddings(common.mlflow_tracking_uri(), key, output, started_ms)
+    return results["same"]
+
+
+def _run_id(client: Any, padding: str, since_ms: int) -> str:
+    """The newest lenet5 run with ``padding`` started after ``since_ms``."""
+    experiment = client.get_experiment_by_name(NAME)
+    runs = (
+        []
+        if experiment is None
+        else client.search_runs(
+            [experiment.experiment_id],
+            filter_string=(
+                f"params.`vizcallbacks/padding` = '{padding}' "
+                f"and attributes.start_time >= {since_ms}"
+            ),
+            order_by=["attributes.start_time DESC"],
+            max_results=1,
+        )
+    )
+    if not runs:
+        raise LookupError(
+            f"no {NAME} run with padding {padding} in MLflow at {client.tracking_uri}"
+        )
+    return str(runs[0].info.run_id)
+
+
+def compare_paddings(tracking_uri: str, key: str, output: Path, since_ms: int = 0) -> Path:
+    """Draw the newest valid and same runs side by side at ``output``; print the command.
+
+    The two runs are renamed ``lenet5-valid`` and ``lenet5-same`` so that the picture, the
+    command and MLflow's run list say which is which.
+    """
+    from vizcallbacks.runs import compare_runs, connect
+
+    client = connect(tracking_uri)
+    valid, same = _run_id(client, "valid", since_ms), _run_id(client, "same", since_ms)
+    for run_id, padding in ((valid, "valid"), (same, "same")):  # name them in MLflow's run list
+        client.update_run(run_id, name=f"{NAME}-{padding}")
+    result = compare_runs(client, valid, same, key=key)
+    path = result.save(output)
+    print(
+        f"\nvalid vs same padding, {result.summary()}\n"
+        f"Drawn at {path}; the same picture (or another --key / --step) with:\n"
+        f"  python -m vizcallbacks compare {valid} {same} --key {key} "
+        f"--tracking-uri {tracking_uri} --output {path}"
+    )
+    return path
 
 
 if __name__ == "__main__":

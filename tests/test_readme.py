@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import keras
 import pytest
 
 from tests.events import read_events
@@ -29,11 +30,15 @@ def test_readme_example_runs(tmp_path: Path, monkeypatch, capsys) -> None:
     code = re.search(r"<!-- readme-example -->\n```python\n(.*?)\n```", README, re.S)
     assert code is not None
     monkeypatch.chdir(tmp_path)
+    keras.config.enable_interactive_logging()  # as in a terminal: messages go to stdout
     namespace: dict = {}
     exec(compile(code.group(1), "README.md", "exec"), namespace)
     first_conv = namespace["first_conv"]
     # 64 maps of 26x26, enlarged twice, in an 8x8 grid with 1-pixel separators.
-    assert f"{first_conv} (423, 423, 3) uint8" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert f"{first_conv} (423, 423, 3) uint8" in out
+    # Three callbacks share the writer and each closes it; the viewing command is said once.
+    assert out.count("tensorboard --logdir logs/readme --samples_per_plugin images=1000") == 1
     events = read_events(tmp_path / "logs" / "readme")
     assert sorted(events[f"activations/{first_conv}"]) == [0, 1, 2]
     assert sorted(events[f"filters/{first_conv}"]) == [0, 1, 2]

@@ -1,4 +1,4 @@
-"""Command line: ``python -m vizcallbacks sync SPOOL_DIR`` (more subcommands to come).
+"""Command line: ``python -m vizcallbacks sync SPOOL_DIR`` and ``compare RUN_A RUN_B``.
 
 Each subcommand is a ``_add_<name>`` function that registers its parser and handler; a handler
 takes the parsed arguments and returns the exit status.
@@ -25,6 +25,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_sync(commands)
+    _add_compare(commands)
     args = parser.parse_args(argv)
 
     handler = logging.StreamHandler(sys.stderr)
@@ -113,6 +114,103 @@ def _sync(args: argparse.Namespace) -> int:
                 result.already_sent,
             )
     return status
+
+
+# compare ---------------------------------------------------------------------------------------
+def _step(value: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer step, received {value!r}") from None
+
+
+def _scale(value: str) -> int:
+    n = _step(value)
+    if not 1 <= n <= 32:
+        raise argparse.ArgumentTypeError(f"expected an integer from 1 to 32, received {value!r}")
+    return n
+
+
+def _add_compare(commands: argparse._SubParsersAction) -> None:
+    compare = commands.add_parser(
+        "compare",
+        help="one picture of two MLflow runs' grids at the same step and their statistic curves",
+        description=(
+            "Draw run A's image KEY at step N beside run B's (the same grid of feature maps, say "
+            "LeNet-5 with valid versus same padding), with both runs' statistic curves "
+            "(activation_mean/<layer> by default) on one plot below, and write it as a PNG."
+        ),
+    )
+    compare.add_argument("run_a", metavar="RUN_A", help="run id (or unique run name), left")
+    compare.add_argument("run_b", metavar="RUN_B", help="run id (or unique run name), right")
+    compare.add_argument(
+        "--key",
+        metavar="KEY",
+        help="image key, e.g. activations/conv1 or activations/conv1/<probe>; default: the first "
+        "activations/ key both runs have",
+    )
+    compare.add_argument(
+        "--step", type=_step, metavar="N", help="default: the last step both runs logged KEY at"
+    )
+    compare.add_argument(
+        "--stat",
+        default="activation_mean",
+        metavar="NAME",
+        help="statistic to plot for KEY's layer: activation_mean (default), activation_std, "
+        "activation_zero_fraction, dead_channel_fraction...",
+    )
+    compare.add_argument(
+        "--tracking-uri",
+        metavar="URI",
+        help="tracking server or store (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db)",
+    )
+    compare.add_argument(
+        "--output",
+        type=Path,
+        metavar="PATH",
+        help="PNG to write (default: compare-<A>-<B>-step<N>.png in the current directory)",
+    )
+    compare.add_argument(
+        "--scale", type=_scale, metavar="K", help="enlarge the grids K times (default: automatic)"
+    )
+    compare.set_defaults(handler=_compare)
+
+
+def _compare(args: argparse.Namespace) -> int:
+    try:
+        from mlflow.exceptions import MlflowException
+
+        from vizcallbacks.runs import RunLookupError, compare_runs, connect
+    except ImportError as err:  # MLflow is an optional extra
+        log.error("MLflow is not available (%s): pip install 'vizcallbacks[mlflow]'", err)
+        return 2
+    try:
+        client = connect(args.tracking_uri)
+        result = compare_runs(
+            client, args.run_a, args.run_b, args.key, args.step, args.stat, args.scale
+        )
+    except RunLookupError as err:
+        log.error("%s", err)
+        return 2
+    except (ConnectionError, ImportError, MlflowException) as err:
+        log.error("%s", err)
+        return 1
+    a, b = result.runs
+    output = args.output or Path(f"compare-{a.run_id[:8]}-{b.run_id[:8]}-step{result.step}.png")
+    try:
+        result.save(output)
+    except (OSError, ValueError) as err:
+        log.error("Could not write %s (%s). Pass --output with a writable .png path.", output, err)
+        return 2
+    if result.metric is None:
+        log.warning(
+            "Neither run logged %s for %s: the picture has no curves. Pass --stat with a logged "
+            "statistic.",
+            args.stat,
+            result.key,
+        )
+    print(f"Wrote {output}: {result.summary()}")
+    return 0
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from vizcallbacks.callbacks.background import warn_once
 from vizcallbacks.callbacks.base import VisualizationCallback, publish_evolution
 from vizcallbacks.compute.forward import ActivationExtractor
 from vizcallbacks.compute.layers import LayerSelection, ensure_built, select_layers
-from vizcallbacks.compute.probe import check_probe, check_probe_fits_model
+from vizcallbacks.compute.probe import check_probe, check_probe_fits_model, probe_tag_names
 from vizcallbacks.compute.statistics import activation_statistics
 from vizcallbacks.render.colormap import check_cmap
 from vizcallbacks.render.compare import class_comparison_grid
@@ -64,14 +64,7 @@ class ActivationLogger(VisualizationCallback):
         self.max_channels = check_positive_int("max_channels", max_channels)
         self.cmap = check_cmap(cmap)
         n = self.probe.shape[0]
-        if probe_names is not None and len(probe_names) != n:
-            raise ValueError(
-                f"probe_names needs one name per probe image ({n}). "
-                f"Received {len(probe_names)} names"
-            )
-        self.probe_names: list[str | None] = (
-            [None] if n == 1 else [str(p) for p in (probe_names or range(n))]
-        )
+        self.probe_names = probe_tag_names(probe_names, n)
         if compare_channel is not None and (
             n < 2
             or isinstance(compare_channel, bool)

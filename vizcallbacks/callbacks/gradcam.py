@@ -10,7 +10,7 @@ import numpy as np
 from vizcallbacks.callbacks.base import VisualizationCallback
 from vizcallbacks.compute.gradcam import GradCAM, GradCAMResult
 from vizcallbacks.compute.layers import ensure_built
-from vizcallbacks.compute.probe import check_probe, check_probe_fits_model
+from vizcallbacks.compute.probe import check_probe, check_probe_fits_model, probe_tag_names
 from vizcallbacks.render.colormap import check_cmap
 from vizcallbacks.render.overlay import enlarge, heatmap_image, overlay_heatmap
 from vizcallbacks.tags import tag
@@ -85,14 +85,7 @@ class GradCAMLogger(VisualizationCallback):
             raise ValueError(f"alpha must be a number in [0, 1]. Received: alpha={alpha!r}")
         self.alpha = float(alpha)
         self.class_names = None if class_names is None else [str(c) for c in class_names]
-        if probe_names is not None and len(probe_names) != n:
-            raise ValueError(
-                f"probe_names needs one name per probe image ({n}). "
-                f"Received {len(probe_names)} names"
-            )
-        self.probe_names: list[str | None] = (
-            [None] if n == 1 else [str(p) for p in (probe_names or range(n))]
-        )
+        self.probe_names = probe_tag_names(probe_names, n)
         self._cam: GradCAM | None = None
         self._target = labels if labels is not None else class_index
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 import keras
 import numpy as np
 
-__all__ = ["check_probe", "check_probe_fits_model"]
+__all__ = ["check_probe", "check_probe_fits_model", "probe_tag_names"]
 
 log = logging.getLogger("vizcallbacks")
 
@@ -71,3 +72,12 @@ def check_probe_fits_model(probe: np.ndarray, model: keras.Model) -> None:
             "the same way (for example probe / 255).",
             float(probe.max()),
         )
+
+
+def probe_tag_names(probe_names: Sequence[str] | None, n: int) -> list[str | None]:
+    """What each probe adds to image tags: nothing for one probe, else its name or index."""
+    if probe_names is not None and len(probe_names) != n:
+        raise ValueError(
+            f"probe_names needs one name per probe image ({n}). Received {len(probe_names)} names"
+        )
+    return [None] if n == 1 else [str(p) for p in (probe_names or range(n))]

@@ -14,7 +14,7 @@ __all__ = ["Writer", "check_log_dir", "check_writers", "print_msg"]
 
 @runtime_checkable
 class Writer(Protocol):
-    """A sink for images, scalars, histograms and text, keyed by tag and step.
+    """A sink for images, scalars, histograms, text and files, keyed by tag and step.
 
     Implementations open their resources on first use, keep nothing the user logged from being
     lost when the backend fails, and accept ``close()`` more than once. Images are ``uint8``
@@ -30,6 +30,8 @@ class Writer(Protocol):
     def write_text(self, tag: str, text: str, step: int) -> None: ...
 
     def write_params(self, params: Mapping[str, Any]) -> None: ...
+
+    def write_file(self, name: str, data: bytes) -> None: ...
 
     def flush(self) -> None: ...
 
@@ -54,7 +56,7 @@ def check_writers(writers: object) -> list[Writer]:
         if not isinstance(writer, Writer):
             raise TypeError(
                 f"writers[{i}] is not a writer (it needs write_image, write_scalars, "
-                "write_histogram, write_text, write_params, flush and close). "
+                "write_histogram, write_text, write_params, write_file, flush and close). "
                 f"Received: {writer!r} of type {type(writer).__name__}"
             )
     return list(writers)

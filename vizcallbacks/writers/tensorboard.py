@@ -29,6 +29,7 @@ class TensorBoardWriter:
         self._file_writer: Any = None
         self._lock = threading.Lock()
         self._wrote_images = False
+        self._announced = False  # callbacks sharing this writer each close it: say it once
 
     def check(self) -> None:
         """Raise now, before training, if ``log_dir`` cannot be created or written."""
@@ -102,8 +103,8 @@ class TensorBoardWriter:
                 return
             self._file_writer.close()
             self._file_writer = None
-        if self._wrote_images:
-            self._wrote_images = False
+        if self._wrote_images and not self._announced:
+            self._announced = True
             print_msg(f"vizcallbacks: view the images with `{self.view_command()}`")
 
     def view_command(self) -> str:
