@@ -12,6 +12,8 @@ __all__ = ["BackgroundQueue", "warn_once"]
 
 log = logging.getLogger("vizcallbacks")
 
+_MAX_HOLD_SECONDS = 2.0
+
 _warned: set[tuple[int, str]] = set()
 _warned_lock = threading.Lock()
 
@@ -29,12 +31,22 @@ class BackgroundQueue:
     """Runs jobs one after another, in order, off the training thread.
 
     A job that raises is reported once per ``key`` and dropped: visualization never stops
-    training. ``drain()`` waits for everything submitted so far.
+    training. ``drain()`` waits for everything submitted so far. Between ``hold()`` and
+    ``release()`` jobs wait: the callbacks hold them while Keras is still inside
+    ``on_epoch_end``, so rendering does not compete for the GIL with the other callbacks there.
     """
 
     def __init__(self, name: str) -> None:
         self._name = name
         self._executor: ThreadPoolExecutor | None = None
+        self._released = threading.Event()
+        self._released.set()
+
+    def hold(self) -> None:
+        self._released.clear()
+
+    def release(self) -> None:
+        self._released.set()
 
     def submit(self, key: str, job: Callable[..., None], *args: Any) -> None:
         if self._executor is None:
@@ -42,6 +54,8 @@ class BackgroundQueue:
         self._executor.submit(self._run, key, job, *args)
 
     def _run(self, key: str, job: Callable[..., None], *args: Any) -> None:
+        # Bounded, so that an interrupted fit whose queue nobody releases cannot hang exit.
+        self._released.wait(timeout=_MAX_HOLD_SECONDS)
         try:
             job(*args)
         except Exception as err:  # a view must never kill training
@@ -49,6 +63,7 @@ class BackgroundQueue:
 
     def drain(self) -> None:
         """Wait for every submitted job, then stop the thread (it restarts on the next submit)."""
+        self.release()
         if self._executor is not None:
             self._executor.shutdown(wait=True)
             self._executor = None

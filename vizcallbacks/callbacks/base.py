@@ -89,6 +89,7 @@ class VisualizationCallback(keras.callbacks.Callback):
         self._initial = self._safe_compute()
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        self._queue.release()  # every callback's on_epoch_end has returned: render now
         if self._initial is None:
             return
         payload, self._initial = self._initial, None
@@ -107,6 +108,7 @@ class VisualizationCallback(keras.callbacks.Callback):
         if step % self.every_n_epochs == 0 or last_epoch:
             payload = self._safe_compute()
             if payload is not None:
+                self._queue.hold()
                 self._submit(payload, step)
                 self.timings["blocking"].append(time.perf_counter() - started)
 
