@@ -1,8 +1,18 @@
-"""Pictures for the README: one image per experiment, read back from its TensorBoard event files.
+"""The README's pictures, from real runs: ``python -m experiments.gallery`` writes ``docs/*.png``.
 
-Run the experiments first (their default log dirs), then ``python -m experiments.gallery``; it
-writes ``docs/experiments/<name>.png`` from the last logged step of the tags chosen below, side by
-side when there are several.
+It trains ``fashion_cnn`` for a few epochs on a 2,000-image subset, logging to TensorBoard and to
+a real ``mlflow server`` (SQLite store in a temporary folder), logs the pretrained VGG16 once, then
+
+- ``docs/tensorboard_images.png``: TensorBoard's Images tab (``tensorboard`` started as the README
+  says), filtered on the bag's first-layer maps and its Grad-CAM, in headless Chromium;
+- ``docs/mlflow_run.png``: the MLflow run page with an image card and its step slider;
+- ``docs/evolution.png``: the ``evolution/conv1`` strip (the bag's maps, a row per epoch);
+- ``docs/vgg16_filters.png``: VGG16's 64 first-layer kernels in colour (``filters_rgb``);
+- ``docs/gradcam.png``: the Grad-CAM overlays of the last epoch for the bag and four classes.
+
+The pictures are read back from the event files and from the pages a user would open; each is
+kept under ``--max-kb`` (default 300). Needs ``.[mlflow,experiments,test]`` and Chromium
+(``/usr/bin/chromium``, or ``$VIZ_CHROMIUM``); takes about three minutes on two cores.
 """
 
 from __future__ import annotations
@@ -10,16 +20,26 @@ from __future__ import annotations
 import argparse
 import io
 import logging
+import os
+import shutil
+import tempfile
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["PICTURES", "compose", "last_images", "main"]
+__all__ = ["PICTURES", "compose", "event_images", "main", "pictures_from_logs"]
 
 log = logging.getLogger(__name__)
 
-# experiment -> (log dir below --logs, tags drawn left to right)
+PROBE = "bag_2000"  # fashion_cnn's first probe: test image 2000
+GRADCAM_PROBES = (PROBE, "tshirt", "trouser", "sneaker", "ankle_boot")
+GRADCAM_LAYER = "pool2"  # GradCAMLogger's default: the last layer with a 4-D output
+TB_FILTER = rf"^(activations/conv\d|gradcam/{GRADCAM_LAYER})/{PROBE}$"
+MLFLOW_CARD = f"activations/conv1/{PROBE}"
+
+# --logs mode: experiment -> (log dir below --logs, tags drawn left to right at their last step)
 PICTURES: dict[str, tuple[str, tuple[str, ...]]] = {
     "fashion_cnn": ("fashion_cnn", ("probe/input/bag_2000", "activations/conv1/bag_2000")),
     "mnist_conv10": ("mnist_conv10", ("probe/input", "activations/conv10")),
@@ -32,37 +52,39 @@ PICTURES: dict[str, tuple[str, tuple[str, ...]]] = {
 }
 
 
-def last_images(log_dir: Path, tags: Sequence[str]) -> dict[str, np.ndarray]:
-    """The image of each tag at its highest step in the event files of ``log_dir``."""
+def event_images(log_dir: Path, tags: Sequence[str]) -> dict[str, dict[int, np.ndarray]]:
+    """``{tag: {step: RGB uint8 image}}`` for ``tags``, from the event files in ``log_dir``."""
     import tensorflow as tf
     from PIL import Image
 
-    found: dict[str, tuple[int, np.ndarray]] = {}
+    found: dict[str, dict[int, np.ndarray]] = {t: {} for t in tags}
     for path in sorted(log_dir.glob("events.out.tfevents.*")):
         for event in tf.compat.v1.train.summary_iterator(str(path)):
             for value in event.summary.value:
-                if value.tag in tags and event.step >= found.get(value.tag, (-1, None))[0]:
+                if value.tag in found:
                     png = tf.make_ndarray(value.tensor)[2]
-                    image = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
-                    found[value.tag] = (event.step, image)
-    missing = [t for t in tags if t not in found]
+                    image = Image.open(io.BytesIO(png)).convert("RGB")
+                    found[value.tag][event.step] = np.asarray(image)
+    missing = [t for t, steps in found.items() if not steps]
     if missing:
         raise FileNotFoundError(
             f"{log_dir} has no image tags {missing}: run the experiment with its default "
             "--log-dir first (see the README)"
         )
-    return {t: found[t][1] for t in tags}
+    return found
 
 
-def compose(images: Sequence[np.ndarray], height: int = 320, gap: int = 8) -> np.ndarray:
-    """Images scaled (nearest) to ``height`` and placed left to right on white, ``gap`` apart."""
+def compose(
+    images: Sequence[np.ndarray], height: int = 320, gap: int = 8, resample: str = "nearest"
+) -> np.ndarray:
+    """Images scaled to ``height`` and placed left to right on white, ``gap`` apart."""
     from PIL import Image
 
+    method = Image.Resampling.NEAREST if resample == "nearest" else Image.Resampling.LANCZOS
     scaled = []
     for image in images:
         width = max(1, round(image.shape[1] * height / image.shape[0]))
-        resized = Image.fromarray(image).resize((width, height), Image.Resampling.NEAREST)
-        scaled.append(np.asarray(resized))
+        scaled.append(np.asarray(Image.fromarray(image).resize((width, height), method)))
     total = sum(i.shape[1] for i in scaled) + gap * (len(scaled) - 1)
     canvas = np.full((height, total, 3), 255, np.uint8)
     x = 0
@@ -72,22 +94,175 @@ def compose(images: Sequence[np.ndarray], height: int = 320, gap: int = 8) -> np
     return canvas
 
 
+def save(image: np.ndarray | bytes, path: Path, max_bytes: int, max_width: int = 1200) -> Path:
+    """Write a PNG no wider than ``max_width`` and no bigger than ``max_bytes`` (downscaled, then
+    reduced to a 256-colour palette, as needed)."""
+    from PIL import Image
+
+    picture = (
+        Image.open(io.BytesIO(image)).convert("RGB")
+        if isinstance(image, bytes)
+        else Image.fromarray(image)
+    )
+    if picture.width > max_width:
+        height = round(picture.height * max_width / picture.width)
+        picture = picture.resize((max_width, height), Image.Resampling.LANCZOS)
+    for attempt in range(6):
+        buffer = io.BytesIO()
+        candidate = (
+            picture if attempt == 0 else picture.quantize(256, method=Image.Quantize.MEDIANCUT)
+        )
+        candidate.save(buffer, format="PNG", optimize=True)
+        if buffer.tell() <= max_bytes:
+            break
+        if attempt:  # already a palette: make it smaller
+            picture = picture.resize(
+                (round(picture.width * 0.85), round(picture.height * 0.85)),
+                Image.Resampling.LANCZOS,
+            )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(buffer.getvalue())
+    log.info(
+        "wrote %s (%d x %d, %d KB)", path, candidate.width, candidate.height, buffer.tell() // 1024
+    )
+    return path
+
+
+def train_fashion(work: Path, epochs: int, max_samples: int, tracking_uri: str) -> None:
+    """Run ``experiments.fashion_cnn`` into ``work/fashion_cnn``, logging to MLflow too."""
+    from experiments import fashion_cnn
+
+    log_dir = work / "fashion_cnn"
+    os.environ["MLFLOW_TRACKING_URI"] = tracking_uri
+    fashion_cnn.main(
+        ["--epochs", str(epochs), "--max-samples", str(max_samples), "--log-dir", str(log_dir)]
+    )
+
+
+def log_vgg16(work: Path) -> None:
+    """Log the pretrained VGG16 once (``--epochs 0``) into ``work/vgg16``."""
+    from experiments import vgg16
+
+    log_dir = work / "vgg16"
+    vgg16.main(["--epochs", "0", "--no-mlflow", "--log-dir", str(log_dir)])
+
+
+def tensorboard_picture(log_dir: Path) -> bytes:
+    """TensorBoard's Images tab on ``log_dir``, filtered on :data:`TB_FILTER`."""
+    from tests import pages
+
+    with pages.TensorBoardServer(log_dir) as server, pages.chromium_page(1400, 900) as page:
+        server.wait_for_tags("images", [f"activations/conv1/{PROBE}"])
+        pages.tensorboard_open_images(page, server.url, tag_filter=TB_FILTER)
+        shown = pages.tensorboard_rendered_images(
+            page, [f"activations/conv1/{PROBE}", f"gradcam/{GRADCAM_LAYER}/{PROBE}"]
+        )
+        if not shown or not all(w for w, _ in shown.values()):
+            raise RuntimeError(f"TensorBoard did not draw the images: {shown}")
+        page.mouse.wheel(0, -10_000)
+        page.wait_for_timeout(500)
+        return bytes(page.screenshot())
+
+
+def mlflow_picture(uri: str, experiment: str = "fashion_cnn") -> bytes:
+    """The MLflow run page: the bag's first-layer maps in their card, with the step slider."""
+    from mlflow import MlflowClient
+
+    from tests import pages
+
+    client = MlflowClient(uri)
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
+        raise RuntimeError(f"no MLflow experiment {experiment!r} at {uri}")
+    run = client.search_runs([found.experiment_id], order_by=["start_time DESC"])[0]
+    with pages.chromium_page(1400, 900, init_script=pages.MLFLOW_UI_STATE) as page:
+        pages.mlflow_open_run(page, uri, found.experiment_id, run.info.run_id)
+        cards = pages.mlflow_image_cards(page, [MLFLOW_CARD])
+        if not cards.get(MLFLOW_CARD, (0,))[0]:
+            raise RuntimeError(f"MLflow did not draw {MLFLOW_CARD}: {cards}")
+        page.wait_for_timeout(1000)
+        return bytes(page.screenshot())
+
+
+def pictures_from_logs(logs: Path, out: Path, names: Sequence[str], max_bytes: int) -> None:
+    """``--logs`` mode: ``out/<experiment>.png`` from the logs the experiments already wrote."""
+    for name in names:
+        sub, tags = PICTURES[name]
+        found = event_images(logs / sub, tags)
+        last = [found[t][max(found[t])] for t in tags]
+        save(compose(last), out / f"{name}.png", max_bytes, max_width=4096)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--logs", type=Path, default=Path("logs"))
-    parser.add_argument("--out", type=Path, default=Path("docs/experiments"))
+    parser.add_argument(
+        "--out", type=Path, default=None, help="default docs (docs/experiments with --logs)"
+    )
+    parser.add_argument("--epochs", type=int, default=4, help="fashion_cnn epochs (default 4)")
+    parser.add_argument("--max-samples", type=int, default=2000, help="default 2000")
+    parser.add_argument("--max-kb", type=int, default=300, help="largest PNG, default 300 KB")
+    parser.add_argument("--keep", type=Path, default=None, help="keep the logs in this folder")
+    parser.add_argument(
+        "--reuse", action="store_true", help="with --keep: reuse the runs already logged there"
+    )
+    parser.add_argument(
+        "--logs",
+        type=Path,
+        default=None,
+        help="no training, no browser: one picture per experiment (docs/experiments/<name>.png) "
+        "from the logs the experiments wrote below this folder",
+    )
     parser.add_argument("--only", nargs="*", choices=sorted(PICTURES), default=sorted(PICTURES))
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    args.out.mkdir(parents=True, exist_ok=True)
-    from PIL import Image
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    limit = args.max_kb * 1024
+    if args.logs is not None:
+        pictures_from_logs(args.logs, args.out or Path("docs/experiments"), args.only, limit)
+        return
 
-    for name in args.only:
-        sub, tags = PICTURES[name]
-        images = last_images(args.logs / sub, tags)
-        target = args.out / f"{name}.png"
-        Image.fromarray(compose([images[t] for t in tags])).save(target, optimize=True)
-        log.info("wrote %s (%s)", target, ", ".join(tags))
+    from tests import pages
+    from tests.mlflow_server import MlflowServer
+
+    missing = pages.browser_missing()
+    if missing:
+        raise SystemExit(f"error: no screenshots without a browser: {missing}")
+    out = args.out or Path("docs")
+    work = args.keep or Path(tempfile.mkdtemp(prefix="vizcallbacks-gallery-"))
+    work.mkdir(parents=True, exist_ok=True)
+    server = MlflowServer(work / "mlflow")
+    (work / "mlflow").mkdir(exist_ok=True)
+    started = time.perf_counter()
+    server.launch()  # boots while VGG16 is logged
+    try:
+        vgg_dir = work / "vgg16"
+        if not (args.reuse and vgg_dir.is_dir()):
+            log_vgg16(work)
+        (first_conv,) = event_images(vgg_dir, ["filters_rgb/block1_conv1"]).values()
+        kernels = first_conv[max(first_conv)]
+        save(compose([kernels], height=2 * kernels.shape[0]), out / "vgg16_filters.png", limit)
+
+        server.wait_until_healthy()
+        fashion_dir = work / "fashion_cnn"
+        if not (args.reuse and fashion_dir.is_dir()):
+            train_fashion(work, args.epochs, args.max_samples, server.uri)
+        strips = event_images(fashion_dir, ["evolution/conv1"])
+        (strip,) = strips.values()
+        rows = strip[max(strip)]  # a row per logged step, the first 16 channels
+        save(compose([rows], height=2 * rows.shape[0]), out / "evolution.png", limit)
+        gradcams = event_images(
+            fashion_dir, [f"gradcam/{GRADCAM_LAYER}/{p}" for p in GRADCAM_PROBES]
+        )
+        last = [steps[max(steps)] for steps in gradcams.values()]
+        save(compose(last, height=200), out / "gradcam.png", limit)
+
+        save(tensorboard_picture(fashion_dir), out / "tensorboard_images.png", limit)
+        save(mlflow_picture(server.uri), out / "mlflow_run.png", limit)
+    finally:
+        server.stop()
+        if args.keep is None:
+            shutil.rmtree(work, ignore_errors=True)
+    log.info("gallery done in %.0f s", time.perf_counter() - started)
 
 
 if __name__ == "__main__":

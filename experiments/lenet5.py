@@ -119,8 +119,7 @@ def _run_id(client: Any, padding: str, since_ms: int) -> str:
         else client.search_runs(
             [experiment.experiment_id],
             filter_string=(
-                f"params.`vizcallbacks/padding` = '{padding}' "
-                f"and attributes.start_time >= {since_ms}"
+                f"tags.`vizcallbacks.padding` = '{padding}' and attributes.start_time >= {since_ms}"
             ),
             order_by=["attributes.start_time DESC"],
             max_results=1,

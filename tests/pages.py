@@ -26,7 +26,7 @@ import urllib.request
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from tests.mlflow_server import free_port
 
@@ -36,6 +36,8 @@ if TYPE_CHECKING:
 __all__ = [
     "CHROMIUM",
     "CHROMIUM_ARGS",
+    "MATCHES_NO_METRIC",
+    "ImageCard",
     "TensorBoardServer",
     "browser_missing",
     "chromium_page",
@@ -43,6 +45,7 @@ __all__ = [
     "mlflow_image_cards",
     "mlflow_open_run",
     "mlflow_run_url",
+    "mlflow_search",
     "save_png",
     "screenshot",
     "tensorboard_open_images",
@@ -260,16 +263,22 @@ def screenshot(
     return saved
 
 
-def _reveal(page: Page, target: Locator, steps: int = 80) -> bool:
-    """Scroll down with the mouse wheel until ``target`` exists (lazy UIs render only what is
-    near the viewport), then scroll it into view."""
-    for _ in range(steps):
-        if target.count():
-            target.first.scroll_into_view_if_needed()
-            return True
-        page.mouse.wheel(0, 400)
+def _reveal(page: Page, target: Locator, steps: int = 60) -> bool:
+    """Bring ``target`` into view: at once if it is rendered, else scroll down from the top with
+    the mouse wheel until it is (lazy UIs render only what is near the viewport, and MLflow
+    unmounts what scrolled away)."""
+    if not target.count():
+        page.mouse.wheel(0, -100_000)
         page.wait_for_timeout(200)
-    return False
+        for _ in range(steps):
+            if target.count():
+                break
+            page.mouse.wheel(0, 400)
+            page.wait_for_timeout(150)
+        else:
+            return False
+    target.first.scroll_into_view_if_needed()
+    return True
 
 
 def _natural_size(image: Locator, timeout: float) -> tuple[int, int]:
@@ -291,6 +300,8 @@ def tensorboard_open_images(page: Page, url: str, tag_filter: str | None = None)
     fragment = "#images"
     if tag_filter:
         fragment += "&tagFilter=" + urllib.parse.quote(tag_filter, safe="")
+    if page.url.startswith(url):
+        page.goto("about:blank")  # a new fragment alone would not reload the dashboard
     page.goto(url + "/" + fragment)
     page.wait_for_selector("tf-image-loader img")
 
@@ -351,30 +362,73 @@ def _mlflow_card(page: Page, text: str, exact_title: bool) -> Locator:
     return page.locator(_CARD).filter(has_text=text)
 
 
+MATCHES_NO_METRIC = "~no metric~"
+"""A chart search that hides every metric chart: the search box filters metric charts only, so
+what stays are the image cards."""
+
+
+def mlflow_search(page: Page, text: str) -> None:
+    """Type ``text`` into "Search metric charts" and let the page settle at its top."""
+    page.get_by_placeholder("Search metric charts").fill(text)
+    page.wait_for_timeout(800)
+    page.mouse.wheel(0, -100_000)
+    page.wait_for_timeout(200)
+
+
+class ImageCard(NamedTuple):
+    """What an MLflow image card shows: the image's natural size and how much of it is visible."""
+
+    width: int
+    height: int
+    visible: float  # fraction of the image's height inside the card (0..1)
+
+
+_VISIBLE_FRACTION = """img => {
+    const box = img.getBoundingClientRect();
+    let top = -Infinity, bottom = Infinity;
+    for (let e = img.parentElement; e; e = e.parentElement) {
+        const style = getComputedStyle(e);
+        if (style.overflowY !== 'visible') {
+            const r = e.getBoundingClientRect();
+            top = Math.max(top, r.top); bottom = Math.min(bottom, r.bottom);
+        }
+        if (e.matches('[data-testid="experiment-view-compare-runs-card"]')) break;
+    }
+    const seen = Math.max(0, Math.min(bottom, box.bottom) - Math.max(top, box.top));
+    return box.height > 0 ? seen / box.height : 0;
+}"""
+
+
 def mlflow_image_cards(
     page: Page, keys: Iterable[str], timeout: float = 60.0
-) -> dict[str, tuple[int, int]]:
-    """Scroll the run page to each image key's card; the natural size of the image it shows."""
-    sizes: dict[str, tuple[int, int]] = {}
+) -> dict[str, ImageCard]:
+    """Scroll the run page to each image key's card: the image it shows, and how much of it the
+    card lets one see (the card has a fixed height, and MLflow lists the run's parameters above
+    the image).
+
+    Metric charts are hidden first (:data:`MATCHES_NO_METRIC`) so that only image cards are
+    between the top and the wanted card.
+    """
+    mlflow_search(page, MATCHES_NO_METRIC)
+    cards: dict[str, ImageCard] = {}
     for key in keys:
         card = _mlflow_card(page, key, exact_title=True)
         if not _reveal(page, card):
-            page.mouse.wheel(0, -100_000)  # the card may be above: start again from the top
-            if not _reveal(page, card):
-                continue
-        sizes[key] = _natural_size(card.first.locator("img"), timeout)
-    return sizes
+            continue
+        image = card.first.locator("img")
+        width, height = _natural_size(image, timeout)
+        visible = float(image.first.evaluate(_VISIBLE_FRACTION)) if width else 0.0
+        cards[key] = ImageCard(width, height, visible)
+    return cards
 
 
 def mlflow_chart_points(page: Page, keys: Iterable[str], search: str = "") -> dict[str, int]:
-    """Type ``search`` into "Search metric charts", then count each metric chart's plotted points.
+    """Search the metric charts for ``search``, then count each metric chart's plotted points.
 
-    A chart is found by its legend, ``<run name> (<metric key>)``.
+    A chart is found by its legend, ``<run name> (<metric key>)``; charts are drawn only near
+    the viewport, so each is scrolled into view first.
     """
-    box = page.get_by_placeholder("Search metric charts")
-    box.fill(search)
-    page.wait_for_timeout(500)
-    page.mouse.wheel(0, -100_000)
+    mlflow_search(page, search)
     points: dict[str, int] = {}
     for key in keys:
         card = _mlflow_card(page, f"({key})", exact_title=False)

@@ -17,12 +17,15 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# One substring per row the table must hold, in order: the five measurements of issue 7.
+# The start of each row the table of every measurement must hold, in order: the five
+# measurements of issue 7, then Grad-CAM and filter-pattern costs (issue 5).
 EXPECTED_ROWS = [
     "1. epoch without callbacks",
     "1. epoch with ActivationLogger + FilterLogger",
     "1. overhead per epoch (median of paired ratios)",
     "1. overhead per epoch (median of paired differences)",
+    "1. noise: spread of the plain epochs",
+    "1. bound from the loggers' own work per epoch",
     "2. ActivationLogger.on_epoch_end blocking",
     "2. ActivationLogger compute",
     "2. ActivationLogger publish",
@@ -48,18 +51,41 @@ EXPECTED_ROWS = [
     "5. VGG16 32x32, one logged step (13 conv grids, stats, first filters): on_epoch_end",
     "5. VGG16 32x32, one logged step (13 conv grids, stats, first filters): rendered",
     "5. VGG16 32x32, one logged step (13 conv grids, stats, first filters): until MLflow",
-    "5. VGG16 block4_conv3 (512 channels, all drawn), one step: rendered and written",
-    "5. VGG16 block4_conv3 one step: until MLflow",
-    "5. Grad-CAM, grad_cam() called once",
-    "5. Grad-CAM, reused GradCAM",
+    "5. VGG16 32x32 block4_conv3 (512 channels, all drawn), one step: rendered and written",
+    "5. VGG16 32x32 block4_conv3 one step: until MLflow",
+    "5. VGG16 32x32 vc.grad_cam() called once",
+    "5. VGG16 32x32 Grad-CAM, reused GradCAM",
+    "5. VGG16 32x32 GradCAMLogger, one logged step: on_epoch_end blocking",
+    "5. VGG16 32x32 GradCAMLogger, one logged step: rendered and written",
+    "5. VGG16 32x32 FilterPatternLogger block3_conv3",
+    "5. VGG16 32x32 filter patterns block3_conv3: per filter and ascent step",
+    "6. fashion_cnn GradCAMLogger (2 probe images): on_epoch_end blocking",
+    "6. fashion_cnn GradCAMLogger (2 probe images): rendered and written",
+    "6. fashion_cnn FilterPatternLogger (both convs, 2 filters x 2 steps): on_epoch_end",
+    "6. fashion_cnn FilterPatternLogger (both convs, 2 filters x 2 steps): rendered",
 ]
 
 
+HEADER = "| measurement | value | unit | target | holds |"
+TARGETS = ["1. overhead", "2. on_epoch_end blocking", "3. speed-up", "4. RSS growth", "5. VGG16"]
+
+
+def tables(markdown: str) -> list[list[list[str]]]:
+    """Each markdown table of the report: its body rows as lists of stripped cells."""
+    found: list[list[list[str]]] = []
+    for line in markdown.splitlines():
+        if line.startswith(HEADER):
+            found.append([])
+        elif line.startswith("| ") and found:
+            found[-1].append([cell.strip() for cell in line.strip("|").split("|")])
+    return found  # the |---| separator line does not start with "| "
+
+
 def table_rows(markdown: str) -> list[list[str]]:
-    """The body rows of the markdown table as lists of stripped cells."""
-    lines = [line for line in markdown.splitlines() if line.startswith("| ")]
-    assert lines[0].startswith("| measurement | value | unit | target | holds |"), lines[0]
-    return [[cell.strip() for cell in line.strip("|").split("|")] for line in lines[1:]]
+    """The body rows of the table of every measurement (the report's second table)."""
+    found = tables(markdown)
+    assert len(found) == 2, markdown
+    return found[1]
 
 
 @pytest.fixture(scope="module")
@@ -88,6 +114,14 @@ def test_quick_benchmark_table_has_every_row_with_finite_numbers(quick_run: Path
         assert row[2], row  # a unit
         if row[3]:  # a target: the verdict is stated
             assert row[4] in ("yes", "**no**"), row
+
+
+def test_quick_benchmark_targets_table_states_each_target_and_verdict(quick_run: Path) -> None:
+    targets = tables(quick_run.read_text())[0]
+    assert len(targets) == len(TARGETS), targets
+    for prefix, row in zip(TARGETS, targets, strict=True):
+        assert row[0].startswith(prefix), (prefix, row)
+        assert row[3] and row[4] in ("yes", "**no**"), row
 
 
 def test_quick_benchmark_json_matches_the_table(quick_run: Path) -> None:

@@ -172,7 +172,7 @@ def test_mlflow_run_holds_the_images_metrics_and_options(
 
     assert steps("activation_mean/conv10") == [0, 1]
     assert steps("val_accuracy") == [1]  # Keras' metrics, from EpochMetrics
-    assert run_info.data.params["vizcallbacks/experiment"] == "mnist_conv10"
+    assert run_info.data.tags["vizcallbacks.experiment"] == "mnist_conv10"
     assert client.list_artifacts(run_id, "images")
 
 

@@ -1,4 +1,4 @@
-"""MLflow writer: images with a step slider, metric charts, parameters, and nothing lost.
+"""MLflow writer: images with a step slider, metric charts, run options, and nothing lost.
 
 Everything written goes first to a spool on local disk (``vizcallbacks/writers/spool.py``) and is
 sent by a background sender thread; the callbacks never wait for the network. While the tracking
@@ -6,7 +6,7 @@ server does not answer, items wait in the spool and are retried; what is still t
 is named in one warning with the command that replays it, ``python -m vizcallbacks sync DIR``.
 Replaying is idempotent: delivered ids are recorded, metrics carry their original timestamps (the
 server ignores an identical metric logged twice), images already on the server are recognised by
-key, step and timestamp, and parameters, tags and files are simply written again.
+key, step and timestamp, and tags and files are simply written again.
 
 Histograms: MLflow has no histogram type, so ``write_histogram`` logs the distribution's
 min / 25th / 50th / 75th percentile / max as metrics (``channel_means_p50/<layer>``...), which
@@ -55,8 +55,8 @@ _SPOOL_TAG = "vizcallbacks.spool_id"
 _VERSION_TAG = "vizcallbacks.version"
 _LOGGED_IMAGES_TAG = "mlflow.loggedImages"  # what log_image sets: the run page shows its images
 _MAX_METRICS = 1000  # MLflow's per-request limits
-_MAX_PARAMS_OR_TAGS = 100
-_MAX_PARAM_VALUE = 6000
+_MAX_TAGS = 100
+_MAX_TAG_VALUE = 8000
 _ROUND_ITEMS = 256  # items per delivery round: the record of what was delivered grows as we go
 _FILE_WORKERS = 4  # parallel image uploads
 _PROBE_TIMEOUT = 3.0
@@ -215,7 +215,7 @@ def _deliver(
     Metrics go through MLflow's asynchronous batch logging while images upload in parallel;
     a run status item is applied only after everything before it arrived.
     """
-    from mlflow.entities import Metric, Param, RunTag
+    from mlflow.entities import Metric, RunTag
 
     report = _Report()
     ends = [it for it in items if it["kind"] == "end"]
@@ -265,21 +265,18 @@ def _deliver(
                 submit_metrics()
     submit_metrics()
 
-    # Parameters and tags: small synchronous batches (a refused parameter must not sink metrics).
-    for kind in ("params", "tags"):
-        group = [it for it in items if it["kind"] == kind]
-        entries = [(it["id"], k, v) for it in group for k, v in it["values"].items()]
-        for start in range(0, len(entries), _MAX_PARAMS_OR_TAGS):
-            part = entries[start : start + _MAX_PARAMS_OR_TAGS]
-            ids = {i for i, _, _ in part}
-            try:
-                if kind == "params":
-                    client.log_batch(run_id, params=[Param(k, v) for _, k, v in part])
-                else:
-                    client.log_batch(run_id, tags=[RunTag(k, v) for _, k, v in part])
-                report.delivered |= ids - set(report.failed) - set(report.rejected)
-            except Exception as err:
-                report.fail(ids, err)
+    # Tags: small synchronous batches (a refused tag must not sink the metrics).
+    entries = [
+        (it["id"], k, v) for it in items if it["kind"] == "tags" for k, v in it["values"].items()
+    ]
+    for start in range(0, len(entries), _MAX_TAGS):
+        part = entries[start : start + _MAX_TAGS]
+        ids = {i for i, _, _ in part}
+        try:
+            client.log_batch(run_id, tags=[RunTag(k, v) for _, k, v in part])
+            report.delivered |= ids - set(report.failed) - set(report.rejected)
+        except Exception as err:
+            report.fail(ids, err)
 
     # Images and files, in parallel; a file rewritten later in this batch is sent only once.
     latest = {(it.get("artifact_path"), it["file"]): it["id"] for it in files}
@@ -646,28 +643,22 @@ class MLflowWriter:
         self._append("artifact", {"artifact_path": path}, (base, bytes(data)))
 
     def write_params(self, params: Mapping[str, Any]) -> None:
-        """Run parameters ``vizcallbacks/<name>``, once; a changed value is reported, not sent."""
+        """Run options as tags ``vizcallbacks.<name>``, each sent once (again if it changes).
+
+        Tags, not parameters: the run page's image cards list every parameter above the image,
+        and a dozen of them leave a sixth of the picture visible.
+        """
         fresh: dict[str, str] = {}
         with self._lock:
             for name, value in params.items():
-                key = _param_key(str(name))
+                key = _option_key(str(name))
                 text = value if isinstance(value, str) else json.dumps(value, default=str)
-                if len(text) > _MAX_PARAM_VALUE:
-                    text = text[: _MAX_PARAM_VALUE - 3] + "..."
-                old = self._params.get(key)
-                if old is None:
+                if len(text) > _MAX_TAG_VALUE:
+                    text = text[: _MAX_TAG_VALUE - 3] + "..."
+                if self._params.get(key) != text:
                     self._params[key] = fresh[key] = text
-                elif old != text:
-                    self._tell_once(
-                        f"param {key}",
-                        "vizcallbacks: MLflow parameters cannot change within a run; %s stays %s "
-                        "(not %s).",
-                        key,
-                        old,
-                        text,
-                    )
         if fresh:
-            self._append("params", {"values": fresh})
+            self._append("tags", {"values": fresh})
 
     def flush(self) -> None:
         """Hand the step's histogram file to the sender and wake it; never waits for the network."""
@@ -863,9 +854,10 @@ def tag_for(kind: str, stat: str, rest: str) -> str:
     return tag(f"{kind}_{stat}", rest) if rest else f"{kind}_{stat}"
 
 
-def _param_key(name: str) -> str:
+def _option_key(name: str) -> str:
+    """``vizcallbacks.<name>``, the run tag of one option (``vizcallbacks_version`` too)."""
     stem = name[len("vizcallbacks_") :] if name.startswith("vizcallbacks_") else name
-    return tag("vizcallbacks", safe_name(stem))
+    return f"vizcallbacks.{safe_name(stem)}"
 
 
 def _encode_png(image: np.ndarray) -> bytes:

@@ -214,7 +214,6 @@ def describe_items(items: Iterable[Mapping[str, Any]]) -> str:
     names = {
         "image": ("image", "images"),
         "metrics": ("metric batch", "metric batches"),
-        "params": ("parameter batch", "parameter batches"),
         "tags": ("tag batch", "tag batches"),
         "artifact": ("file", "files"),
         "end": ("run status", "run statuses"),
