@@ -141,7 +141,7 @@ def test_mlflow_run_page_lists_images_and_charts(
     assert set(cards) == set(image_keys), sorted(set(image_keys) - set(cards))
     for key, card in cards.items():
         assert card.width > 0 and card.height > 0, (key, card)
-        # MLflow lists every run parameter above the image in a fixed-height card: part of the
-        # image is hidden unless the user enlarges the card. At least part of it must show.
-        assert card.visible > 0, (key, card)
+        # MLflow lists every run parameter above the image in a fixed-height card; the writer
+        # logs its options as tags instead, so the card shows most of the picture.
+        assert card.visible >= 0.75, (key, card)
         record_property(f"mlflow_visible_fraction/{key}", round(card.visible, 2))
