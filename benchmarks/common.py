@@ -116,28 +116,37 @@ class EpochClock:
 
 class StepTimer:
     """Whole cost of each logged epoch, serialized: from before the loggers' ``on_epoch_end``
-    until their background rendering, writing and MLflow delivery have finished."""
+    until their rendering, writing and MLflow delivery have finished.
+
+    The loggers hold their rendering until the next ``on_epoch_begin`` (when every callback's
+    ``on_epoch_end`` has returned), so the timer settles there, after theirs. The last epoch is
+    not timed: ``on_train_end`` also writes the run's summary and closes the writers.
+    """
 
     def __init__(self, loggers: Sequence[Any] = (), writers: Sequence[Any] = ()) -> None:
         self.loggers = list(loggers)
         self.writers = list(writers)
         self.seconds: list[float] = []
-        self._began = 0.0
+        self._began: float | None = None
 
     def around(self, callbacks: Sequence[keras.callbacks.Callback]) -> list[Any]:
-        """``callbacks`` between the timer's start and settle hooks (both ``on_epoch_end``)."""
+        """``callbacks`` between the timer's start hook (``on_epoch_end``, first) and its
+        settle hook (``on_epoch_begin``, last)."""
         start = keras.callbacks.LambdaCallback(on_epoch_end=self._begin)
-        settle = keras.callbacks.LambdaCallback(on_epoch_end=self._settle)
+        settle = keras.callbacks.LambdaCallback(on_epoch_begin=self._settle)
         return [start, *callbacks, settle]
 
     def _begin(self, epoch: int, logs: Any = None) -> None:
         self._began = time.perf_counter()
 
     def _settle(self, epoch: int, logs: Any = None) -> None:
+        if self._began is None:  # the first epoch: nothing logged yet
+            return
         for logger in self.loggers:
-            wait_published(logger, epoch + 2)  # step 0 (before training) + one per epoch
+            wait_published(logger, epoch + 1)  # step 0 (before training) + one per epoch
         wait_delivered(self.writers)
         self.seconds.append(time.perf_counter() - self._began)
+        self._began = None
 
 
 @dataclass(frozen=True)
@@ -148,7 +157,7 @@ class Row:
     value: float
     unit: str
     target: str = ""
-    holds: bool | None = None
+    holds: bool | None = None  # with a target: None when the noise is too large to tell
 
 
 def _format(value: float) -> str:
@@ -165,7 +174,10 @@ def table_markdown(rows: Sequence[Row]) -> str:
     """The rows as a markdown table: measurement, value, unit, target, whether it holds."""
     lines = ["| measurement | value | unit | target | holds |", "|---|---:|---|---|---|"]
     for row in rows:
-        holds = "" if row.holds is None else ("yes" if row.holds else "**no**")
+        if row.holds is None:
+            holds = "inconclusive (noise)" if row.target else ""
+        else:
+            holds = "yes" if row.holds else "**no**"
         lines.append(
             f"| {row.measurement} | {_format(row.value)} | {row.unit} | {row.target} | {holds} |"
         )

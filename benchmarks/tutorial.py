@@ -42,11 +42,20 @@ class TutorialLogger(keras.callbacks.Callback):
     """Feature maps of ``probe`` (one image, batch of 1) and filters, the tutorial way.
 
     ``seconds`` holds the wall time of each ``on_epoch_end``: everything happens there.
+    ``max_layers`` keeps only the first layers of each kind (smoke runs); ``None``: all.
     """
 
-    def __init__(self, probe: np.ndarray, log_dir: Path, tracking_uri: str, run_name: str):
+    def __init__(
+        self,
+        probe: np.ndarray,
+        log_dir: Path,
+        tracking_uri: str,
+        run_name: str,
+        max_layers: int | None = None,
+    ):
         super().__init__()
         self.probe = probe
+        self.max_layers = max_layers
         self.log_dir = Path(log_dir)
         self.tracking_uri = tracking_uri
         self.run_name = run_name
@@ -68,14 +77,15 @@ class TutorialLogger(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
         started = time.perf_counter()
-        for layer in self.model.layers:
-            if len(layer.output.shape) == 4:
-                sub_model = keras.Model(self.model.inputs, layer.output)
-                maps = sub_model.predict(self.probe, verbose=0)[0]
-                self._log(f"activations_{layer.name}", figure_png(maps, layer.name), epoch)
-            if isinstance(layer, keras.layers.Conv2D):
-                kernel = layer.get_weights()[0][:, :, 0, :]  # first input channel, (kh, kw, F)
-                self._log(f"filters_{layer.name}", figure_png(kernel, layer.name), epoch)
+        spatial = [la for la in self.model.layers if len(la.output.shape) == 4]
+        convs = [la for la in self.model.layers if isinstance(la, keras.layers.Conv2D)]
+        for layer in spatial[: self.max_layers]:
+            sub_model = keras.Model(self.model.inputs, layer.output)
+            maps = sub_model.predict(self.probe, verbose=0)[0]
+            self._log(f"activations_{layer.name}", figure_png(maps, layer.name), epoch)
+        for layer in convs[: self.max_layers]:
+            kernel = layer.get_weights()[0][:, :, 0, :]  # first input channel, (kh, kw, F)
+            self._log(f"filters_{layer.name}", figure_png(kernel, layer.name), epoch)
         self._summary.flush()
         self.seconds.append(time.perf_counter() - started)
 

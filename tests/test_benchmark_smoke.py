@@ -67,6 +67,7 @@ EXPECTED_ROWS = [
 
 
 HEADER = "| measurement | value | unit | target | holds |"
+VERDICTS = ("yes", "**no**", "inconclusive (noise)")
 TARGETS = ["1. overhead", "2. on_epoch_end blocking", "3. speed-up", "4. RSS growth", "5. VGG16"]
 
 
@@ -113,7 +114,7 @@ def test_quick_benchmark_table_has_every_row_with_finite_numbers(quick_run: Path
         assert math.isfinite(float(row[1])), row
         assert row[2], row  # a unit
         if row[3]:  # a target: the verdict is stated
-            assert row[4] in ("yes", "**no**"), row
+            assert row[4] in VERDICTS, row
 
 
 def test_quick_benchmark_targets_table_states_each_target_and_verdict(quick_run: Path) -> None:
@@ -121,7 +122,7 @@ def test_quick_benchmark_targets_table_states_each_target_and_verdict(quick_run:
     assert len(targets) == len(TARGETS), targets
     for prefix, row in zip(TARGETS, targets, strict=True):
         assert row[0].startswith(prefix), (prefix, row)
-        assert row[3] and row[4] in ("yes", "**no**"), row
+        assert row[3] and row[4] in VERDICTS, row
 
 
 def test_quick_benchmark_json_matches_the_table(quick_run: Path) -> None:

@@ -222,3 +222,19 @@ def test_logger_defaults_on_nested_and_unbuilt_models(digits, tmp_path: Path) ->
     assert sorted(read_events(unbuilt_dir)["filter_patterns/conv_a"]) == [2]
     with pytest.raises(ValueError, match="filters must be ≥ 1"):
         FilterPatternLogger([vc.TensorBoardWriter(tmp_path)], filters=0)
+
+
+def test_slow_patterns_are_reported_once(digits, tmp_path: Path, monkeypatch, caplog) -> None:
+    from vizcallbacks.callbacks import patterns
+
+    monkeypatch.setattr(patterns, "SLOW_STEP_SECONDS", 0.0)  # every step counts as slow
+    x, y = digits
+    logger = FilterPatternLogger(
+        [vc.TensorBoardWriter(tmp_path)], layers=["conv_a"], filters=2, every_n_epochs=1, steps=2
+    )
+    with caplog.at_level("WARNING", "vizcallbacks"):
+        models.compiled(models.functional()).fit(
+            x[:32], y[:32], epochs=2, verbose=0, callbacks=[logger]
+        )
+    assert caplog.text.count("filter patterns took") == 1
+    assert "conv_a" in caplog.text and "every_n_epochs" in caplog.text

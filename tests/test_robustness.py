@@ -131,6 +131,17 @@ def test_probe_far_outside_training_range_warns(digits, tmp_path, caplog) -> Non
     assert "probe's values reach 239.1" in caplog.text and "probe / 255" in caplog.text
 
 
+def test_mean_subtracted_probe_is_not_mistaken_for_raw_pixels(digits, tmp_path, caplog) -> None:
+    probe = digits[0][0] * 255 - 120  # VGG's "caffe" preprocessing: about -120..135
+    with caplog.at_level(logging.WARNING, "vizcallbacks"):
+        _fit(
+            models.functional(),
+            digits,
+            [vc.ActivationLogger(probe, [vc.TensorBoardWriter(tmp_path)])],
+        )
+    assert "probe's values reach" not in caplog.text
+
+
 class Subclassed(keras.Model):
     def __init__(self) -> None:
         super().__init__()

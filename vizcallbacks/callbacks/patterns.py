@@ -22,6 +22,8 @@ from vizcallbacks.tags import tag
 
 __all__ = ["FilterPatternLogger"]
 
+SLOW_STEP_SECONDS = 30.0  # of training time per logged step before the logger says so
+
 log = logging.getLogger("vizcallbacks")
 
 
@@ -106,6 +108,17 @@ class FilterPatternLogger(VisualizationCallback):
             start = time.perf_counter()
             result = patterns.ascend(self.seed)
             payload[patterns.layer_name] = (result, time.perf_counter() - start)
+        total = sum(seconds for _, seconds in payload.values())
+        if total > SLOW_STEP_SECONDS:
+            warn_once(
+                self,
+                "slow",
+                "vizcallbacks: filter patterns took %.0f s of training time this step (%s). Pass "
+                "layers= with fewer layers, fewer filters= or steps=, or a larger "
+                "every_n_epochs. Warned once.",
+                total,
+                ", ".join(f"{name} {seconds:.1f} s" for name, (_, seconds) in payload.items()),
+            )
         return payload
 
     def publish(self, payload: dict[str, tuple[PatternResult, float]], step: int) -> None:

@@ -62,9 +62,14 @@ def check_probe_fits_model(probe: np.ndarray, model: keras.Model) -> None:
             f"{expected} (batch axis left out). Pass one image (H, W, C) or a batch "
             "(N, H, W, C) preprocessed like the training data."
         )
-    if float(probe.max()) > 2.0 and not any(
-        isinstance(layer, (keras.layers.Rescaling, keras.layers.Normalization))
-        for layer in model.layers
+    # Raw 0..255 pixels look like this; mean-subtracted inputs (VGG's "caffe" mode) go negative.
+    if (
+        float(probe.min()) >= 0.0
+        and float(probe.max()) > 2.0
+        and not any(
+            isinstance(layer, (keras.layers.Rescaling, keras.layers.Normalization))
+            for layer in model.layers
+        )
     ):
         log.warning(
             "vizcallbacks: the probe's values reach %.4g but the model has no Rescaling or "

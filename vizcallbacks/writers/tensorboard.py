@@ -48,7 +48,8 @@ class TensorBoardWriter:
         import tensorflow as tf
         from tensorboard.plugins.image import metadata
 
-        png = tf.io.encode_png(np.ascontiguousarray(image, dtype=np.uint8))
+        # Level 1: a third of the default's encoding time for files about 10 % larger.
+        png = tf.io.encode_png(np.ascontiguousarray(image, dtype=np.uint8), compression=1)
         height, width = image.shape[:2]
         tensor = tf.stack([tf.constant(str(width)), tf.constant(str(height)), png])
         with self._lock, self._writer().as_default():
