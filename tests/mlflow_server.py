@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import signal
 import socket
@@ -23,8 +24,12 @@ from pathlib import Path
 
 import pytest
 
-__all__ = ["MlflowServer", "free_port", "mlflow_server"]
+__all__ = ["IMAGE_FILE", "MlflowServer", "free_port", "mlflow_server", "no_mlflow_env"]
 
+# MLflow 3 stores log_image(key=, step=) as images/<key, / as ~>+step+<n>+timestamp+<ms>+<uuid>.png
+IMAGE_FILE = re.compile(
+    r"^images/(?P<key>.+)\+step\+(?P<step>\d+)\+timestamp\+\d+\+[0-9a-f-]+\.png$"
+)
 START_TIMEOUT = 180.0  # seconds; a cold start on two busy cores takes ~20
 
 
@@ -178,3 +183,10 @@ def mlflow_server() -> MlflowServer:
     server.launch()  # a no-op while it runs; restarts it if a failed test left it stopped
     server.wait_until_healthy()
     return server
+
+
+@pytest.fixture
+def no_mlflow_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """MLflow's defaults, not the caller's shell: no tracking URI or experiment from the env."""
+    for name in ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_EXPERIMENT_ID"):
+        monkeypatch.delenv(name, raising=False)

@@ -21,7 +21,7 @@ from mlflow import MlflowClient
 from PIL import Image
 
 import vizcallbacks as vc
-from tests.mlflow_server import MlflowServer
+from tests.mlflow_server import IMAGE_FILE, MlflowServer
 from vizcallbacks.__main__ import main as cli
 from vizcallbacks.render.compare import RUN_COLORS, run_comparison
 from vizcallbacks.runs import RunLookupError, compare_runs, connect, open_run
@@ -29,16 +29,7 @@ from vizcallbacks.writers.mlflow import MLflowWriter
 
 EPOCHS = 2
 KEY = "activations/conv_a"
-# MLflow 3 stores log_image(key=, step=) as images/<key, / as ~>+step+<n>+timestamp+<ms>+<uuid>.png
-IMAGE_FILE = re.compile(
-    r"^images/(?P<key>.+)\+step\+(?P<step>\d+)\+timestamp\+\d+\+[0-9a-f-]+\.png$"
-)
-
-
-@pytest.fixture(autouse=True)
-def _no_mlflow_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_EXPERIMENT_ID"):
-        monkeypatch.delenv(name, raising=False)
+pytestmark = pytest.mark.usefixtures("no_mlflow_env")
 
 
 def tiny_cnn(padding: str) -> Any:

@@ -23,7 +23,7 @@ from keras import layers
 from mlflow import MlflowClient
 
 import vizcallbacks as vc
-from tests.mlflow_server import MlflowServer, free_port
+from tests.mlflow_server import IMAGE_FILE, MlflowServer, free_port
 from vizcallbacks.__main__ import main as cli
 from vizcallbacks.writers.mlflow import MLflowWriter
 from vizcallbacks.writers.spool import Spool
@@ -32,16 +32,7 @@ SPATIAL = ["conv_a", "pool_a", "conv_b"]  # 4-D outputs: grids
 ALL_LAYERS = [*SPATIAL, "gap", "probs"]
 CONVS = ["conv_a", "conv_b"]
 MLFLOW_KEY = re.compile(r"^[A-Za-z0-9_\-./ ]+$")
-# MLflow 3 stores log_image(key=, step=) as images/<key, / as ~>+step+<n>+timestamp+<ms>+<uuid>.png
-IMAGE_FILE = re.compile(
-    r"^images/(?P<key>.+)\+step\+(?P<step>\d+)\+timestamp\+\d+\+[0-9a-f-]+\.png$"
-)
-
-
-@pytest.fixture(autouse=True)
-def _no_mlflow_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_EXPERIMENT_ID"):
-        monkeypatch.delenv(name, raising=False)
+pytestmark = pytest.mark.usefixtures("no_mlflow_env")
 
 
 def small_cnn(names: tuple[str, ...] = ("conv_a", "pool_a", "conv_b", "gap", "probs")) -> Any:
