@@ -109,6 +109,9 @@ def test_logger_compares_classes_and_logs_a_table(digits, tmp_path: Path) -> Non
     conv_b = vc.layer_activations(model, probes[:1], ["conv_b"])["conv_b"][0, :, :, 1]
     assert len(table.splitlines()) == 2 + conv_b.shape[0]
     assert table.count("**") == 2 * int((conv_b > 0).sum())
+    page = (tmp_path / "files" / "activation_table" / "conv_b" / "step_000001.html").read_text()
+    assert page.count('<td class="pos">') == int((conv_b > 0).sum())
+    assert page.count("<tr>") >= conv_b.shape[0]
 
 
 def test_compare_channel_needs_two_probes(digits, tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ from vizcallbacks.compute.statistics import activation_statistics
 from vizcallbacks.render.colormap import check_cmap
 from vizcallbacks.render.compare import class_comparison_grid
 from vizcallbacks.render.evolution import EvolutionRecorder, evolution_row
-from vizcallbacks.render.table import activation_table_markdown
+from vizcallbacks.render.table import activation_table_html, activation_table_markdown
 from vizcallbacks.render.tiling import mean_map_image, tile_maps
 from vizcallbacks.tags import tag
 
@@ -43,7 +43,8 @@ class ActivationLogger(VisualizationCallback):
         compare_channel: with several probes (say two classes), also log
             ``class_comparison/channel_<k>``: a row per probe, a column per layer, channel k.
         table: ``(layer, channel)``: also log that channel's raw values for the first probe as a
-            table, ``activation_table/<layer>``, positive cells highlighted.
+            table, ``activation_table/<layer>`` (markdown text, and an HTML page per step in the
+            files: an MLflow artifact), positive cells highlighted.
     """
 
     def __init__(
@@ -147,8 +148,12 @@ class ActivationLogger(VisualizationCallback):
             if values.ndim != 4:
                 continue
             if self.table is not None and layer == self.table[0]:
-                markdown = activation_table_markdown(values[0, :, :, self.table[1]])
-                self.write("write_text", tag("activation_table", layer), markdown, step)
+                channel = values[0, :, :, self.table[1]]
+                name = tag("activation_table", layer)
+                self.write("write_text", name, activation_table_markdown(channel), step)
+                title = f"{layer}, channel {self.table[1]}, step {step}"
+                page = activation_table_html(channel, title).encode("utf-8")
+                self.write("write_file", f"{name}/step_{step:06d}.html", page)
             for i, (name, maps) in enumerate(zip(self.probe_names, values, strict=True)):
                 grid = tile_maps(maps, self.max_channels, self.cmap)
                 self.write("write_image", tag("activations", layer, name), grid, step)
