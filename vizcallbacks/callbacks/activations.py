@@ -149,11 +149,11 @@ class ActivationLogger(VisualizationCallback):
                 continue
             if self.table is not None and layer == self.table[0]:
                 channel = values[0, :, :, self.table[1]]
-                name = tag("activation_table", layer)
-                self.write("write_text", name, activation_table_markdown(channel), step)
+                table_tag = tag("activation_table", layer)
+                self.write("write_text", table_tag, activation_table_markdown(channel), step)
                 title = f"{layer}, channel {self.table[1]}, step {step}"
                 page = activation_table_html(channel, title).encode("utf-8")
-                self.write("write_file", f"{name}/step_{step:06d}.html", page)
+                self.write("write_file", f"{table_tag}/step_{step:06d}.html", page)
             for i, (name, maps) in enumerate(zip(self.probe_names, values, strict=True)):
                 grid = tile_maps(maps, self.max_channels, self.cmap)
                 self.write("write_image", tag("activations", layer, name), grid, step)
