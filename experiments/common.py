@@ -168,7 +168,7 @@ def mlflow_tracking_uri() -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path('mlflow.db').resolve()}"
 
 
-def _mlflow_writer(experiment: str) -> Any | None:
+def _mlflow_writer(experiment: str, run_name: str | None = None) -> Any | None:
     try:
         import mlflow  # noqa: F401
 
@@ -180,7 +180,9 @@ def _mlflow_writer(experiment: str) -> Any | None:
             err,
         )
         return None
-    return writer_class(tracking_uri=mlflow_tracking_uri(), experiment_name=experiment)
+    return writer_class(
+        tracking_uri=mlflow_tracking_uri(), experiment_name=experiment, run_name=run_name
+    )
 
 
 @dataclass
@@ -192,19 +194,26 @@ class RunResult:
     seconds: float
     data_source: str
     logged: dict[str, dict[str, set[int]]] = field(default_factory=dict)
+    mlflow_run_id: str | None = None
 
 
 class Run:
     """One experiment run: writers for ``--log-dir``/``--mlflow``, fit, the closing summary."""
 
-    def __init__(self, experiment: str, args: argparse.Namespace, log_dir: Path | None = None):
+    def __init__(
+        self,
+        experiment: str,
+        args: argparse.Namespace,
+        log_dir: Path | None = None,
+        run_name: str | None = None,
+    ):
         self.experiment = experiment
         self.args = args
         self.log_dir = Path(args.log_dir or log_dir or Path("logs") / experiment)
         self.tensorboard = vc.TensorBoardWriter(self.log_dir)
         self.tensorboard.check()  # an unwritable --log-dir fails now, before data and model
         self.recorder = TagRecorder()
-        self.mlflow = _mlflow_writer(experiment) if args.mlflow else None
+        self.mlflow = _mlflow_writer(experiment, run_name) if args.mlflow else None
         self.writers: list[Any] = [self.tensorboard, self.recorder]
         if self.mlflow is not None:
             self.writers.insert(1, self.mlflow)
@@ -231,7 +240,12 @@ class Run:
         """Print what was logged, the metrics and the commands to view them; return them."""
         seconds = time.perf_counter() - self.started
         result = RunResult(
-            self.log_dir, dict(metrics), seconds, data_source, dict(self.recorder.steps)
+            self.log_dir,
+            dict(metrics),
+            seconds,
+            data_source,
+            dict(self.recorder.steps),
+            None if self.mlflow is None else self.mlflow.logged_run_id,
         )
         shown = ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()) or "no training"
         lines = [

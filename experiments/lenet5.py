@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import argparse
 import copy
-import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import keras
 import numpy as np
@@ -72,7 +70,9 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
 def _train(
     args: argparse.Namespace, full: ImageSplit, images: np.ndarray, names: list[str]
 ) -> common.RunResult:
-    run = common.Run(NAME, args, log_dir=Path("logs") / NAME / args.padding)
+    run = common.Run(
+        NAME, args, log_dir=Path("logs") / NAME / args.padding, run_name=f"{NAME}-{args.padding}"
+    )
     model = build_model(args.padding)
     loggers = [
         vc.ActivationLogger(images, run.writers, probe_names=names),
@@ -97,7 +97,6 @@ def main(argv: Sequence[str] | None = None) -> common.RunResult:
         return _train(args, full, images, names)
 
     base = Path(args.log_dir or Path("logs") / NAME)
-    started_ms = int(time.time() * 1000)
     results = {}
     for padding in ("valid", "same"):
         one = copy.copy(args)
@@ -106,45 +105,23 @@ def main(argv: Sequence[str] | None = None) -> common.RunResult:
     if args.mlflow:
         output = args.compare_output or base / "valid_vs_same.png"
         key = f"activations/{COMPARE_LAYER}/{names[0]}"
-        compare_paddings(common.mlflow_tracking_uri(), key, output, started_ms)
+        runs = (results["valid"].mlflow_run_id, results["same"].mlflow_run_id)
+        compare_paddings(common.mlflow_tracking_uri(), key, output, *runs)
     return results["same"]
 
 
-def _run_id(client: Any, padding: str, since_ms: int) -> str:
-    """The newest lenet5 run with ``padding`` started after ``since_ms``."""
-    experiment = client.get_experiment_by_name(NAME)
-    runs = (
-        []
-        if experiment is None
-        else client.search_runs(
-            [experiment.experiment_id],
-            filter_string=(
-                f"tags.`vizcallbacks.padding` = '{padding}' and attributes.start_time >= {since_ms}"
-            ),
-            order_by=["attributes.start_time DESC"],
-            max_results=1,
-        )
-    )
-    if not runs:
-        raise LookupError(
-            f"no {NAME} run with padding {padding} in MLflow at {client.tracking_uri}"
-        )
-    return str(runs[0].info.run_id)
-
-
-def compare_paddings(tracking_uri: str, key: str, output: Path, since_ms: int = 0) -> Path:
-    """Draw the newest valid and same runs side by side at ``output``; print the command.
-
-    The two runs are renamed ``lenet5-valid`` and ``lenet5-same`` so that the picture, the
-    command and MLflow's run list say which is which.
-    """
+def compare_paddings(
+    tracking_uri: str, key: str, output: Path, valid: str | None, same: str | None
+) -> Path:
+    """Draw the ``valid`` and ``same`` runs side by side at ``output``; print the command."""
     from vizcallbacks.runs import compare_runs, connect
 
-    client = connect(tracking_uri)
-    valid, same = _run_id(client, "valid", since_ms), _run_id(client, "same", since_ms)
-    for run_id, padding in ((valid, "valid"), (same, "same")):  # name them in MLflow's run list
-        client.update_run(run_id, name=f"{NAME}-{padding}")
-    result = compare_runs(client, valid, same, key=key)
+    if valid is None or same is None:
+        raise LookupError(
+            f"the {NAME} runs are not on MLflow at {tracking_uri} yet (was the server down?); "
+            "send them with `python -m vizcallbacks sync`, then run the compare command"
+        )
+    result = compare_runs(connect(tracking_uri), valid, same, key=key)
     path = result.save(output)
     print(
         f"\nvalid vs same padding, {result.summary()}\n"

@@ -457,6 +457,14 @@ class MLflowWriter:
         self._client: Any = None
         self._close_deadline = 0.0
 
+    @property
+    def logged_run_id(self) -> str | None:
+        """The run this writer logs to; None before training, or until a server that was down
+        has created it."""
+        with self._lock:
+            record = self._spool.run if self._spool is not None else self._record
+            return None if record is None else record.get("run_id")
+
     # Opening -----------------------------------------------------------------------------------
     def check(self) -> None:
         """Before training: check ``spool_dir``, reach the server, find or create the run.

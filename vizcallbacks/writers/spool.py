@@ -157,10 +157,6 @@ class Spool:
         with self._mutex:
             return [dict(item) for item in self._pending.values()]
 
-    def pending_count(self) -> int:
-        with self._mutex:
-            return len(self._pending)
-
     def mark_delivered(self, ids: Iterable[int]) -> None:
         """Record ``ids`` as delivered (appended to ``delivered.txt``), then drop their files."""
         ids = sorted(set(ids))
