@@ -49,3 +49,16 @@ def nested(shape: tuple[int, ...] = (16, 16, 1)) -> keras.Model:
 def compiled(model: keras.Model) -> keras.Model:
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
     return model
+
+
+def tensor_arithmetic_residual(shape: tuple[int, ...] = (16, 16, 1)) -> keras.Model:
+    """A residual block written as tensor arithmetic: ``x + shortcut`` and ``x * 0.5`` become
+    ``keras.ops`` operations in the graph, not layers (they take no ``training`` argument)."""
+    inputs = keras.Input(shape)
+    shortcut = layers.Conv2D(4, 1, name="proj")(inputs)
+    x = layers.Conv2D(4, 3, padding="same", activation="relu", name="conv_a")(inputs)
+    x = layers.Conv2D(4, 3, padding="same", name="conv_b")(x)
+    x = (x + shortcut) * 0.5
+    x = keras.ops.relu(x)
+    x = layers.GlobalAveragePooling2D(name="gap")(x)
+    return keras.Model(inputs, layers.Dense(10, activation="softmax", name="probs")(x))

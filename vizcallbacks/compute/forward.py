@@ -59,7 +59,10 @@ def record_forward(
         elif layer is output_layer and (pre := _pre_activation(layer, args[0])) is not None:
             out = pre
         else:
-            kwargs["training"] = False
+            if isinstance(layer, keras.layers.Layer):
+                # Layers take `training` (Keras drops it for those whose call() does not); the
+                # keras.ops operations that `x + y` or `x * 0.5` put in a graph do not.
+                kwargs["training"] = False
             out = layer(*args, **kwargs)
         if id(layer) in wanted:
             record[id(layer)] = out
