@@ -11,7 +11,57 @@ import re
 import unicodedata
 from collections.abc import Iterable
 
-__all__ = ["safe_name", "tag", "unique_safe_names"]
+__all__ = [
+    "HISTOGRAM_KINDS",
+    "IMAGE_KINDS",
+    "PARAMS_TAG",
+    "QUANTILES",
+    "SCALAR_KINDS",
+    "TEXT_KINDS",
+    "layer_candidates",
+    "option_key",
+    "quantile_tag",
+    "safe_name",
+    "tag",
+    "unique_safe_names",
+]
+
+# The whole vocabulary: the first segment of every tag, by what it holds.
+IMAGE_KINDS = frozenset(
+    {
+        "activations",
+        "mean_activation",
+        "filters",
+        "filters_rgb",
+        "gradcam",
+        "gradcam_heatmap",
+        "filter_patterns",
+        "evolution",
+        "filter_evolution",
+        "class_comparison",
+        "probe",
+    }
+)
+SCALAR_KINDS = frozenset(
+    {
+        "activation_mean",
+        "activation_std",
+        "activation_zero_fraction",
+        "dead_channels",
+        "dead_channel_fraction",
+        "filter_drift",
+        "filter_drift_from_init",
+        "gradcam_predicted_class",
+        "gradcam_probability",
+        "filter_patterns_seconds",
+    }
+)
+HISTOGRAM_KINDS = frozenset({"channel_means"})
+TEXT_KINDS = frozenset({"dead_channel_indices", "activation_table", "gradcam_prediction"})
+PARAMS_TAG = "vizcallbacks/params"  # the options of every logger, as one text entry
+# A histogram's summary for sinks without a histogram type (MLflow): name → quantile level.
+QUANTILES = {"min": 0.0, "p25": 0.25, "p50": 0.5, "p75": 0.75, "max": 1.0}
+_KINDS = IMAGE_KINDS | SCALAR_KINDS | HISTOGRAM_KINDS | TEXT_KINDS
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_\-.]+")
 
@@ -49,6 +99,30 @@ def unique_safe_names(paths: Iterable[tuple[str, ...]]) -> list[str]:
 
 
 def tag(kind: str, layer: str, probe: str | None = None) -> str:
-    """``activations/<layer>``, ``activation_mean/<layer>``...; with a probe name appended."""
+    """``activations/<layer>``, ``activation_mean/<layer>``...; with a probe name appended.
+
+    ``kind`` must belong to the vocabulary above, so that no tag is invented elsewhere.
+    """
+    if kind not in _KINDS:
+        raise ValueError(f"unknown tag kind {kind!r}; add it to vizcallbacks/tags.py")
     name = f"{kind}/{layer}"
     return name if probe is None else f"{name}/{safe_name(probe)}"
+
+
+def quantile_tag(histogram_tag: str, stat: str) -> str:
+    """``channel_means/<layer>`` → ``channel_means_p50/<layer>`` (``stat`` from QUANTILES)."""
+    kind, _, rest = histogram_tag.partition("/")
+    return f"{kind}_{stat}/{rest}" if rest else f"{kind}_{stat}"
+
+
+def option_key(name: str) -> str:
+    """``vizcallbacks.<name>``: the run tag of one logger option (``vizcallbacks_version`` too)."""
+    stem = name[len("vizcallbacks_") :] if name.startswith("vizcallbacks_") else name
+    return f"vizcallbacks.{safe_name(stem)}"
+
+
+def layer_candidates(key: str) -> list[str]:
+    """The layers an image key may name, longest first: ``activations/base/conv1/cat`` →
+    ``["base/conv1/cat", "base/conv1", "base"]`` (a probe suffix cannot be told from a layer)."""
+    parts = key.split("/")[1:]
+    return ["/".join(parts[:end]) for end in range(len(parts), 0, -1)]

@@ -3,35 +3,28 @@
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
-import numpy as np
+from vizcallbacks.records import Record
 
-__all__ = ["Writer", "check_log_dir", "check_writers", "print_msg"]
+__all__ = ["Writer", "check_log_dir", "check_writers"]
 
 
 @runtime_checkable
 class Writer(Protocol):
-    """A sink for images, scalars, histograms, text and files, keyed by tag and step.
+    """A sink for records (:mod:`vizcallbacks.records`), each written at a step.
 
+    ``check()`` runs on the training thread before the first step and raises on bad settings.
     Implementations open their resources on first use, keep nothing the user logged from being
-    lost when the backend fails, and accept ``close()`` more than once. Images are ``uint8``
-    arrays ``(H, W, 3)`` (or ``(H, W, 1)``), already rendered.
+    lost when the backend fails, and accept ``close()`` more than once; callbacks that share a
+    writer close it once, when the last of them is done (see ``callbacks/fanout.py``).
     """
 
-    def write_image(self, tag: str, image: np.ndarray, step: int) -> None: ...
+    def check(self) -> None: ...
 
-    def write_scalars(self, values: Mapping[str, float], step: int) -> None: ...
-
-    def write_histogram(self, tag: str, values: np.ndarray, step: int) -> None: ...
-
-    def write_text(self, tag: str, text: str, step: int) -> None: ...
-
-    def write_params(self, params: Mapping[str, Any]) -> None: ...
-
-    def write_file(self, name: str, data: bytes) -> None: ...
+    def write(self, records: Sequence[Record], step: int) -> None: ...
 
     def flush(self) -> None: ...
 
@@ -55,9 +48,8 @@ def check_writers(writers: object) -> list[Writer]:
     for i, writer in enumerate(writers):
         if not isinstance(writer, Writer):
             raise TypeError(
-                f"writers[{i}] is not a writer (it needs write_image, write_scalars, "
-                "write_histogram, write_text, write_params, write_file, flush and close). "
-                f"Received: {writer!r} of type {type(writer).__name__}"
+                f"writers[{i}] is not a writer (it needs check, write, flush and close; see "
+                f"vizcallbacks.Writer). Received: {writer!r} of type {type(writer).__name__}"
             )
     return list(writers)
 
@@ -73,14 +65,3 @@ def check_log_dir(path: Path, what: str) -> None:
             f"{what}: cannot create or write the log directory {str(path)!r} ({err}). "
             "Choose a directory you can write to."
         ) from err
-
-
-def print_msg(message: str) -> None:
-    """Tell the user something at the end of training, the way Keras' own callbacks do.
-
-    Keras routes this to stdout, or to absl logging after
-    ``keras.config.disable_interactive_logging()``.
-    """
-    from keras.src.utils import io_utils
-
-    io_utils.print_msg(message)
