@@ -149,7 +149,7 @@ def log_vgg16(work: Path) -> None:
 
 def tensorboard_picture(log_dir: Path) -> bytes:
     """TensorBoard's Images tab on ``log_dir``, filtered on :data:`TB_FILTER`."""
-    from tests import pages
+    from experiments import pages
 
     with pages.TensorBoardServer(log_dir) as server, pages.chromium_page(1400, 900) as page:
         server.wait_for_tags("images", [f"activations/conv1/{PROBE}"])
@@ -168,7 +168,7 @@ def mlflow_picture(uri: str, experiment: str = "fashion_cnn") -> bytes:
     """The MLflow run page: the bag's first-layer maps in their card, with the step slider."""
     from mlflow import MlflowClient
 
-    from tests import pages
+    from experiments import pages
 
     client = MlflowClient(uri)
     found = client.get_experiment_by_name(experiment)
@@ -221,8 +221,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         pictures_from_logs(args.logs, args.out or Path("docs/experiments"), args.only, limit)
         return
 
-    from tests import pages
-    from tests.mlflow_server import MlflowServer
+    from experiments import pages
+    from experiments.servers import MlflowServer
 
     missing = pages.browser_missing()
     if missing:

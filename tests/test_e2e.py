@@ -18,7 +18,8 @@ import numpy as np
 import pytest
 
 import vizcallbacks as vc
-from tests import models, pages
+from experiments import pages
+from tests import models
 from tests.events import read_events
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]

@@ -13,77 +13,32 @@ import tensorflow as tf
 from keras import layers
 
 import vizcallbacks as vc
-from tests import models
+from tests import handset, models
 from tests.events import read_events, tag_steps
 from vizcallbacks.callbacks.gradcam import GradCAMLogger
 from vizcallbacks.compute.gradcam import GradCAM, grad_cam
 from vizcallbacks.render.overlay import enlarge, heatmap_image, image_to_rgb, overlay_heatmap
 
-# A bright 3x3 square on a dark 8x8 image.
-SQUARE = np.zeros((1, 8, 8, 1), dtype=np.float32)
-SQUARE[0, 2:5, 2:5, 0] = 1.0
-
-
-def _square_detector(head: str = "softmax") -> keras.Model:
-    """Box-filter conv (kernel 1/9, same padding, ReLU) → global mean → Dense.
-
-    Softmax head: logits (-mean, +mean), class 1 = "bright". Sigmoid head: one unit, logit = mean.
-    """
-    inputs = keras.Input((8, 8, 1))
-    conv = layers.Conv2D(1, 3, padding="same", activation="relu", name="box")
-    x = layers.GlobalAveragePooling2D(name="gap")(conv(inputs))
-    units = 2 if head == "softmax" else 1
-    dense = layers.Dense(units, activation=head, name="head")
-    model = keras.Model(inputs, dense(x))
-    conv.set_weights([np.full((3, 3, 1, 1), 1 / 9, np.float32), np.zeros(1, np.float32)])
-    kernel = np.array([[-1.0, 1.0]] if units == 2 else [[1.0]], np.float32)
-    dense.set_weights([kernel, np.zeros(units, np.float32)])
-    return model
-
-
-def _box_filter(image: np.ndarray) -> np.ndarray:
-    """The 3x3 mean with zero padding, written out: what the conv layer computes."""
-    padded = np.pad(image, 1)
-    out = np.zeros_like(image)
-    for i in range(image.shape[0]):
-        for j in range(image.shape[1]):
-            out[i, j] = padded[i : i + 3, j : j + 3].sum() / 9
-    return out
-
 
 def test_bright_square_heatmap_by_hand() -> None:
-    model = _square_detector()
+    model = handset.square_detector()
     # d score_1 / dA = +1/64 everywhere (global mean, weight +1), so the map is A itself, A ≥ 0,
     # already at input resolution: heatmap = A / max(A).
-    box = _box_filter(SQUARE[0, ..., 0])
+    box = handset.box_filter(handset.SQUARE[0, ..., 0])
     expected = box / box.max()
-    heatmap = grad_cam(model, SQUARE)
+    heatmap = grad_cam(model, handset.SQUARE)
     np.testing.assert_allclose(heatmap[0], expected, rtol=1e-5, atol=1e-6)
     assert heatmap.dtype == np.float32 and heatmap.shape == (1, 8, 8)
     assert np.unravel_index(heatmap[0].argmax(), (8, 8)) == (3, 3)  # the square's centre
     assert heatmap[0, 6:, :].max() == 0.0 and heatmap[0, :, 6:].max() == 0.0  # dark background
     # Class 0 ("dark") has weight -1: ReLU(-A/64) = 0, a blank map without NaN.
-    np.testing.assert_array_equal(grad_cam(model, SQUARE, class_index=0), np.zeros((1, 8, 8)))
-
-
-def _pooled_detector() -> keras.Model:
-    """4x4 input → identity 1x1 conv → 2x2 max pool → global mean → one sigmoid unit (w = 1)."""
-    model = keras.Sequential(
-        [
-            keras.Input((4, 4, 1)),
-            layers.Conv2D(1, 1, activation="relu", name="identity"),
-            layers.MaxPooling2D(name="pool"),
-            layers.GlobalAveragePooling2D(name="gap"),
-            layers.Dense(1, activation="sigmoid", name="head"),
-        ]
+    np.testing.assert_array_equal(
+        grad_cam(model, handset.SQUARE, class_index=0), np.zeros((1, 8, 8))
     )
-    model.get_layer("identity").set_weights([np.ones((1, 1, 1, 1)), np.zeros(1)])
-    model.get_layer("head").set_weights([np.ones((1, 1)), np.zeros(1)])
-    return model
 
 
 def test_upsampled_heatmap_and_binary_sigmoid_by_hand() -> None:
-    model = _pooled_detector()
+    model = handset.pooled_detector()
     image = np.zeros((1, 4, 4, 1), np.float32)
     image[0, :2, :2, 0] = 1.0  # bright top-left quadrant: pooled map [[1, 0], [0, 0]]
     # Bilinear 2x upsampling with half-pixel centres samples the 2x2 map at -0.25, 0.25, 0.75,
@@ -273,21 +228,21 @@ def test_mixed_precision_model(digits, mixed_precision) -> None:
 
 
 def test_bad_arguments_are_named() -> None:
-    model = _square_detector()
+    model = handset.square_detector()
     with pytest.raises(ValueError, match=r"class_index must lie in 0\.\.1"):
-        grad_cam(model, SQUARE, class_index=2)
+        grad_cam(model, handset.SQUARE, class_index=2)
     with pytest.raises(ValueError, match="one class per image"):
-        grad_cam(model, SQUARE, class_index=[0, 1])
+        grad_cam(model, handset.SQUARE, class_index=[0, 1])
     with pytest.raises(ValueError, match="layer='gap' has no 4-D"):
-        grad_cam(model, SQUARE, layer="gap")
+        grad_cam(model, handset.SQUARE, layer="gap")
     with pytest.raises(ValueError, match="no layer named 'nope'"):
-        grad_cam(model, SQUARE, layer="nope")
+        grad_cam(model, handset.SQUARE, layer="nope")
     with pytest.raises(ValueError, match="expects inputs of shape"):
         grad_cam(model, np.zeros((1, 9, 9, 1), np.float32))
     with pytest.raises(ValueError, match="not both"):
-        GradCAMLogger(SQUARE, [vc.TensorBoardWriter("unused")], class_index=1, labels=[1])
+        GradCAMLogger(handset.SQUARE, [vc.TensorBoardWriter("unused")], class_index=1, labels=[1])
     with pytest.raises(ValueError, match="alpha"):
-        GradCAMLogger(SQUARE, [vc.TensorBoardWriter("unused")], alpha=2)
+        GradCAMLogger(handset.SQUARE, [vc.TensorBoardWriter("unused")], alpha=2)
 
 
 # --- The callback, through real event files ---------------------------------------------------

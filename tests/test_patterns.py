@@ -11,21 +11,11 @@ import pytest
 from keras import layers
 
 import vizcallbacks as vc
-from tests import models
+from tests import handset, models
 from tests.events import read_events, tag_steps
 from vizcallbacks.callbacks.patterns import FilterPatternLogger
-from vizcallbacks.compute.patterns import FilterPatterns, filter_patterns
+from vizcallbacks.compute.patterns import FilterPatterns, PatternOptions, filter_patterns
 from vizcallbacks.render.overlay import pattern_images, tile_patterns
-
-W0 = np.array([1.0, 2.0, 2.0])  # RMS √3
-W1 = np.array([0.0, 0.0, -1.0])  # RMS 1/√3
-
-
-def _linear_1x1() -> keras.Model:
-    """A 1x1 conv without activation on 4x4 RGB images: filter f computes x · W_f per pixel."""
-    model = keras.Sequential([keras.Input((4, 4, 3)), layers.Conv2D(2, 1, name="mix")])
-    model.layers[0].set_weights([np.stack([W0, W1], -1)[None, None], np.zeros(2)])
-    return model
 
 
 @pytest.mark.parametrize(
@@ -37,16 +27,21 @@ def test_linear_layer_ascent_by_hand(steps, step_size, value_range) -> None:
     # step_size · span · W_f / rms(W_f) to every pixel, starting from exact grey (noise=0).
     low, high = value_range
     patterns = filter_patterns(
-        _linear_1x1(), "mix", steps=steps, step_size=step_size, noise=0.0, value_range=value_range
+        handset.linear_1x1(),
+        "mix",
+        steps=steps,
+        step_size=step_size,
+        noise=0.0,
+        value_range=value_range,
     )  # the default jitter and blur change nothing here: the image stays constant per channel
     assert patterns.shape == (2, 4, 4, 3) and patterns.dtype == np.float32
-    for f, w in enumerate((W0, W1)):
+    for f, w in enumerate((handset.W0, handset.W1)):
         moved = (low + high) / 2 + steps * step_size * (high - low) * w / np.sqrt(np.mean(w**2))
         np.testing.assert_allclose(patterns[f], np.broadcast_to(moved, (4, 4, 3)), rtol=1e-5)
 
 
 def test_ascent_stays_in_value_range_and_selects_filters() -> None:
-    model = _linear_1x1()
+    model = handset.linear_1x1()
     # 20 steps of 0.05 would carry filter 0's channels to 0.5 + 1.0 · (1, 2, 2)/√3 > 1: clipped.
     clipped = filter_patterns(model, "mix", steps=20, noise=0.0, step_size=0.05)
     np.testing.assert_allclose(clipped[0, 0, 0], [1.0, 1.0, 1.0])
@@ -60,16 +55,6 @@ def test_ascent_stays_in_value_range_and_selects_filters() -> None:
         filter_patterns(model, "mix", steps=0)
     with pytest.raises(ValueError, match="value_range"):
         filter_patterns(model, "mix", value_range=(1.0, 0.0))
-
-
-def _edge_detectors() -> keras.Model:
-    """Filter 0 is a vertical-edge detector (Prewitt), filter 1 the same kernel transposed."""
-    vertical = np.array([[-1.0, 0.0, 1.0]] * 3)
-    model = keras.Sequential(
-        [keras.Input((16, 16, 1)), layers.Conv2D(2, 3, activation="relu", name="edges")]
-    )
-    model.layers[0].set_weights([np.stack([vertical, vertical.T], -1)[:, :, None], np.zeros(2)])
-    return model
 
 
 def _corr(a: np.ndarray, b: np.ndarray) -> float:
@@ -95,7 +80,7 @@ def _stripe_scores(pattern: np.ndarray) -> tuple[float, float]:
 )
 @pytest.mark.parametrize("seed", [0, 1])
 def test_edge_detector_patterns_are_stripes(options, seed) -> None:
-    patterns = filter_patterns(_edge_detectors(), "edges", seed=seed, **options)[..., 0]
+    patterns = filter_patterns(handset.edge_detectors(), "edges", seed=seed, **options)[..., 0]
     along, across = _stripe_scores(patterns[0])  # vertical-edge detector: vertical stripes
     assert along > 0.8 and across > 5.0
     along, across = _stripe_scores(patterns[1].T)  # transposed detector: horizontal stripes
@@ -107,7 +92,7 @@ def test_edge_detector_patterns_are_stripes(options, seed) -> None:
 def test_filter_that_never_fires_is_reported_and_drawn_black(caplog) -> None:
     model = keras.Sequential([keras.Input((4, 4, 1)), layers.Conv2D(2, 1, activation="relu")])
     model.layers[0].set_weights([np.ones((1, 1, 1, 2)), np.array([0.0, -10.0])])  # 2nd: silent
-    patterns = FilterPatterns(model, 0, jitter=0, blur=0.0, noise=0.2)
+    patterns = FilterPatterns(model, 0, PatternOptions(jitter=0, blur=0.0, noise=0.2))
     result = patterns.ascend(seed=0)
     assert result.responded.tolist() == [True, False]
     start = 0.5 + np.random.default_rng(0).uniform(-0.5, 0.5, (2, 4, 4, 1)) * 0.2
@@ -135,7 +120,7 @@ def test_pattern_pictures_by_hand() -> None:
 
 def test_deterministic_one_batch_one_trace() -> None:
     model = models.functional()
-    patterns = FilterPatterns(model, "conv_b", filters=[0, 3, 5], steps=10)
+    patterns = FilterPatterns(model, "conv_b", PatternOptions(filters=[0, 3, 5], steps=10))
     first, again, other = patterns(seed=3), patterns(seed=3), patterns(seed=4)
     np.testing.assert_array_equal(first, again)
     assert not np.allclose(first, other)
@@ -170,8 +155,8 @@ def test_mixed_precision() -> None:
         keras.mixed_precision.set_global_policy("float32")
         reference = models.functional()
         reference.set_weights(mixed.get_weights())
-        patterns = FilterPatterns(mixed, "conv_b", filters=4, steps=10).ascend()
-        expected = FilterPatterns(reference, "conv_b", filters=4, steps=10).ascend()
+        patterns = FilterPatterns(mixed, "conv_b", PatternOptions(filters=4, steps=10)).ascend()
+        expected = FilterPatterns(reference, "conv_b", PatternOptions(filters=4, steps=10)).ascend()
     finally:
         keras.mixed_precision.set_global_policy("float32")
     assert mixed.dtype_policy.name == "mixed_float16"

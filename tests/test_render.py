@@ -60,27 +60,6 @@ def test_tile_images_exact_layout() -> None:
     np.testing.assert_array_equal(grid[..., 0], expected)
 
 
-def test_known_kernel_on_known_image() -> None:
-    """A 3x3 vertical-edge kernel over a 4x4 step image, computed on paper, then tiled in gray."""
-    image = np.array([[0, 0, 1, 1]] * 4, dtype=np.float32)
-    kernel = np.array([[-1, 0, 1]] * 3, dtype=np.float32)
-    # 'valid' cross-correlation: every 3x3 window spans columns (0,1,2) or (1,2,3).
-    feature = np.array(
-        [[(image[r : r + 3, c : c + 3] * kernel).sum() for c in range(2)] for r in range(2)]
-    )
-    np.testing.assert_allclose(feature, [[3, 3], [3, 3]])  # constant → drawn black
-    maps = np.stack([feature, np.array([[0.0, 1.0], [2.0, 3.0]])], axis=-1)
-    grid = tile_maps(maps, cmap=GRAY)
-    factor = upscale_factor(2, 2)
-    assert factor == 16
-    assert grid.shape == (32, 65, 3)
-    assert (grid[:32, :32] == 0).all()
-    assert (grid[:, 32] == SEPARATOR_VALUE).all()
-    second = grid[:, 33:, 0]
-    assert second[0, 0] == 0 and second[0, 16] == 85 and second[16, 0] == 170
-    assert second[31, 31] == 255
-
-
 def test_mean_map_and_channel_cap() -> None:
     maps = np.arange(4 * 4 * 100, dtype=np.float32).reshape(4, 4, 100)
     grid = tile_maps(maps, max_channels=10, cmap=GRAY)

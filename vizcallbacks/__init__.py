@@ -2,27 +2,50 @@
 
 Callbacks log feature maps, filters, Grad-CAM heatmaps, filter patterns and activation statistics
 of a fixed probe every epoch to TensorBoard and MLflow; the same computations are plain functions
-for notebooks.
+for notebooks. The names below load on first use (PEP 562), so importing the rendering code or a
+writer loads no TensorFlow.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from vizcallbacks._version import __version__
-from vizcallbacks.callbacks.activations import ActivationLogger
-from vizcallbacks.callbacks.filters import FilterLogger
-from vizcallbacks.callbacks.gradcam import GradCAMLogger
-from vizcallbacks.callbacks.patterns import FilterPatternLogger
-from vizcallbacks.compute.activations import layer_activations
-from vizcallbacks.compute.filters import normalized_filters
-from vizcallbacks.compute.gradcam import grad_cam
-from vizcallbacks.compute.patterns import filter_patterns
-from vizcallbacks.compute.statistics import activation_statistics
-from vizcallbacks.render.overlay import overlay_heatmap
-from vizcallbacks.render.tiling import tile_filters, tile_maps
-from vizcallbacks.writers.base import Writer
-from vizcallbacks.writers.tensorboard import TensorBoardWriter
+
+if TYPE_CHECKING:
+    from vizcallbacks.callbacks.activations import ActivationLogger
+    from vizcallbacks.callbacks.filters import FilterLogger
+    from vizcallbacks.callbacks.gradcam import GradCAMLogger
+    from vizcallbacks.callbacks.patterns import FilterPatternLogger
+    from vizcallbacks.compute.activations import layer_activations
+    from vizcallbacks.compute.filters import normalized_filters
+    from vizcallbacks.compute.gradcam import grad_cam
+    from vizcallbacks.compute.patterns import filter_patterns
+    from vizcallbacks.compute.statistics import activation_statistics
+    from vizcallbacks.render.overlay import overlay_heatmap
+    from vizcallbacks.render.tiling import tile_filters, tile_maps
+    from vizcallbacks.writers.base import Writer
+    from vizcallbacks.writers.mlflow import MLflowWriter
+    from vizcallbacks.writers.tensorboard import TensorBoardWriter
+
+_HOMES = {
+    "ActivationLogger": "vizcallbacks.callbacks.activations",
+    "FilterLogger": "vizcallbacks.callbacks.filters",
+    "FilterPatternLogger": "vizcallbacks.callbacks.patterns",
+    "GradCAMLogger": "vizcallbacks.callbacks.gradcam",
+    "MLflowWriter": "vizcallbacks.writers.mlflow",
+    "TensorBoardWriter": "vizcallbacks.writers.tensorboard",
+    "Writer": "vizcallbacks.writers.base",
+    "activation_statistics": "vizcallbacks.compute.statistics",
+    "filter_patterns": "vizcallbacks.compute.patterns",
+    "grad_cam": "vizcallbacks.compute.gradcam",
+    "layer_activations": "vizcallbacks.compute.activations",
+    "normalized_filters": "vizcallbacks.compute.filters",
+    "overlay_heatmap": "vizcallbacks.render.overlay",
+    "tile_filters": "vizcallbacks.render.tiling",
+    "tile_maps": "vizcallbacks.render.tiling",
+}
 
 __all__ = [
     "ActivationLogger",
@@ -45,9 +68,13 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    # MLflow is an optional extra: import it only when its writer is asked for.
-    if name == "MLflowWriter":
-        from vizcallbacks.writers.mlflow import MLflowWriter
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'vizcallbacks' has no attribute {name!r}")
+    value = getattr(importlib.import_module(home), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
 
-        return MLflowWriter
-    raise AttributeError(f"module 'vizcallbacks' has no attribute {name!r}")
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_HOMES))

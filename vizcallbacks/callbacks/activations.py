@@ -8,19 +8,25 @@ from typing import Any
 
 import numpy as np
 
+from vizcallbacks._version import __version__
 from vizcallbacks.arrays import check_positive_int
 from vizcallbacks.callbacks.background import warn_once
-from vizcallbacks.callbacks.base import VisualizationCallback, publish_evolution
+from vizcallbacks.callbacks.base import VisualizationCallback
 from vizcallbacks.compute.forward import ActivationExtractor
 from vizcallbacks.compute.layers import LayerSelection, ensure_built, select_layers
 from vizcallbacks.compute.probe import check_probe, check_probe_fits_model, probe_tag_names
 from vizcallbacks.compute.statistics import activation_statistics
-from vizcallbacks.render.colormap import check_cmap
-from vizcallbacks.render.compare import class_comparison_grid
+from vizcallbacks.records import Params, Record
+from vizcallbacks.render.colormap import DEFAULT_CMAP, check_cmap
 from vizcallbacks.render.evolution import EvolutionRecorder, evolution_row
-from vizcallbacks.render.table import activation_table_html, activation_table_markdown
-from vizcallbacks.render.tiling import mean_map_image, tile_maps
-from vizcallbacks.tags import tag
+from vizcallbacks.views.activations import (
+    class_comparison_records,
+    feature_map_records,
+    probe_records,
+    statistics_records,
+    table_records,
+)
+from vizcallbacks.views.evolution import evolution_records
 
 __all__ = ["ActivationLogger"]
 
@@ -54,7 +60,7 @@ class ActivationLogger(VisualizationCallback):
         layers: LayerSelection = None,
         every_n_epochs: int = 1,
         max_channels: int = 64,
-        cmap: str = "viridis",
+        cmap: str = DEFAULT_CMAP,
         probe_names: Sequence[str] | None = None,
         compare_channel: int | None = None,
         table: tuple[str, int] | None = None,
@@ -95,9 +101,9 @@ class ActivationLogger(VisualizationCallback):
                 f"the layers asked for; found: {', '.join(found)}. Pass layers= naming conv, "
                 "pooling or activation layers, or leave it out."
             )
-        self.write("write_params", self.run_params())
-        for name, image in zip(self.probe_names, _probe_images(self.probe), strict=True):
-            self.write("write_image", tag("probe", "input", name), image, 0)
+        self.fanout.write(
+            [Params(self.run_params()), *probe_records(self.probe, self.probe_names)], 0
+        )
 
     def _check_table(self, trial: dict[str, np.ndarray]) -> None:
         if self.table is None:
@@ -113,8 +119,6 @@ class ActivationLogger(VisualizationCallback):
     def run_params(self) -> dict[str, Any]:
         """What this logger was asked to draw, logged once per run."""
         assert self._extractor is not None
-        from vizcallbacks import __version__
-
         return {
             "vizcallbacks_version": __version__,
             "layers_logged": [ref.name for ref in self._extractor.refs],
@@ -128,61 +132,36 @@ class ActivationLogger(VisualizationCallback):
         assert self._extractor is not None
         return self._extractor(self.probe)
 
-    def publish(self, payload: dict[str, np.ndarray], step: int) -> None:
+    def view(self, payload: dict[str, np.ndarray], step: int) -> list[Record]:
+        records: list[Record] = []
         for layer, values in payload.items():
             self.warn_nonfinite(f"activations of {layer}", values)
             stats = activation_statistics(values)
-            self.write(
-                "write_scalars",
-                {
-                    tag("activation_mean", layer): stats.mean,
-                    tag("activation_std", layer): stats.std,
-                    tag("activation_zero_fraction", layer): stats.zero_fraction,
-                    tag("dead_channels", layer): len(stats.dead_channels),
-                    tag("dead_channel_fraction", layer): stats.dead_fraction,
-                },
-                step,
-            )
-            self.report_dead_channels(layer, stats.dead_channels, stats.dead_fraction, step)
-            self.write("write_histogram", tag("channel_means", layer), stats.channel_means, step)
+            self.warn_dead(layer, stats.dead_fraction, step)
+            records += statistics_records(layer, stats)
             if values.ndim != 4:
                 continue
             if self.table is not None and layer == self.table[0]:
-                channel = values[0, :, :, self.table[1]]
-                table_tag = tag("activation_table", layer)
-                self.write("write_text", table_tag, activation_table_markdown(channel), step)
-                title = f"{layer}, channel {self.table[1]}, step {step}"
-                page = activation_table_html(channel, title).encode("utf-8")
-                self.write("write_file", f"{table_tag}/step_{step:06d}.html", page)
-            for i, (name, maps) in enumerate(zip(self.probe_names, values, strict=True)):
-                grid = tile_maps(maps, self.max_channels, self.cmap)
-                self.write("write_image", tag("activations", layer, name), grid, step)
-                if i == 0:
-                    self._evolution[layer].add(step, evolution_row(maps, cmap=self.cmap), grid)
-                mean = mean_map_image(maps, self.cmap)
-                self.write("write_image", tag("mean_activation", layer, name), mean, step)
-
+                records += table_records(layer, values, self.table[1], step)
+            images = feature_map_records(
+                layer, values, self.probe_names, self.max_channels, self.cmap
+            )
+            self._evolution[layer].add(
+                step, evolution_row(values[0], cmap=self.cmap), images[0].pixels
+            )
+            records += images
         if self.compare_channel is not None:
-            k = self.compare_channel
-            columns = [self.probe.mean(axis=-1)] + [
-                v[..., k] for v in payload.values() if v.ndim == 4 and v.shape[-1] > k
-            ]
-            grid = class_comparison_grid(columns, cmap=self.cmap)
-            self.write("write_image", tag("class_comparison", f"channel_{k}"), grid, step)
+            records += class_comparison_records(
+                self.probe, payload, self.compare_channel, self.cmap
+            )
+        return records
 
-    def publish_summary(self, step: int) -> None:
+    def summary_view(self) -> list[Record]:
         """Per layer, a strip with a row per logged step (first probe) and an animated GIF."""
-        publish_evolution(self, "evolution", self._evolution, step)
+        return evolution_records("evolution", self._evolution)
 
-    def report_dead_channels(
-        self, layer: str, dead: np.ndarray, fraction: float, step: int
-    ) -> None:
-        """Name the dead channels in a text entry; warn once when most of a layer is dead."""
-        if len(dead) == 0:
-            return
-        shown = ", ".join(map(str, dead[:256])) + (" ..." if len(dead) > 256 else "")
-        text = f"{len(dead)} of the channels are zero for every probe: {shown}"
-        self.write("write_text", tag("dead_channel_indices", layer), text, step)
+    def warn_dead(self, layer: str, fraction: float, step: int) -> None:
+        """Warn once per layer when most of its channels are dead (zero for every probe)."""
         if fraction > 0.5:
             warn_once(
                 self,
@@ -193,12 +172,3 @@ class ActivationLogger(VisualizationCallback):
                 layer,
                 step,
             )
-
-
-def _probe_images(probe: np.ndarray) -> np.ndarray:
-    """The probe as uint8 pictures, each image scaled to its own range (it may be normalized)."""
-    lo = probe.min(axis=(1, 2, 3), keepdims=True)
-    span = probe.max(axis=(1, 2, 3), keepdims=True) - lo
-    scaled = (probe - lo) / np.where(span > 0, span, 1.0)
-    images = np.round(scaled * 255).astype(np.uint8)
-    return images if images.shape[-1] in (1, 3) else images[..., :1]

@@ -13,11 +13,11 @@ import numpy as np
 
 from vizcallbacks.arrays import check_positive_int
 from vizcallbacks.callbacks.background import BackgroundQueue, warn_once
-from vizcallbacks.render.evolution import EvolutionRecorder
-from vizcallbacks.tags import tag
-from vizcallbacks.writers.base import Writer, check_writers
+from vizcallbacks.callbacks.fanout import FanOut
+from vizcallbacks.records import Record
+from vizcallbacks.writers.base import check_writers
 
-__all__ = ["VisualizationCallback", "is_chief", "publish_evolution"]
+__all__ = ["VisualizationCallback", "is_chief"]
 
 log = logging.getLogger("vizcallbacks")
 
@@ -42,12 +42,13 @@ class VisualizationCallback(keras.callbacks.Callback):
     Step 0 is the network before training, captured in ``on_train_begin``; step k follows the
     k-th epoch. A second ``fit`` or a resumed one (``initial_epoch``) continues the numbering.
     Subclasses implement ``setup`` (validate, build once), ``compute`` (arrays, on the training
-    thread) and ``publish`` (render and write, on a background thread).
+    thread) and ``view`` (arrays to records, on a background thread); the records go to every
+    writer through one :class:`FanOut`.
     """
 
     def __init__(self, writers: Any, every_n_epochs: int = 1) -> None:
         super().__init__()
-        self.writers: list[Writer] = check_writers(writers)
+        self.fanout = FanOut(check_writers(writers))
         self.every_n_epochs = check_positive_int("every_n_epochs", every_n_epochs)
         self._queue = BackgroundQueue(type(self).__name__)
         self._last_step = -1
@@ -67,23 +68,21 @@ class VisualizationCallback(keras.callbacks.Callback):
         """Arrays for one step, computed on the training thread (weights as they are now)."""
         raise NotImplementedError
 
-    def publish(self, payload: Any, step: int) -> None:
-        """Render ``payload`` and hand it to the writers; runs on the background thread."""
+    def view(self, payload: Any, step: int) -> list[Record]:
+        """The records of one step, rendered from ``payload``; runs on the background thread."""
         raise NotImplementedError
 
-    def publish_summary(self, step: int) -> None:
-        """Write what sums up the run (evolution strips) at train end; background thread."""
+    def summary_view(self) -> list[Record]:
+        """What sums up the run (evolution strips), written at train end; background thread."""
+        return []
 
     # Keras hooks ----------------------------------------------------------------------------
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         self._active = is_chief()
         if not self._active:
             return
+        self.fanout.open()
         if self._set_up_for is not self.model:
-            for writer in self.writers:
-                check = getattr(writer, "check", None)
-                if check is not None:
-                    check()
             self.setup()
             self._set_up_for = self.model
         self._initial = self._safe_compute()
@@ -118,18 +117,18 @@ class VisualizationCallback(keras.callbacks.Callback):
         if self._initial is not None:  # fit ran no epoch (epochs=0): still log the snapshot
             self._submit(self._initial, self._last_step + 1)
             self._initial = None
-        self._queue.submit(f"{type(self).__name__} summary", self.publish_summary, self._last_step)
+        self._queue.submit(f"{type(self).__name__} summary", self._write_summary, self._last_step)
         self.finish()
 
     def finish(self) -> None:
-        """Wait for queued views, then flush and close every writer (safe to call twice).
+        """Wait for queued views, then let go of the writers (safe to call twice).
 
-        ``fit`` calls this at train end; after an interrupted ``fit`` (``KeyboardInterrupt``, an
-        exception in another callback) call it yourself to be sure the last step is on disk.
+        A writer is closed when the last callback using it lets go. ``fit`` calls this at train
+        end; after an interrupted ``fit`` (``KeyboardInterrupt``, an exception in another
+        callback) call it on each logger to be sure the last step is on disk.
         """
         self._queue.drain()
-        for writer in self.writers:
-            self._call_writer(writer, "close")
+        self.fanout.release()
 
     # Helpers --------------------------------------------------------------------------------
     def _safe_compute(self) -> Any:
@@ -166,37 +165,9 @@ class VisualizationCallback(keras.callbacks.Callback):
 
     def _publish_and_flush(self, payload: Any, step: int) -> None:
         started = time.perf_counter()
-        self.publish(payload, step)
-        for writer in self.writers:
-            self._call_writer(writer, "flush")
+        self.fanout.write(self.view(payload, step), step)
+        self.fanout.flush()
         self.timings["publish"].append(time.perf_counter() - started)
 
-    def write(self, method: str, *args: Any) -> None:
-        """Call ``method`` on every writer; a failing writer is reported once, the rest go on."""
-        for writer in self.writers:
-            self._call_writer(writer, method, *args)
-
-    def _call_writer(self, writer: Writer, method: str, *args: Any) -> None:
-        try:
-            getattr(writer, method)(*args)
-        except Exception as err:
-            warn_once(
-                writer,
-                method,
-                "vizcallbacks: %s.%s failed (%s: %s); other writers go on",
-                type(writer).__name__,
-                method,
-                type(err).__name__,
-                err,
-            )
-
-
-def publish_evolution(
-    callback: VisualizationCallback, kind: str, recorders: dict[str, EvolutionRecorder], step: int
-) -> None:
-    """Write each layer's evolution strip as an image and its animation as a GIF file."""
-    for layer, recorder in recorders.items():
-        if len(recorder) < 2:
-            continue
-        callback.write("write_image", tag(kind, layer), recorder.strip(), step)
-        callback.write("write_file", f"{tag(kind, layer)}.gif", recorder.gif())
+    def _write_summary(self, step: int) -> None:
+        self.fanout.write(self.summary_view(), step)

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from vizcallbacks.arrays import check_positive_int
-from vizcallbacks.callbacks.base import VisualizationCallback, publish_evolution
+from vizcallbacks.callbacks.base import VisualizationCallback
 from vizcallbacks.compute.filters import (
     conv_layers,
     filter_weights,
@@ -16,10 +16,11 @@ from vizcallbacks.compute.filters import (
     relative_change,
 )
 from vizcallbacks.compute.layers import LayerRef, LayerSelection, select_layers
-from vizcallbacks.render.colormap import check_cmap
+from vizcallbacks.records import Record
+from vizcallbacks.render.colormap import DEFAULT_CMAP, check_cmap
 from vizcallbacks.render.evolution import EvolutionRecorder, evolution_row
-from vizcallbacks.render.tiling import tile_filters, tile_rgb_filters
-from vizcallbacks.tags import tag
+from vizcallbacks.views.evolution import evolution_records
+from vizcallbacks.views.filters import drift_records, filter_records
 
 __all__ = ["FilterLogger"]
 
@@ -41,7 +42,7 @@ class FilterLogger(VisualizationCallback):
         every_n_epochs: int = 1,
         max_filters: int = 64,
         max_inputs: int = 16,
-        cmap: str = "viridis",
+        cmap: str = DEFAULT_CMAP,
     ) -> None:
         super().__init__(writers, every_n_epochs)
         self.layers = layers
@@ -64,36 +65,37 @@ class FilterLogger(VisualizationCallback):
                 "Pass layers= naming conv layers, or leave it out."
             )
 
-    def compute(self) -> tuple[dict[str, np.ndarray], dict[str, float]] | None:
+    def compute(self) -> tuple[dict[str, np.ndarray], list[Record]] | None:
         if not self.model.built:  # a Sequential without Input gets its weights in the first step
             return None
         kernels = {ref.name: filter_weights(ref.layer) for ref in self._refs}
-        drift: dict[str, float] = {}
+        since_last = {
+            name: relative_change(kernel, self._previous[name])
+            for name, kernel in kernels.items()
+            if name in self._previous
+        }
+        since_first = {
+            name: relative_change(kernels[name], self._initial_kernels[name]) for name in since_last
+        }
         for name, kernel in kernels.items():
-            if name in self._previous:
-                drift[tag("filter_drift", name)] = relative_change(kernel, self._previous[name])
-                drift[tag("filter_drift_from_init", name)] = relative_change(
-                    kernel, self._initial_kernels[name]
-                )
             self._initial_kernels.setdefault(name, kernel)
         self._previous = kernels
-        return kernels, drift
+        return kernels, drift_records(since_last, since_first)
 
-    def publish(self, payload: tuple[dict[str, np.ndarray], dict[str, float]], step: int) -> None:
-        kernels, drift = payload
-        if drift:
-            self.write("write_scalars", drift, step)
+    def view(self, payload: tuple[dict[str, np.ndarray], list[Record]], step: int) -> list[Record]:
+        kernels, records = payload
+        records = list(records)
         for layer, kernel in kernels.items():
             self.warn_nonfinite(f"kernel of {layer}", kernel)
             filters = normalize_to_unit(kernel)
-            grid = tile_filters(filters, self.max_filters, self.max_inputs, self.cmap)
-            self.write("write_image", tag("filters", layer), grid, step)
+            images = filter_records(layer, filters, self.max_filters, self.max_inputs, self.cmap)
             first_input = np.moveaxis(filters[..., 0], 0, -1)  # (kh, kw, filters)
-            self._evolution[layer].add(step, evolution_row(first_input, cmap=self.cmap), grid)
-            if filters.shape[-1] == 3:
-                rgb = tile_rgb_filters(filters, self.max_filters)
-                self.write("write_image", tag("filters_rgb", layer), rgb, step)
+            self._evolution[layer].add(
+                step, evolution_row(first_input, cmap=self.cmap), images[0].pixels
+            )
+            records += images
+        return records
 
-    def publish_summary(self, step: int) -> None:
+    def summary_view(self) -> list[Record]:
         """Per layer, a strip with a row per logged step (first input channel) and a GIF."""
-        publish_evolution(self, "filter_evolution", self._evolution, step)
+        return evolution_records("filter_evolution", self._evolution)

@@ -11,9 +11,9 @@ from vizcallbacks.callbacks.base import VisualizationCallback
 from vizcallbacks.compute.gradcam import GradCAM, GradCAMResult
 from vizcallbacks.compute.layers import ensure_built
 from vizcallbacks.compute.probe import check_probe, check_probe_fits_model, probe_tag_names
-from vizcallbacks.render.colormap import check_cmap
-from vizcallbacks.render.overlay import enlarge, heatmap_image, overlay_heatmap
-from vizcallbacks.tags import tag
+from vizcallbacks.records import Record
+from vizcallbacks.render.colormap import HEATMAP_CMAP, check_cmap
+from vizcallbacks.views.gradcam import gradcam_records
 
 __all__ = ["GradCAMLogger"]
 
@@ -47,7 +47,7 @@ class GradCAMLogger(VisualizationCallback):
         class_index: int | None = None,
         labels: Sequence[int] | np.ndarray | None = None,
         every_n_epochs: int = 1,
-        cmap: str = "jet",
+        cmap: str = HEATMAP_CMAP,
         alpha: float = 0.4,
         class_names: Sequence[str] | None = None,
         probe_names: Sequence[str] | None = None,
@@ -106,29 +106,10 @@ class GradCAMLogger(VisualizationCallback):
         assert self._cam is not None
         return self._cam(self.probe, self._target)
 
-    def publish(self, payload: GradCAMResult, step: int) -> None:
+    def view(self, payload: GradCAMResult, step: int) -> list[Record]:
         assert self._cam is not None
         layer = self._cam.layer_name
         self.warn_nonfinite(f"Grad-CAM of {layer}", payload.heatmaps)
-        for i, name in enumerate(self.probe_names):
-            heatmap = payload.heatmaps[i]
-            overlay = overlay_heatmap(self.probe[i], heatmap, self.cmap, self.alpha)
-            self.write("write_image", tag("gradcam", layer, name), enlarge(overlay), step)
-            bare = heatmap_image(heatmap, self.cmap)
-            self.write("write_image", tag("gradcam_heatmap", layer, name), enlarge(bare), step)
-            self.write(
-                "write_scalars",
-                {
-                    tag("gradcam_predicted_class", layer, name): float(payload.predicted[i]),
-                    tag("gradcam_probability", layer, name): float(payload.probability[i]),
-                },
-                step,
-            )
-            if self.class_names is not None:
-                predicted = self.class_names[payload.predicted[i]]
-                explained = self.class_names[payload.class_index[i]]
-                text = (
-                    f"predicted **{predicted}** (p = {payload.probability[i]:.3f}); "
-                    f"heatmap explains **{explained}** (p = {payload.class_probability[i]:.3f})"
-                )
-                self.write("write_text", tag("gradcam_prediction", layer, name), text, step)
+        return gradcam_records(
+            layer, self.probe, payload, self.probe_names, self.cmap, self.alpha, self.class_names
+        )

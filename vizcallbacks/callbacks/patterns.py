@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
 from typing import Any
 
 from vizcallbacks.callbacks.background import warn_once
@@ -14,11 +13,12 @@ from vizcallbacks.compute.layers import LayerSelection
 from vizcallbacks.compute.patterns import (
     FilterPatterns,
     FilterSelection,
+    PatternOptions,
     PatternResult,
-    check_pattern_options,
+    check_seed,
 )
-from vizcallbacks.render.overlay import tile_patterns
-from vizcallbacks.tags import tag
+from vizcallbacks.records import Record
+from vizcallbacks.views.patterns import pattern_records
 
 __all__ = ["FilterPatternLogger"]
 
@@ -36,9 +36,10 @@ class FilterPatternLogger(VisualizationCallback):
         layers: names, nested paths or indices of layers with 4-D outputs; ``None``: every conv.
         filters: ``n`` for the first n filters of each layer, a list of indices, ``None`` for all.
         every_n_epochs: log after every n-th epoch (and after the last).
-        steps, step_size, noise, jitter, blur, value_range, image_shape: as in
-            :func:`vizcallbacks.filter_patterns`.
         seed: the same start image every time, so epochs differ only through the model.
+        options: the other fields of :class:`vizcallbacks.compute.patterns.PatternOptions`
+            (``steps``, ``step_size``, ``noise``, ``jitter``, ``blur``, ``value_range``,
+            ``image_shape``), as in :func:`vizcallbacks.filter_patterns`.
     """
 
     def __init__(
@@ -47,32 +48,13 @@ class FilterPatternLogger(VisualizationCallback):
         layers: LayerSelection = None,
         filters: FilterSelection = 16,
         every_n_epochs: int = 5,
-        steps: int = 30,
         seed: int = 0,
-        step_size: float = 0.02,
-        noise: float = 0.1,
-        jitter: int = 1,
-        blur: float = 0.4,
-        value_range: tuple[float, float] = (0.0, 1.0),
-        image_shape: Sequence[int] | None = None,
+        **options: Any,
     ) -> None:
         super().__init__(writers, every_n_epochs)
         self.layers = layers
-        self.seed = seed
-        self._options: dict[str, Any] = {
-            "filters": filters,
-            "steps": steps,
-            "step_size": step_size,
-            "noise": noise,
-            "jitter": jitter,
-            "blur": blur,
-            "value_range": value_range,
-            "image_shape": image_shape,
-        }
-        # Bad options fail here, not at train begin.
-        check_pattern_options(filters, steps, step_size, noise, jitter, blur, value_range)
-        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-            raise ValueError(f"seed must be an int ≥ 0. Received: seed={seed!r}")
+        self.seed = check_seed(seed)
+        self.options = PatternOptions(filters=filters, **options)  # bad options fail here
         self._patterns: list[FilterPatterns] | None = None
 
     def setup(self) -> None:
@@ -92,7 +74,7 @@ class FilterPatternLogger(VisualizationCallback):
             names = [self.layers] if isinstance(self.layers, (str, int)) else list(self.layers)
         built: dict[str, FilterPatterns] = {}
         for name in names:
-            patterns = FilterPatterns(self.model, name, **self._options)
+            patterns = FilterPatterns(self.model, name, self.options)
             built.setdefault(patterns.layer_name, patterns)
         self._patterns = list(built.values())
         return self._patterns
@@ -121,7 +103,8 @@ class FilterPatternLogger(VisualizationCallback):
             )
         return payload
 
-    def publish(self, payload: dict[str, tuple[PatternResult, float]], step: int) -> None:
+    def view(self, payload: dict[str, tuple[PatternResult, float]], step: int) -> list[Record]:
+        records: list[Record] = []
         for layer, (result, seconds) in payload.items():
             self.warn_nonfinite(f"filter patterns of {layer}", result.images)
             if not result.responded.all():
@@ -134,9 +117,7 @@ class FilterPatternLogger(VisualizationCallback):
                     result.responded.size,
                     layer,
                 )
-            grid = tile_patterns(result.images, blank=~result.responded)
-            self.write("write_image", tag("filter_patterns", layer), grid, step)
-            self.write("write_scalars", {tag("filter_patterns_seconds", layer): seconds}, step)
+            records += pattern_records(layer, result.images, result.responded, seconds)
             log.info(
                 "vizcallbacks: filter patterns of %s (%d filters) took %.2f s at step %d",
                 layer,
@@ -144,3 +125,4 @@ class FilterPatternLogger(VisualizationCallback):
                 seconds,
                 step,
             )
+        return records

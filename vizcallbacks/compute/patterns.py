@@ -24,8 +24,9 @@ from vizcallbacks.compute.layers import ensure_built
 __all__ = [
     "FilterPatterns",
     "FilterSelection",
+    "PatternOptions",
     "PatternResult",
-    "check_pattern_options",
+    "check_seed",
     "filter_patterns",
 ]
 
@@ -60,34 +61,17 @@ class FilterPatterns:
     Args:
         model: a built (or buildable) Sequential or Functional model, nested models included.
         layer: name, nested path (``"vgg16/block3_conv3"``) or index of a layer with 4-D output.
-        filters: ``None`` for all of the layer's filters (memory grows with their number), an
-            int ``n`` for the first ``n``, or a list of indices.
-        steps: gradient steps, all filters at once.
-        step_size: each step's RMS change, as a fraction of ``value_range``'s width.
-        noise: width of the uniform noise around grey at the start, as a fraction of the range.
-        jitter: roll the image by up to this many pixels before each step (0: off).
-        blur: sigma of a 3x3 Gaussian applied after each step (0: off).
-        value_range: the range of the model's inputs; images are clipped to it every step.
-        image_shape: ``(H, W, C)`` when the model's input size is not fixed.
+        options: the ascent's settings, :class:`PatternOptions`.
     """
 
     def __init__(
-        self,
-        model: keras.Model,
-        layer: str | int,
-        filters: FilterSelection = None,
-        steps: int = 30,
-        step_size: float = 0.02,
-        noise: float = 0.1,
-        jitter: int = 1,
-        blur: float = 0.4,
-        value_range: tuple[float, float] = (0.0, 1.0),
-        image_shape: Sequence[int] | None = None,
+        self, model: keras.Model, layer: str | int, options: PatternOptions | None = None
     ) -> None:
-        check_pattern_options(filters, steps, step_size, noise, jitter, blur, value_range)
-        self.steps, self.jitter = int(steps), int(jitter)
-        self.step_size, self.noise, self.blur = float(step_size), float(noise), float(blur)
-        self.value_range = _check_range(value_range)
+        options = options if options is not None else PatternOptions()
+        self.steps, self.jitter = options.steps, options.jitter
+        self.step_size, self.noise, self.blur = options.step_size, options.noise, options.blur
+        self.value_range = options.value_range
+        image_shape, filters = options.image_shape, options.filters
         if isinstance(layer, bool) or not isinstance(layer, (str, int)):
             raise TypeError(f"layer must be a layer name or index. Received: layer={layer!r}")
         self.image_shape = input_image_shape(model, image_shape, "filter_patterns")
@@ -114,7 +98,7 @@ class FilterPatterns:
 
     def ascend(self, seed: int = 0) -> PatternResult:
         """The patterns and which filters responded at all (see :class:`PatternResult`)."""
-        seed = int(_check_number("seed", seed, 0, integer=True))  # numpy seeds are ≥ 0
+        seed = check_seed(seed)
         rng = np.random.default_rng(seed)
         low, high = self.value_range
         shape = (len(self.filters), *self.image_shape)
@@ -167,22 +151,45 @@ class FilterPatterns:
         return result, largest > 0
 
 
-def check_pattern_options(
-    filters: FilterSelection,
-    steps: int,
-    step_size: float,
-    noise: float,
-    jitter: int,
-    blur: float,
-    value_range: tuple[float, float],
-) -> None:
-    """Raise ``TypeError``/``ValueError`` naming the first bad option (before any model exists)."""
-    _check_number("steps", steps, 1, integer=True)
-    _check_number("jitter", jitter, 0, integer=True)
-    for name, value in (("step_size", step_size), ("noise", noise), ("blur", blur)):
-        _check_number(name, value, 0.0)
-    _check_range(value_range)
-    _filter_form(filters)
+@dataclass(frozen=True)
+class PatternOptions:
+    """Gradient-ascent settings, checked once when made; the defaults live here and only here.
+
+    Args:
+        filters: ``None`` for all of the layer's filters (memory grows with their number), an
+            int ``n`` for the first ``n``, or a list of indices.
+        steps: gradient steps, all filters at once.
+        step_size: each step's RMS change, as a fraction of ``value_range``'s width.
+        noise: width of the uniform noise around grey at the start, as a fraction of the range.
+        jitter: roll the image by up to this many pixels before each step (0: off).
+        blur: sigma of a 3x3 Gaussian applied after each step (0: off).
+        value_range: the range of the model's inputs; images are clipped to it every step.
+        image_shape: ``(H, W, C)`` when the model's input size is not fixed.
+    """
+
+    filters: FilterSelection = None
+    steps: int = 30
+    step_size: float = 0.02
+    noise: float = 0.1
+    jitter: int = 1
+    blur: float = 0.4
+    value_range: tuple[float, float] = (0.0, 1.0)
+    image_shape: Sequence[int] | None = None
+
+    def __post_init__(self) -> None:
+        """Raise ``TypeError``/``ValueError`` naming the first bad option."""
+        set_ = functools.partial(object.__setattr__, self)
+        set_("steps", int(_check_number("steps", self.steps, 1, integer=True)))
+        set_("jitter", int(_check_number("jitter", self.jitter, 0, integer=True)))
+        for name in ("step_size", "noise", "blur"):
+            set_(name, _check_number(name, getattr(self, name), 0.0))
+        set_("value_range", _check_range(self.value_range))
+        _filter_form(self.filters)
+
+
+def check_seed(seed: object) -> int:
+    """``seed`` if it is an int ≥ 0 (what numpy accepts), else ``TypeError``/``ValueError``."""
+    return int(_check_number("seed", seed, 0, integer=True))
 
 
 def _check_range(value_range: Any) -> tuple[float, float]:
@@ -246,27 +253,16 @@ def _apply_blur(images: tf.Tensor, kernel: tf.Tensor) -> tf.Tensor:
 
 
 def filter_patterns(
-    model: keras.Model,
-    layer: str | int,
-    filters: FilterSelection = None,
-    steps: int = 30,
-    seed: int = 0,
-    step_size: float = 0.02,
-    noise: float = 0.1,
-    jitter: int = 1,
-    blur: float = 0.4,
-    value_range: tuple[float, float] = (0.0, 1.0),
-    image_shape: Sequence[int] | None = None,
+    model: keras.Model, layer: str | int, seed: int = 0, **options: Any
 ) -> np.ndarray:
     """Images that maximize each filter's mean activation: float32 ``(F, H, W, C)``.
 
     ``x ← clip(blur(x + step_size·span·g/rms(g)))`` for ``steps`` steps, ``g`` the gradient of
     the filter's mean activation at ``x`` rolled by up to ``jitter`` pixels; ``blur`` is a 3x3
-    Gaussian's sigma (0 turns it off). A filter that never fires keeps its start image (warned).
+    Gaussian's sigma (0 turns it off). ``options`` are :class:`PatternOptions`' fields. A filter
+    that never fires keeps its start image (warned).
     """
-    patterns = FilterPatterns(
-        model, layer, filters, steps, step_size, noise, jitter, blur, value_range, image_shape
-    )
+    patterns = FilterPatterns(model, layer, PatternOptions(**options))
     result = patterns.ascend(seed)
     if not result.responded.all():
         log.warning(

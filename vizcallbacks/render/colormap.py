@@ -6,7 +6,10 @@ import functools
 
 import numpy as np
 
-__all__ = ["BLACK", "NONFINITE_COLOR", "check_cmap", "colorize"]
+__all__ = ["BLACK", "DEFAULT_CMAP", "HEATMAP_CMAP", "NONFINITE_COLOR", "check_cmap", "colorize"]
+
+DEFAULT_CMAP = "viridis"  # feature maps, filters, evolution strips
+HEATMAP_CMAP = "jet"  # Grad-CAM, the colours its readers expect
 
 NONFINITE_COLOR = np.array([255, 0, 255], dtype=np.uint8)  # magenta: NaN or Inf
 BLACK = np.array([0, 0, 0], dtype=np.uint8)

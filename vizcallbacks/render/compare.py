@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from vizcallbacks.arrays import as_float_array
-from vizcallbacks.render.colormap import colorize
+from vizcallbacks.render.colormap import DEFAULT_CMAP, colorize
 from vizcallbacks.render.tiling import normalize_maps, tile_images
 
 __all__ = [
@@ -40,7 +40,7 @@ def resize_nearest(maps: np.ndarray, size: int | tuple[int, int]) -> np.ndarray:
 
 
 def class_comparison_grid(
-    columns: list[np.ndarray], tile_size: int = 64, cmap: str = "viridis"
+    columns: list[np.ndarray], tile_size: int = 64, cmap: str = DEFAULT_CMAP
 ) -> np.ndarray:
     """A row per probe, a column per entry of ``columns`` (each ``(N, H, W)``): uint8 grid.
 

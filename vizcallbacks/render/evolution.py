@@ -6,7 +6,7 @@ import io
 
 import numpy as np
 
-from vizcallbacks.render.colormap import colorize
+from vizcallbacks.render.colormap import DEFAULT_CMAP, colorize
 from vizcallbacks.render.compare import resize_nearest
 from vizcallbacks.render.tiling import SEPARATOR_VALUE, normalize_maps, tile_images
 
@@ -14,7 +14,7 @@ __all__ = ["EvolutionRecorder", "evolution_row"]
 
 
 def evolution_row(
-    maps: np.ndarray, channels: int = 16, tile_size: int = 32, cmap: str = "viridis"
+    maps: np.ndarray, channels: int = 16, tile_size: int = 32, cmap: str = DEFAULT_CMAP
 ) -> np.ndarray:
     """The first ``channels`` maps of ``maps`` ``(H, W, C)`` side by side, uint8 ``(s, ·, 3)``."""
     picked = np.moveaxis(np.asarray(maps, dtype=np.float32)[..., :channels], -1, 0)

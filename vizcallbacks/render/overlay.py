@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from vizcallbacks.render.colormap import BLACK, NONFINITE_COLOR, check_cmap, colorize
+from vizcallbacks.render.colormap import BLACK, HEATMAP_CMAP, NONFINITE_COLOR, check_cmap, colorize
 from vizcallbacks.render.tiling import MIN_TILE_SIZE, tile_images, upscale_factor
 
 __all__ = [
@@ -42,7 +42,7 @@ def image_to_rgb(image: np.ndarray) -> np.ndarray:
     return np.repeat(array, 3, axis=-1) if array.shape[-1] == 1 else array.copy()
 
 
-def heatmap_image(heatmap: np.ndarray, cmap: str = "jet") -> np.ndarray:
+def heatmap_image(heatmap: np.ndarray, cmap: str = HEATMAP_CMAP) -> np.ndarray:
     """A heatmap ``(H, W)`` in [0, 1] (clipped; NaN/Inf magenta) → uint8 ``(H, W, 3)``."""
     values = np.asarray(heatmap, dtype=np.float32)
     if values.ndim != 2:
@@ -52,7 +52,7 @@ def heatmap_image(heatmap: np.ndarray, cmap: str = "jet") -> np.ndarray:
 
 
 def overlay_heatmap(
-    image: np.ndarray, heatmap: np.ndarray, cmap: str = "jet", alpha: float = 0.4
+    image: np.ndarray, heatmap: np.ndarray, cmap: str = HEATMAP_CMAP, alpha: float = 0.4
 ) -> np.ndarray:
     """``round((1 - alpha)·image + alpha·cmap(heatmap))``: uint8 ``(H, W, 3)``.
 

@@ -7,7 +7,7 @@ import math
 import numpy as np
 
 from vizcallbacks.arrays import as_float_array, check_positive_int
-from vizcallbacks.render.colormap import colorize
+from vizcallbacks.render.colormap import DEFAULT_CMAP, colorize
 
 __all__ = [
     "SEPARATOR_VALUE",
@@ -73,7 +73,7 @@ def _upscale(tiles: np.ndarray, factor: int) -> np.ndarray:
     return tiles.repeat(factor, axis=1).repeat(factor, axis=2)
 
 
-def tile_maps(maps: np.ndarray, max_channels: int = 64, cmap: str = "viridis") -> np.ndarray:
+def tile_maps(maps: np.ndarray, max_channels: int = 64, cmap: str = DEFAULT_CMAP) -> np.ndarray:
     """Feature maps ``(H, W, C)`` of one image → uint8 ``(rows·h, cols·w, 3)`` grid.
 
     The first ``max_channels`` channels are drawn, each normalized on its own and coloured with
@@ -87,7 +87,7 @@ def tile_maps(maps: np.ndarray, max_channels: int = 64, cmap: str = "viridis") -
     return tile_images(_upscale(tiles, upscale_factor(*maps.shape[:2])))
 
 
-def mean_map_image(maps: np.ndarray, cmap: str = "viridis") -> np.ndarray:
+def mean_map_image(maps: np.ndarray, cmap: str = DEFAULT_CMAP) -> np.ndarray:
     """The average over channels of ``maps`` ``(H, W, C)``, normalized and coloured, uint8."""
     mean = as_float_array(maps, "maps", 3, "(H, W, C)").mean(axis=-1)
     scaled, constant = normalize_maps(mean[None])
@@ -96,7 +96,7 @@ def mean_map_image(maps: np.ndarray, cmap: str = "viridis") -> np.ndarray:
 
 
 def tile_filters(
-    filters: np.ndarray, max_filters: int = 64, max_inputs: int = 16, cmap: str = "viridis"
+    filters: np.ndarray, max_filters: int = 64, max_inputs: int = 16, cmap: str = DEFAULT_CMAP
 ) -> np.ndarray:
     """Kernels ``(F, kh, kw, C_in)`` already in [0, 1] → uint8 grid, a row per filter.
 

@@ -28,7 +28,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from tests.mlflow_server import free_port
+from experiments.servers import free_port
 
 if TYPE_CHECKING:
     from playwright.sync_api import Locator, Page

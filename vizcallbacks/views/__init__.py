@@ -1,0 +1,1 @@
+"""Views: pure functions from computed arrays to typed records (no Keras, no writers)."""

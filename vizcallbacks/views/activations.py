@@ -1,0 +1,110 @@
+"""What ActivationLogger logs, as records: grids, mean maps, statistics, tables, the probe."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from vizcallbacks.records import File, Histogram, Image, Record, Scalars, Text
+from vizcallbacks.render.compare import class_comparison_grid
+from vizcallbacks.render.table import activation_table_html, activation_table_markdown
+from vizcallbacks.render.tiling import mean_map_image, tile_maps
+from vizcallbacks.tags import tag
+
+if TYPE_CHECKING:  # views take computed values; they never run the computation
+    from vizcallbacks.compute.statistics import ActivationStatistics
+
+__all__ = [
+    "class_comparison_records",
+    "dead_channel_text",
+    "feature_map_records",
+    "probe_images",
+    "probe_records",
+    "statistics_records",
+    "table_records",
+]
+
+DEAD_SHOWN = 256  # channel indices listed in the dead-channel text
+
+
+def statistics_records(layer: str, stats: ActivationStatistics) -> list[Record]:
+    """The layer's statistics as scalars, its channel means as a histogram, dead channels named."""
+    records: list[Record] = [
+        Scalars(
+            {
+                tag("activation_mean", layer): stats.mean,
+                tag("activation_std", layer): stats.std,
+                tag("activation_zero_fraction", layer): stats.zero_fraction,
+                tag("dead_channels", layer): len(stats.dead_channels),
+                tag("dead_channel_fraction", layer): stats.dead_fraction,
+            }
+        ),
+        Histogram(tag("channel_means", layer), stats.channel_means),
+    ]
+    if len(stats.dead_channels):
+        records.append(Text(tag("dead_channel_indices", layer), dead_channel_text(stats)))
+    return records
+
+
+def dead_channel_text(stats: ActivationStatistics) -> str:
+    """``"3 of the channels are zero for every probe: 0, 4, 9"`` (the first 256 listed)."""
+    dead = stats.dead_channels
+    shown = ", ".join(map(str, dead[:DEAD_SHOWN])) + (" ..." if len(dead) > DEAD_SHOWN else "")
+    return f"{len(dead)} of the channels are zero for every probe: {shown}"
+
+
+def feature_map_records(
+    layer: str,
+    values: np.ndarray,
+    probe_names: Sequence[str | None],
+    max_channels: int,
+    cmap: str,
+) -> list[Image]:
+    """Per probe, the grid of the first ``max_channels`` maps and the mean map, in that order."""
+    records = []
+    for name, maps in zip(probe_names, values, strict=True):
+        records.append(Image(tag("activations", layer, name), tile_maps(maps, max_channels, cmap)))
+        records.append(Image(tag("mean_activation", layer, name), mean_map_image(maps, cmap)))
+    return records
+
+
+def table_records(layer: str, values: np.ndarray, channel: int, step: int) -> list[Record]:
+    """One channel's raw values for the first probe: markdown text and an HTML page per step."""
+    maps = values[0, :, :, channel]
+    table_tag = tag("activation_table", layer)
+    page = activation_table_html(maps, f"{layer}, channel {channel}, step {step}")
+    return [
+        Text(table_tag, activation_table_markdown(maps)),
+        File(f"{table_tag}/step_{step:06d}.html", page.encode("utf-8")),
+    ]
+
+
+def class_comparison_records(
+    probe: np.ndarray, activations: Mapping[str, np.ndarray], channel: int, cmap: str
+) -> list[Record]:
+    """A row per probe, a column per layer with a map of ``channel``, the probe first."""
+    columns = [probe.mean(axis=-1)] + [
+        v[..., channel] for v in activations.values() if v.ndim == 4 and v.shape[-1] > channel
+    ]
+    grid = class_comparison_grid(columns, cmap=cmap)
+    return [Image(tag("class_comparison", f"channel_{channel}"), grid)]
+
+
+def probe_records(probe: np.ndarray, probe_names: Sequence[str | None]) -> list[Record]:
+    """The probe images themselves, ``probe/input[/<name>]``."""
+    images = probe_images(probe)
+    return [
+        Image(tag("probe", "input", name), image)
+        for name, image in zip(probe_names, images, strict=True)
+    ]
+
+
+def probe_images(probe: np.ndarray) -> np.ndarray:
+    """The probe as uint8 pictures, each image scaled to its own range (it may be normalized)."""
+    lo = probe.min(axis=(1, 2, 3), keepdims=True)
+    span = probe.max(axis=(1, 2, 3), keepdims=True) - lo
+    scaled = (probe - lo) / np.where(span > 0, span, 1.0)
+    images = np.round(scaled * 255).astype(np.uint8)
+    return images if images.shape[-1] in (1, 3) else images[..., :1]
