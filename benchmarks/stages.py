@@ -81,13 +81,15 @@ def _encode_mlflow(images: StageImages) -> None:
 
 def _write(writer: Any, images: StageImages, outputs: dict[str, np.ndarray], step: int) -> None:
     import vizcallbacks as vc
+    from vizcallbacks.records import Histogram, Image, Record, Scalars
 
+    records: list[Record] = []
     for layer, values in outputs.items():
         stats = vc.activation_statistics(values)
-        writer.write_scalars({f"activation_mean/{layer}": stats.mean}, step)
-        writer.write_histogram(f"channel_means/{layer}", stats.channel_means, step)
-    for tag, image in images.items():
-        writer.write_image(tag, image, step)
+        records.append(Scalars({f"activation_mean/{layer}": stats.mean}))
+        records.append(Histogram(f"channel_means/{layer}", stats.channel_means))
+    records.extend(Image(tag, image) for tag, image in images.items())
+    writer.write(records, step)
     writer.flush()
 
 
@@ -96,7 +98,7 @@ def stage_seconds(
 ) -> dict[str, float]:
     """Median seconds of each stage of one logged step of the two loggers on ``model``.
 
-    Writing includes the PNG encoding each writer does inside ``write_image`` (timed apart too).
+    Writing includes the PNG encoding of each new ``Image`` record (timed apart too).
     """
     import vizcallbacks as vc
 

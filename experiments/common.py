@@ -24,6 +24,7 @@ import numpy as np
 
 import vizcallbacks as vc
 from experiments.datasets import DataError, ImageSplit, scaled
+from vizcallbacks.records import File, Histogram, Image, Params, Record, Scalars, Text
 
 __all__ = [
     "EpochMetrics",
@@ -93,24 +94,22 @@ class TagRecorder:
         with self._lock:
             self.steps[kind][tag].add(step)
 
-    def write_image(self, tag: str, image: np.ndarray, step: int) -> None:
-        self._add("images", tag, step)
-
-    def write_scalars(self, values: Mapping[str, float], step: int) -> None:
-        for tag in values:
-            self._add("scalars", tag, step)
-
-    def write_histogram(self, tag: str, values: np.ndarray, step: int) -> None:
-        self._add("histograms", tag, step)
-
-    def write_text(self, tag: str, text: str, step: int) -> None:
-        self._add("text", tag, step)
-
-    def write_params(self, params: Mapping[str, Any]) -> None:
+    def check(self) -> None:
         pass
 
-    def write_file(self, name: str, data: bytes) -> None:
-        self._add("files", name, -1)
+    def write(self, records: Sequence[Record], step: int) -> None:
+        for record in records:
+            if isinstance(record, Image):
+                self._add("images", record.tag, step)
+            elif isinstance(record, Scalars):
+                for tag in record.values:
+                    self._add("scalars", tag, step)
+            elif isinstance(record, Histogram):
+                self._add("histograms", record.tag, step)
+            elif isinstance(record, Text):
+                self._add("text", record.tag, step)
+            elif isinstance(record, File):
+                self._add("files", record.name, -1)
 
     def flush(self) -> None:
         pass
@@ -147,20 +146,22 @@ class EpochMetrics(keras.callbacks.Callback):
         self._failed: set[int] = set()
 
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
-        self._each("write_params", self.params_to_log)
+        self._each([Params(self.params_to_log)], 0)
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         values = {k: float(v) for k, v in (logs or {}).items() if np.ndim(v) == 0}
-        self._each("write_scalars", values, epoch + 1)
+        self._each([Scalars(values)], epoch + 1)
 
-    def _each(self, method: str, *args: Any) -> None:
+    def _each(self, records: list[Record], step: int) -> None:
         for writer in self.writers:
             try:
-                getattr(writer, method)(*args)
+                writer.write(records, step)
             except Exception as err:  # a failing backend must not stop training
                 if id(writer) not in self._failed:
                     self._failed.add(id(writer))
-                    log.warning("%s.%s failed (%s)", type(writer).__name__, method, err)
+                    log.warning(
+                        "%s.write failed (%s: %s)", type(writer).__name__, type(err).__name__, err
+                    )
 
 
 def mlflow_tracking_uri() -> str:

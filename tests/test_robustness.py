@@ -15,6 +15,7 @@ from keras import layers
 import vizcallbacks as vc
 from tests import models
 from tests.events import read_events
+from vizcallbacks.records import Image
 
 
 def _fit(model: keras.Model, digits, callbacks: list, epochs: int = 1) -> keras.Model:
@@ -203,15 +204,13 @@ class BrokenWriter:
     def __init__(self) -> None:
         self.calls = 0
 
-    def write_image(self, tag, image, step):
-        self.calls += 1
-        raise OSError("No space left on device")
+    def check(self): ...
 
-    def write_scalars(self, values, step): ...
-    def write_histogram(self, tag, values, step): ...
-    def write_text(self, tag, text, step): ...
-    def write_params(self, params): ...
-    def write_file(self, name, data): ...
+    def write(self, records, step):
+        if any(isinstance(record, Image) for record in records):
+            self.calls += 1
+            raise OSError("No space left on device")
+
     def flush(self): ...
     def close(self): ...
 
@@ -228,7 +227,7 @@ def test_failing_writer_is_reported_once_and_others_go_on(digits, tmp_path, capl
         )
     assert len(model.history.history["loss"]) == 3
     assert broken.calls > 3
-    assert caplog.text.count("BrokenWriter.write_image failed (OSError: No space left") == 1
+    assert caplog.text.count("BrokenWriter.write failed (OSError: No space left") == 1
     assert sorted(read_events(tmp_path)["activations/conv_a"]) == [0, 1, 2, 3]
 
 
