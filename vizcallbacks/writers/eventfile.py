@@ -15,77 +15,20 @@ import socket
 import struct
 import time
 from collections.abc import Sequence
-from functools import lru_cache
 from pathlib import Path
 from typing import BinaryIO
 
-import numpy as np
+import google_crc32c
 from tensorboard.compat.proto import event_pb2
 
 __all__ = ["EventFile", "masked_crc32c"]
 
-_POLY = 0x82F63B78  # CRC-32C (Castagnoli), reflected, as TFRecord frames use
-_SMALL = 4096  # below this many bytes the plain table loop is as fast
 _uid = itertools.count()  # tells apart two files opened in the same second by one process
-
-
-@lru_cache(maxsize=1)
-def _table() -> np.ndarray:
-    crc = np.arange(256, dtype=np.uint32)
-    for _ in range(8):
-        crc = np.where(crc & 1, (crc >> 1) ^ np.uint32(_POLY), crc >> 1).astype(np.uint32)
-    return crc
-
-
-def _crc_loop(crc: int, data: bytes, table: list[int]) -> int:
-    for byte in data:
-        crc = table[(crc ^ byte) & 0xFF] ^ (crc >> 8)
-    return crc
-
-
-@lru_cache(maxsize=16)
-def _shift_tables(length: int) -> tuple[list[int], ...]:
-    """Four byte tables of the linear map "run ``length`` zero bytes through the register"."""
-    table = _table()
-    basis = np.uint32(1) << np.arange(32, dtype=np.uint32)
-    for _ in range(length):
-        basis = table[basis & 0xFF] ^ (basis >> 8)
-    values = np.arange(256, dtype=np.uint32)
-    tables = []
-    for k in range(4):
-        out = np.zeros(256, dtype=np.uint32)
-        for bit in range(8):
-            out ^= np.where((values >> bit) & 1, basis[8 * k + bit], np.uint32(0))
-        tables.append([int(v) for v in out])
-    return tuple(tables)
-
-
-def _crc32c(data: bytes) -> int:
-    """CRC-32C of ``data``: chunks run through the table side by side in numpy, then joined."""
-    table = _table()
-    if len(data) < _SMALL:
-        return _crc_loop(0xFFFFFFFF, data, table.tolist()) ^ 0xFFFFFFFF
-    # The initial register 0xFFFFFFFF equals a zero register with the first 4 bytes inverted.
-    head = bytes(b ^ 0xFF for b in data[:4])
-    length = 1 << max(6, (len(data).bit_length() + 1) // 2)  # chunk length near sqrt(n)
-    pad = -len(data) % length  # leading zeros leave a zero register at zero
-    buffer = np.frombuffer(bytes(pad) + head + data[4:], dtype=np.uint8)
-    chunks = buffer.reshape(-1, length).astype(np.uint32)
-    crcs = np.zeros(len(chunks), dtype=np.uint32)
-    for j in range(length):
-        crcs = table[(crcs ^ chunks[:, j]) & 0xFF] ^ (crcs >> 8)
-    t0, t1, t2, t3 = _shift_tables(length)
-    crc = 0
-    for part in crcs.tolist():
-        crc = (
-            t0[crc & 0xFF] ^ t1[(crc >> 8) & 0xFF] ^ t2[(crc >> 16) & 0xFF] ^ t3[crc >> 24]
-        ) ^ part
-    return crc ^ 0xFFFFFFFF
 
 
 def masked_crc32c(data: bytes) -> int:
     """The masked CRC-32C that TFRecord frames carry (what TensorFlow's reader verifies)."""
-    crc = _crc32c(data)
+    crc = google_crc32c.value(data)
     return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
 
 
