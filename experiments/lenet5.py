@@ -114,7 +114,8 @@ def compare_paddings(
     tracking_uri: str, key: str, output: Path, valid: str | None, same: str | None
 ) -> Path:
     """Draw the ``valid`` and ``same`` runs side by side at ``output``; print the command."""
-    from vizcallbacks.runs import compare_runs, connect
+    from vizcallbacks.compare import compare_runs
+    from vizcallbacks.writers.mlflow.readback import connect
 
     if valid is None or same is None:
         raise LookupError(

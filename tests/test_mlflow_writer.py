@@ -21,12 +21,14 @@ import numpy as np
 import pytest
 from keras import layers
 from mlflow import MlflowClient
+from PIL import Image as PILImage
 
 import vizcallbacks as vc
 from tests.mlflow_server import IMAGE_FILE, MlflowServer, free_port
 from vizcallbacks.__main__ import main as cli
+from vizcallbacks.records import File, Histogram, Image, Params, Scalars, Text
 from vizcallbacks.writers.mlflow import MLflowWriter
-from vizcallbacks.writers.spool import Spool
+from vizcallbacks.writers.mlflow.spool import Spool
 
 SPATIAL = ["conv_a", "pool_a", "conv_b"]  # 4-D outputs: grids
 ALL_LAYERS = [*SPATIAL, "gap", "probs"]
@@ -191,6 +193,139 @@ def test_default_local_store_with_no_server_and_no_env(
     assert run.info.status == "FINISHED"
     assert_every_step_once(client, run.info.run_id, epochs=1)
     assert not (tmp_path / "vizcallbacks-spool").exists()
+
+
+# Records written directly, without a fit --------------------------------------------------------
+def grid(step: int) -> np.ndarray:
+    """A small RGB picture that differs per step."""
+    rng = np.random.default_rng(step)
+    return rng.integers(0, 256, (12, 20, 3), dtype=np.uint8)
+
+
+def write_steps(writer: MLflowWriter, steps: int) -> list[Image]:
+    """Every kind of record at steps 0..steps-1, as the callbacks will send them; the images."""
+    images = []
+    writer.check()
+    writer.write([Params({"layers_logged": ["conv_a"], "every_n_epochs": 1})], 0)
+    for step in range(steps):
+        image = Image("activations/conv_a", grid(step))
+        images.append(image)
+        channel_means = np.array([0.0, 1.0, 2.0, 3.0, np.nan]) + step
+        writer.write(
+            [
+                image,
+                Scalars({"activation_mean/conv_a": 0.5 + step}),
+                Histogram("channel_means/conv_a", channel_means),
+                Text("dead_channel_indices/conv_a", f"step {step}: none"),
+            ],
+            step,
+        )
+        writer.flush()
+    writer.write([File("evolution/conv_a.gif", b"GIF89a not really")], steps)
+    return images
+
+
+def assert_records_arrived(client: MlflowClient, run_id: str, images: list[Image]) -> None:
+    """What write_steps wrote is in the run, each step once, the pixels unchanged."""
+    steps = list(range(len(images)))
+    run = client.get_run(run_id)
+    assert run.info.status == "FINISHED"
+    assert json.loads(run.data.tags["vizcallbacks.layers_logged"]) == ["conv_a"]
+    assert run.data.tags["vizcallbacks.every_n_epochs"] == "1"
+    assert not run.data.params
+    assert metric_steps(client, run_id, "activation_mean/conv_a") == steps
+    for stat in ("min", "p25", "p50", "p75", "max"):
+        assert metric_steps(client, run_id, f"channel_means_{stat}/conv_a") == steps, stat
+    p50 = {m.step: m.value for m in client.get_metric_history(run_id, "channel_means_p50/conv_a")}
+    assert p50 == {s: 1.5 + s for s in steps}  # NaN left out of the quantiles
+    assert image_steps(client, run_id) == {"activations/conv_a": steps}
+    for info in client.list_artifacts(run_id, "images"):
+        match = IMAGE_FILE.match(info.path)
+        if match:
+            local = client.download_artifacts(run_id, info.path)
+            with PILImage.open(local) as picture:
+                got = np.asarray(picture.convert("RGB"))
+            np.testing.assert_array_equal(got, images[int(match["step"])].pixels)
+    local = client.download_artifacts(run_id, f"histograms/step_{steps[-1]:06d}.json")
+    values = json.loads(Path(local).read_text())["values"]["channel_means/conv_a"]
+    assert values[:4] == [float(v + steps[-1]) for v in range(4)] and values[4] is None
+    texts = {
+        Path(f.path).name for f in client.list_artifacts(run_id, "text/dead_channel_indices/conv_a")
+    }
+    assert texts == {f"step_{s:06d}.md" for s in steps}
+    files = [f.path for f in client.list_artifacts(run_id, "files/evolution")]
+    assert files == ["files/evolution/conv_a.gif"]
+
+
+def test_records_written_directly_reach_the_local_store(tmp_path: Path) -> None:
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    writer = MLflowWriter(uri, experiment_name="direct", spool_dir=tmp_path / "spool")
+    images = write_steps(writer, steps=3)
+    assert writer.wait(timeout=120)
+    writer.close()
+    writer.close()  # twice is harmless
+    client = MlflowClient(uri)
+    run = only_run(client, "direct")
+    assert writer.logged_run_id == run.info.run_id
+    assert_records_arrived(client, run.info.run_id, images)
+    assert not (tmp_path / "spool").exists()  # all delivered: nothing kept
+
+
+def test_unreachable_spools_the_png_as_is_and_sync_sends_it_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    dead = f"http://127.0.0.1:{free_port()}"
+    writer = MLflowWriter(dead, experiment_name="later", spool_dir=tmp_path / "spool")
+    images = write_steps(writer, steps=2)
+    (spool_path,) = writer.spool_dir.iterdir()
+    spool = Spool.open(spool_path)
+    spooled = {
+        it["step"]: spool.payload(it).read_bytes()
+        for it in spool.pending()
+        if it["kind"] == "image"
+    }
+    assert spooled == {0: images[0].png, 1: images[1].png}  # the record's bytes, not re-encoded
+    writer.close()
+    warned = sync_warnings(caplog)
+    assert len(warned) == 1 and "2 images" in warned[0], warned
+    spool_dir = spool_of(warned[0])
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    assert cli(["sync", str(spool_dir), "--tracking-uri", uri]) == 0
+    client = MlflowClient(uri)
+    run = only_run(client, "later")
+    assert_records_arrived(client, run.info.run_id, images)
+    assert cli(["sync", str(spool_dir), "--tracking-uri", uri]) == 0  # again: nothing twice
+    assert len(client.search_runs([run.info.experiment_id])) == 1
+    assert_records_arrived(client, run.info.run_id, images)
+
+
+def test_records_written_directly_reach_the_server(
+    mlflow_server: MlflowServer, tmp_path: Path
+) -> None:
+    writer = MLflowWriter(mlflow_server.uri, experiment_name="direct-server", spool_dir=tmp_path)
+    images = write_steps(writer, steps=2)
+    writer.close()
+    client = MlflowClient(mlflow_server.uri)
+    assert_records_arrived(client, only_run(client, "direct-server").info.run_id, images)
+
+
+def test_a_user_active_run_is_left_open(
+    mlflow_server: MlflowServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server.uri)
+    client = MlflowClient(mlflow_server.uri)
+    experiment_id = client.create_experiment("direct-user-run")
+    with mlflow.start_run(experiment_id=experiment_id) as run:
+        writer = MLflowWriter(spool_dir=tmp_path / "spool")
+        writer.check()
+        writer.write([Scalars({"activation_mean/conv_a": 1.0})], 0)
+        writer.close()
+        assert writer.logged_run_id == run.info.run_id
+        assert client.get_run(run.info.run_id).info.status == "RUNNING"
+    found = client.get_run(run.info.run_id)
+    assert found.data.tags["vizcallbacks.version"] == vc.__version__
+    assert metric_steps(client, run.info.run_id, "activation_mean/conv_a") == [0]
 
 
 # With the server (booting since collection) ------------------------------------------------

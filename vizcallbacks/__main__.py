@@ -69,7 +69,7 @@ def _add_sync(commands: argparse._SubParsersAction) -> None:
 
 
 def _sync(args: argparse.Namespace) -> int:
-    from vizcallbacks.writers.spool import describe_items, find_spools
+    from vizcallbacks.writers.mlflow.spool import describe_items, find_spools
 
     spools = find_spools(args.spool_dir)
     if not spools:
@@ -79,7 +79,7 @@ def _sync(args: argparse.Namespace) -> int:
             args.spool_dir,
         )
         return 2
-    from vizcallbacks.writers.mlflow import sync_spool
+    from vizcallbacks.writers.mlflow.sync import sync_spool
 
     status = 0
     for directory in spools:
@@ -180,7 +180,8 @@ def _compare(args: argparse.Namespace) -> int:
     try:
         from mlflow.exceptions import MlflowException
 
-        from vizcallbacks.runs import RunLookupError, compare_runs, connect
+        from vizcallbacks.compare import compare_runs
+        from vizcallbacks.writers.mlflow.readback import RunLookupError, connect
     except ImportError as err:  # MLflow is an optional extra
         log.error("MLflow is not available (%s): pip install 'vizcallbacks[mlflow]'", err)
         return 2

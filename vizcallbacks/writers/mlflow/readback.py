@@ -1,5 +1,5 @@
 """Read logged runs back from MLflow: the images ``log_image`` stored per key and step, and the
-metric histories, for ``python -m vizcallbacks compare``.
+metric histories, for ``python -m vizcallbacks compare`` (``vizcallbacks/compare.py``).
 
 Works against a tracking server (``http://...``) and a local store (``sqlite:///mlflow.db``).
 Everything that can go wrong because of what the user typed (a run, key or step that is not
@@ -11,7 +11,6 @@ from __future__ import annotations
 import difflib
 import io
 import os
-import posixpath
 import tempfile
 from collections import defaultdict
 from collections.abc import Collection, Sequence
@@ -22,22 +21,22 @@ from urllib.parse import urlparse
 
 import numpy as np
 
-from vizcallbacks.writers.mlflow import (
-    _IMAGE_FILE,
-    _import_mlflow,
-    _probe,
-    _short,
-    absolute_tracking_uri,
+from vizcallbacks.writers.mlflow.server import (
+    import_mlflow,
+    logged_images,
+    require_server,
+    short_error,
 )
+from vizcallbacks.writers.mlflow.target import absolute_tracking_uri
 
 __all__ = [
     "LoggedRun",
-    "RunComparisonResult",
     "RunLookupError",
-    "compare_runs",
     "connect",
+    "listing",
     "metric_history",
     "open_run",
+    "steps_text",
 ]
 
 _SHOWN = 12  # how many available keys / runs an error message lists
@@ -47,7 +46,8 @@ class RunLookupError(LookupError):
     """A run, image key or step that is not in the store; the message says what is there."""
 
 
-def _listing(values: Sequence[Any], limit: int = _SHOWN) -> str:
+def listing(values: Sequence[Any], limit: int = _SHOWN) -> str:
+    """The first ``limit`` values joined by commas, and how many more there are."""
     shown = ", ".join(str(v) for v in values[:limit])
     more = len(values) - limit
     return f"{shown}, ... ({more} more)" if more > 0 else shown
@@ -64,14 +64,14 @@ def _key_listing(keys: Collection[str]) -> str:
             folded.append(f"{parent}/* ({len(group)} keys)")
         else:
             folded.extend(group)
-    return _listing(sorted(folded), limit=20)
+    return listing(sorted(folded), limit=20)
 
 
-def _steps_text(steps: Sequence[int]) -> str:
+def steps_text(steps: Sequence[int]) -> str:
     """``0..5`` for a contiguous range, else the list."""
     if len(steps) > 2 and list(steps) == list(range(steps[0], steps[-1] + 1)):
         return f"{steps[0]}..{steps[-1]}"
-    return _listing(steps)
+    return listing(steps)
 
 
 def connect(tracking_uri: str | None = None) -> Any:
@@ -80,7 +80,7 @@ def connect(tracking_uri: str | None = None) -> Any:
     A local SQLite store that does not exist and a server that does not answer are reported here,
     rather than MLflow creating an empty database or retrying for minutes.
     """
-    mlflow = _import_mlflow()
+    mlflow = import_mlflow()
     uri = absolute_tracking_uri(tracking_uri or mlflow.get_tracking_uri())
     parsed = urlparse(uri)
     if parsed.scheme == "sqlite" and uri.startswith("sqlite:///"):
@@ -96,12 +96,7 @@ def connect(tracking_uri: str | None = None) -> Any:
             f"There is no MLflow store at {uri}. Pass --tracking-uri with the store the runs were "
             "logged to."
         )
-    reason = _probe(uri)
-    if reason is not None:
-        raise ConnectionError(
-            f"The MLflow tracking server at {uri} does not answer ({reason}). Start it, or pass "
-            "--tracking-uri with the server or store the runs were logged to."
-        )
+    require_server(uri, "pass --tracking-uri with the server or store the runs were logged to.")
     return mlflow.MlflowClient(uri)
 
 
@@ -137,7 +132,7 @@ class LoggedRun:
             return sorted(self.images[key])
         below = sorted(k for k in self.images if k.startswith(key.rstrip("/") + "/"))
         if below:
-            hint = f"It has images under {key}/ (one per probe): {_listing(below)}"
+            hint = f"It has images under {key}/ (one per probe): {listing(below)}"
         else:
             close = difflib.get_close_matches(key, list(self.images), n=3, cutoff=0.6)
             hint = f"Did you mean {', '.join(close)}? " if close else ""
@@ -152,7 +147,7 @@ class LoggedRun:
         if step not in self.images[key]:
             raise RunLookupError(
                 f"Run {self.label} has no {key!r} image at step {step}; its steps are "
-                f"{_steps_text(steps)}. Pass one of them with --step."
+                f"{steps_text(steps)}. Pass one of them with --step."
             )
         from PIL import Image
 
@@ -187,7 +182,7 @@ def _find_run(client: Any, run: str) -> Any:
         return client.get_run(run)
     except MlflowException as err:
         if err.get_http_status_code() >= 500:
-            raise ConnectionError(f"MLflow could not read run {run}: {_short(err)}") from err
+            raise ConnectionError(f"MLflow could not read run {run}: {short_error(err)}") from err
     named = []
     if "'" not in run:
         try:
@@ -202,7 +197,7 @@ def _find_run(client: Any, run: str) -> Any:
     if len(named) > 1:
         ids = [f"{r.info.run_id} (started {r.info.start_time})" for r in named]
         raise RunLookupError(
-            f"{len(named)} runs are named {run!r}: {_listing(ids)}. Pass a run id instead."
+            f"{len(named)} runs are named {run!r}: {listing(ids)}. Pass a run id instead."
         )
     recent = _recent_runs(client)
     where = getattr(client, "tracking_uri", "the store")
@@ -219,15 +214,10 @@ def open_run(client: Any, run: str) -> LoggedRun:
     run_id = found.info.run_id
     images: dict[str, dict[int, str]] = defaultdict(dict)
     stamps: dict[tuple[str, int], int] = {}
-    for info in client.list_artifacts(run_id, "images"):
-        match = _IMAGE_FILE.match(posixpath.basename(info.path))
-        if not match:
-            continue  # the "+compressed.webp" previews
-        key = match["key"].replace("~", "/").replace("#", "/")
-        step, stamp = int(match["step"]), int(match["ts"])
+    for key, step, stamp, path in logged_images(client, run_id):
         if stamp >= stamps.get((key, step), -1):  # a replayed duplicate: keep the latest
             stamps[key, step] = stamp
-            images[key][step] = info.path
+            images[key][step] = path
     return LoggedRun(
         client=client,
         run_id=run_id,
@@ -235,121 +225,3 @@ def open_run(client: Any, run: str) -> LoggedRun:
         metrics=frozenset(found.data.metrics),
         images=dict(images),
     )
-
-
-# Two runs side by side -------------------------------------------------------------------
-@dataclass(frozen=True)
-class RunComparisonResult:
-    """What :func:`compare_runs` drew: the picture, the key and step, the curves' data."""
-
-    picture: Any  # vizcallbacks.render.compare.RunComparison
-    runs: tuple[LoggedRun, LoggedRun]
-    key: str
-    step: int
-    metric: str | None  # the statistic drawn below, e.g. activation_mean/conv1
-    curves: tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
-    grids: tuple[np.ndarray, np.ndarray]  # as downloaded, before scaling
-
-    def save(self, path: str | Path) -> Path:
-        """Write the picture as a PNG (creating the folder); return the path."""
-        from PIL import Image
-
-        target = Path(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(self.picture.image).save(target, format="PNG", optimize=True)
-        return target
-
-    def summary(self) -> str:
-        """One line per run: the grid's size and the statistic at the step and at the end."""
-        lines = [f"{self.key} at step {self.step}"]
-        for run, grid, (steps, values) in zip(self.runs, self.grids, self.curves, strict=True):
-            text = f"  {run.label}: grid {grid.shape[1]}x{grid.shape[0]} px"
-            if self.metric and len(steps):
-                at = dict(zip(steps.tolist(), values.tolist(), strict=True))
-                if self.step in at:
-                    text += f", {self.metric} {at[self.step]:.4g} at step {self.step}"
-                if int(steps[-1]) != self.step:
-                    text += f" ({values[-1]:.4g} at step {int(steps[-1])})"
-            lines.append(text)
-        return "\n".join(lines)
-
-
-def _default_key(a: LoggedRun, b: LoggedRun) -> str:
-    common = sorted(set(a.images) & set(b.images))
-    if not common:
-        raise RunLookupError(
-            f"Runs {a.label} and {b.label} have no image key in common. Keys of {a.label}: "
-            f"{_listing(sorted(a.images)) or 'none'}; of {b.label}: "
-            f"{_listing(sorted(b.images)) or 'none'}."
-        )
-    first = [k for k in common if k.startswith("activations/")]
-    return (first or common)[0]
-
-
-def _statistic_key(key: str, stat: str, a: LoggedRun, b: LoggedRun) -> str | None:
-    """``activation_mean/<layer>`` for the layer an image key names (``activations/vgg16/c1/p``
-    → ``vgg16/c1`` if that metric exists), or None when neither run logged it."""
-    parts = key.split("/")[1:]
-    for end in range(len(parts), 0, -1):
-        candidate = f"{stat}/{'/'.join(parts[:end])}"
-        if candidate in a.metrics or candidate in b.metrics:
-            return candidate
-    return None
-
-
-def compare_runs(
-    client: Any,
-    run_a: str,
-    run_b: str,
-    key: str | None = None,
-    step: int | None = None,
-    stat: str = "activation_mean",
-    scale: int | None = None,
-) -> RunComparisonResult:
-    """Run A's image ``key`` at ``step`` beside run B's, their ``stat`` curves below.
-
-    ``key`` defaults to the first ``activations/...`` key both runs have; ``step`` to the last
-    step both have it at; ``scale`` to the integer enlargement that makes the grids about 360
-    pixels wide. Raises :class:`RunLookupError` naming what is available.
-    """
-    from vizcallbacks.render.compare import run_comparison, statistic_curves
-
-    a, b = open_run(client, run_a), open_run(client, run_b)
-    key = key or _default_key(a, b)
-    steps_a, steps_b = a.steps(key), b.steps(key)
-    if step is None:
-        shared = sorted(set(steps_a) & set(steps_b))
-        if not shared:
-            raise RunLookupError(
-                f"{key!r} has no step in common: {a.label} has steps {_steps_text(steps_a)}, "
-                f"{b.label} has {_steps_text(steps_b)}. Pass --step."
-            )
-        step = shared[-1]
-    grids = (a.image(key, step), b.image(key, step))
-    metric = _statistic_key(key, stat, a, b)
-    empty = (np.zeros(0, np.int64), np.zeros(0, np.float64))
-    curves = (
-        a.metric(metric) if metric else empty,
-        b.metric(metric) if metric else empty,
-    )
-    if scale is None:
-        widest = max(g.shape[1] for g in grids)
-        scale = int(np.clip(360 // max(widest, 1), 1, 8))
-    top_width = 2 * (scale * max(g.shape[1] for g in grids) + 16)  # two halves, see render
-    plot = None
-    if metric:
-        plot = statistic_curves(
-            [(a.label, *curves[0]), (b.label, *curves[1])],
-            ylabel=metric,
-            mark_step=step,
-            size=(max(top_width, 560), 260),
-        )
-    picture = run_comparison(
-        grids[0],
-        grids[1],
-        labels=(f"A: {a.label}", f"B: {b.label}"),
-        title=f"{key}  ·  step {step}",
-        curves=plot,
-        scale=scale,
-    )
-    return RunComparisonResult(picture, (a, b), key, step, metric, curves, grids)

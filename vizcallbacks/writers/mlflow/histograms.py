@@ -1,0 +1,60 @@
+"""Histograms for MLflow, which has no histogram type: quantile metrics plus one JSON file per step.
+
+The quantiles (``channel_means_p50/<layer>``...) are charted over epochs and compared across
+runs; the raw values of a step's layers go to ``histograms/step_000003.json``, rewritten as the
+step's layers arrive (the sender skips versions a newer one replaces).
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from vizcallbacks.tags import QUANTILES, quantile_tag
+
+__all__ = ["HistogramFiles", "quantile_metrics"]
+
+RECENT_STEPS = 8  # recent steps whose histogram file is still being completed
+
+
+def quantile_metrics(tag: str, values: np.ndarray) -> dict[str, float]:
+    """``{channel_means_min/<layer>: ..., ..._p50/...: ..., ..._max/...: ...}`` of the finite
+    values; empty when none is finite."""
+    finite = np.asarray(values, dtype=np.float64).ravel()
+    finite = finite[np.isfinite(finite)]
+    if not finite.size:
+        return {}
+    levels = np.quantile(finite, list(QUANTILES.values()))
+    return {quantile_tag(tag, stat): float(v) for stat, v in zip(QUANTILES, levels, strict=True)}
+
+
+class HistogramFiles:
+    """The values of recent steps' histograms, merged per step; not thread-safe (the writer
+    holds its lock)."""
+
+    def __init__(self) -> None:
+        self._steps: dict[int, dict[str, list[float | None]]] = {}
+        self._changed: set[int] = set()
+
+    def add(self, tag: str, values: np.ndarray, step: int) -> None:
+        """Keep ``values`` under ``tag`` in step ``step``'s file (NaN and Inf become null)."""
+        self._steps.setdefault(step, {})[tag] = [
+            float(v) if np.isfinite(v) else None  # JSON has no NaN
+            for v in np.asarray(values, dtype=np.float64).ravel()
+        ]
+        self._changed.add(step)
+        for old in sorted(self._steps)[:-RECENT_STEPS]:
+            del self._steps[old]
+
+    def take_changed(self) -> list[tuple[int, str, bytes]]:
+        """``(step, file name, JSON bytes)`` of every step changed since the last call."""
+        changed, self._changed = self._changed, set()
+        return [
+            (
+                step,
+                f"step_{step:06d}.json",
+                json.dumps({"step": step, "values": self._steps[step]}).encode("utf-8"),
+            )
+            for step in sorted(changed & set(self._steps))
+        ]

@@ -1,0 +1,128 @@
+"""Talking to MLflow itself: importing it, probing the server, classifying and shortening errors,
+and reading the image files ``log_image`` stored (their names carry key, step and timestamp).
+
+MLflow is imported here only when a function needs it, so importing the package stays cheap.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from collections.abc import Iterator
+from typing import Any, NamedTuple
+from urllib.parse import urlparse
+
+__all__ = [
+    "INSTALL_HINT",
+    "LoggedImage",
+    "images_on_server",
+    "import_mlflow",
+    "is_rejection",
+    "is_remote",
+    "logged_images",
+    "probe",
+    "require_server",
+    "short_error",
+]
+
+INSTALL_HINT = "pip install 'vizcallbacks[mlflow]'"
+PROBE_TIMEOUT = 3.0
+# MLflow 3 stores log_image(key=, step=) as images/<key, / as ~ or #>+step+<n>+timestamp+<ms>+...
+_IMAGE_FILE = re.compile(
+    r"^(?P<key>.+?)[+%]step[+%](?P<step>-?\d+)[+%]timestamp[+%](?P<ts>\d+)[+%][^+%]+\.png$"
+)
+
+
+def import_mlflow() -> Any:
+    """The ``mlflow`` module, or ``ImportError`` naming the extra that installs it."""
+    try:
+        import mlflow
+    except ImportError as err:
+        raise ImportError(
+            f"MLflowWriter needs MLflow, an optional extra of vizcallbacks: {INSTALL_HINT}"
+        ) from err
+    return mlflow
+
+
+def is_remote(uri: str) -> bool:
+    """True for a tracking server (``http(s)://``), False for a local store."""
+    return urlparse(uri).scheme in ("http", "https")
+
+
+def probe(uri: str, timeout: float = PROBE_TIMEOUT) -> str | None:
+    """None when the tracking server answers (or is not an HTTP server), else why not.
+
+    One request to ``/health`` without MLflow's retries, which with a dead server take minutes.
+    """
+    if not is_remote(uri):
+        return None
+    from mlflow.utils.credentials import get_default_host_creds
+    from mlflow.utils.rest_utils import http_request
+
+    try:
+        response = http_request(
+            get_default_host_creds(uri),
+            "/health",
+            "GET",
+            max_retries=0,
+            backoff_factor=0,
+            backoff_jitter=0,
+            timeout=timeout,
+            raise_on_status=False,
+        )
+    except Exception as err:
+        return short_error(err)
+    if response.status_code >= 500:
+        return f"HTTP {response.status_code} from {uri}/health"
+    return None
+
+
+def require_server(uri: str, fix: str) -> None:
+    """Raise ``ConnectionError`` naming ``uri`` and ``fix`` if the server does not answer."""
+    reason = probe(uri)
+    if reason is not None:
+        raise ConnectionError(
+            f"The MLflow tracking server at {uri} does not answer ({reason}). Start it, or {fix}"
+        )
+
+
+def short_error(err: BaseException) -> str:
+    """A few words on ``err`` for a log line (the connection failure, not its traceback)."""
+    text = str(err)
+    for marker in ("Connection refused", "timed out", "Name or service not known"):
+        if marker in text:
+            return marker
+    return f"{type(err).__name__}: {text[:200]}"
+
+
+def is_rejection(err: BaseException) -> bool:
+    """True when the backend refused the item itself (HTTP 4xx): sending it again cannot help."""
+    from mlflow.exceptions import MlflowException
+
+    if isinstance(err, MlflowException):
+        status = err.get_http_status_code()
+        return 400 <= status < 500 and status not in (408, 429)
+    return isinstance(err, (ValueError, TypeError, FileNotFoundError))
+
+
+class LoggedImage(NamedTuple):
+    """One image file ``log_image`` stored: its key, step, timestamp and artifact path."""
+
+    key: str
+    step: int
+    timestamp: int
+    path: str
+
+
+def logged_images(client: Any, run_id: str) -> Iterator[LoggedImage]:
+    """Every image ``log_image`` stored in the run (not its ``+compressed.webp`` previews)."""
+    for info in client.list_artifacts(run_id, "images"):
+        match = _IMAGE_FILE.match(posixpath.basename(info.path))
+        if match:
+            key = match["key"].replace("~", "/").replace("#", "/")
+            yield LoggedImage(key, int(match["step"]), int(match["ts"]), info.path)
+
+
+def images_on_server(client: Any, run_id: str) -> set[tuple[str, int, int]]:
+    """(key, step, timestamp) of every image ``log_image`` stored in the run."""
+    return {(image.key, image.step, image.timestamp) for image in logged_images(client, run_id)}

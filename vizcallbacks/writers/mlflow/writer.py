@@ -1,0 +1,343 @@
+"""MLflow writer: images with a step slider, metric charts, run options, and nothing lost.
+
+Everything written goes first to a spool on local disk (``spool.py``) and is sent by a background
+sender thread (``sender.py``); the callbacks never wait for the network. While the tracking
+server does not answer, items wait in the spool and are retried; what is still there at the end
+is named in one warning with the command that replays it, ``python -m vizcallbacks sync DIR``.
+Replaying is idempotent: delivered ids are recorded, metrics carry their original timestamps (the
+server ignores an identical metric logged twice), images already on the server are recognised by
+key, step and timestamp, and tags and files are simply written again.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import threading
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from vizcallbacks.messages import say
+from vizcallbacks.records import File, Histogram, Image, Params, Record, Scalars, Text
+from vizcallbacks.tags import option_key
+from vizcallbacks.writers.base import check_log_dir
+from vizcallbacks.writers.mlflow.histograms import HistogramFiles, quantile_metrics
+from vizcallbacks.writers.mlflow.sender import Notices, Sender
+from vizcallbacks.writers.mlflow.server import import_mlflow, is_remote
+from vizcallbacks.writers.mlflow.spool import Spool, describe_items
+from vizcallbacks.writers.mlflow.target import VERSION_TAG, now_ms, plan_run, reach_run
+
+__all__ = ["MLflowWriter"]
+
+log = logging.getLogger("vizcallbacks")
+
+_KEY = re.compile(r"^[A-Za-z0-9_\-./ ]+$")  # what MLflow accepts in metric, param and image keys
+_MAX_TAG_VALUE = 8000
+
+
+def _check_key(key: str, what: str) -> str:
+    if not isinstance(key, str) or not _KEY.match(key) or key.startswith("/") or ".." in key:
+        raise ValueError(
+            f"{what} {key!r} is not a valid MLflow key (letters, digits, _ - . / and space; no "
+            "'..'). Build tags with vizcallbacks.tags.tag() and safe_name()."
+        )
+    return key
+
+
+def _check_arguments(names: Mapping[str, Any], spool_dir: object, on_unreachable: str) -> None:
+    for name, value in names.items():
+        if value is not None and (not isinstance(value, str) or not value.strip()):
+            raise TypeError(f"{name} must be a non-empty string or None. Received: {value!r}")
+    if not isinstance(spool_dir, (str, os.PathLike)):
+        raise TypeError(f"spool_dir must be a path. Received: spool_dir={spool_dir!r}")
+    if on_unreachable not in ("spool", "raise"):
+        raise ValueError(
+            "on_unreachable must be 'spool' (train anyway, send later) or 'raise' (stop "
+            f"before training). Received: on_unreachable={on_unreachable!r}"
+        )
+
+
+def _seconds(name: str, number: object) -> float:
+    if isinstance(number, bool) or not isinstance(number, (int, float)) or number < 0:
+        raise ValueError(f"{name} must be a number of seconds ≥ 0. Received: {number!r}")
+    return float(number)
+
+
+class MLflowWriter:
+    """Log to an MLflow run: images with a per-step slider, scalars as metrics, parameters once.
+
+    With nothing given it follows MLflow's own rules: ``MLFLOW_TRACKING_URI`` or MLflow's default
+    local store (``sqlite:///mlflow.db`` in MLflow 3), the active run if there is one (left open),
+    else a new run in ``experiment_name`` (or MLflow's current experiment) that is ended at close.
+
+    Args:
+        tracking_uri: MLflow tracking URI; ``None`` uses ``mlflow.get_tracking_uri()``.
+        experiment_name: experiment of the run this writer creates (ignored with an active run).
+        run_id: log into this existing run instead, and leave it open.
+        run_name: name of the run this writer creates.
+        spool_dir: where items wait on local disk until the server confirms them; each writer
+            uses its own sub-directory, removed once everything is delivered.
+        on_unreachable: a server that does not answer at train start is reported, then
+            ``"spool"`` (default) trains anyway and sends later, ``"raise"`` stops ``fit`` with a
+            ``ConnectionError`` before the first step.
+        close_timeout: seconds ``close()`` waits for a server that answers to take the rest.
+        retry_interval: longest pause, in seconds, between attempts while the server is down.
+    """
+
+    def __init__(
+        self,
+        tracking_uri: str | None = None,
+        experiment_name: str | None = None,
+        run_id: str | None = None,
+        run_name: str | None = None,
+        spool_dir: str | Path = "vizcallbacks-spool",
+        on_unreachable: str = "spool",
+        close_timeout: float = 60.0,
+        retry_interval: float = 10.0,
+    ) -> None:
+        import_mlflow()  # fail at construction, with the install hint, not at train end
+        names = {
+            "tracking_uri": tracking_uri,
+            "experiment_name": experiment_name,
+            "run_id": run_id,
+            "run_name": run_name,
+        }
+        _check_arguments(names, spool_dir, on_unreachable)
+        self.tracking_uri = tracking_uri
+        self.experiment_name = experiment_name
+        self.run_id = run_id
+        self.run_name = run_name
+        self.spool_dir = Path(spool_dir)
+        self.on_unreachable = on_unreachable
+        self.close_timeout = _seconds("close_timeout", close_timeout)
+        self.retry_interval = _seconds("retry_interval", retry_interval)
+
+        self._lock = threading.RLock()
+        self._notices = Notices(self._lock)
+        self._sender = Sender(self._lock, self.retry_interval, self._notices)
+        self._open = False
+        self._histograms = HistogramFiles()
+        self._params: dict[str, str] = {}
+
+    @property
+    def logged_run_id(self) -> str | None:
+        """The run this writer logs to; None before training, or until a server that was down
+        has created it."""
+        with self._lock:
+            spool, record = self._sender.spool, self._sender.record
+            record = spool.run if spool is not None else record
+            return None if record is None else record.get("run_id")
+
+    # Opening -----------------------------------------------------------------------------------
+    def check(self) -> None:
+        """Before training: check ``spool_dir``, reach the server, find or create the run.
+
+        A server that does not answer is reported here, then training goes on or stops as
+        ``on_unreachable`` says. Called by the callbacks on the training thread, where
+        ``mlflow.active_run()`` is visible.
+        """
+        self._ensure_open()
+
+    def _ensure_open(self) -> Spool:
+        sender = self._sender
+        with self._lock:
+            first = sender.record is None
+            if sender.record is None:
+                sender.record = self._resolve()
+            record = sender.record
+            if sender.spool is None:
+                directory = self.spool_dir / record["directory"]
+                run_file = directory / "run.json"
+                spool = (
+                    Spool.open(directory) if run_file.is_file() else Spool.create(directory, record)
+                )
+                sender.use(spool)
+                if first and not record["owns_run"]:
+                    spool.append("tags", {"values": {VERSION_TAG: record["version"]}})
+            if not self._open:
+                self._open = True
+                sender.start()
+            assert sender.spool is not None
+            return sender.spool
+
+    def _resolve(self) -> dict[str, Any]:
+        """Decide where to log (MLflow's rules), reach the server, and name the spool."""
+        check_log_dir(self.spool_dir, "MLflowWriter(spool_dir=...)")
+        record = plan_run(self.tracking_uri, self.experiment_name, self.run_id, self.run_name)
+        reason = reach_run(record, self.run_id)
+        uri = record["tracking_uri"]
+        record["directory"] = f"{record['run_id'] or 'unsent-run'}-{record['spool_id'][:8]}"
+        if reason is None:
+            log.info("vizcallbacks: logging to MLflow run %s at %s", record["run_id"], uri)
+            return record
+        if self.on_unreachable == "raise":
+            raise ConnectionError(
+                f"MLflowWriter: the MLflow tracking server at {uri} does not answer "
+                f"({reason}). Start it or fix tracking_uri= / MLFLOW_TRACKING_URI; or pass "
+                "on_unreachable='spool' to train anyway and send everything when it answers. "
+                "Received: on_unreachable='raise'"
+            )
+        self._sender.down = True
+        log.warning(
+            "vizcallbacks: the MLflow tracking server at %s does not answer (%s). Training "
+            "goes on; everything is kept in %s and sent when the server answers (pass "
+            "MLflowWriter(on_unreachable='raise') to stop instead).",
+            uri,
+            reason,
+            self.spool_dir.resolve() / record["directory"],
+        )
+        return record
+
+    # Writer protocol ---------------------------------------------------------------------------
+    def write(self, records: Sequence[Record], step: int) -> None:
+        """Spool ``records`` at ``step``; the sender delivers them (``Params`` ignores the step)."""
+        step = int(step)
+        for record in records:
+            if isinstance(record, Image):
+                self._image(record, step)
+            elif isinstance(record, Scalars):
+                self._scalars(record.values, step)
+            elif isinstance(record, Histogram):
+                self._histogram(record, step)
+            elif isinstance(record, Text):
+                self._text(record, step)
+            elif isinstance(record, File):
+                self._file(record)
+            elif isinstance(record, Params):
+                self._params_as_tags(record.values)
+            else:
+                raise TypeError(f"MLflowWriter cannot write {type(record).__name__}: {record!r}")
+
+    def _append(
+        self, kind: str, fields: Mapping[str, Any], payload: tuple[str, bytes] | None = None
+    ) -> None:
+        self._ensure_open().append(kind, fields, payload)
+        self._sender.wake()
+
+    def _image(self, image: Image, step: int) -> None:
+        """The image's PNG, as encoded once by the record: the run page's image slider."""
+        _check_key(image.tag, "Image tag")
+        fields = {"key": image.tag, "step": step, "timestamp": now_ms()}
+        self._append("image", fields, ("image.png", image.png))
+
+    def _scalars(self, values: Mapping[str, float], step: int) -> None:
+        """Metrics at ``step``; each key becomes a chart comparable across runs."""
+        metrics = {_check_key(k, "Scalar tag"): float(v) for k, v in values.items()}
+        if metrics:
+            self._append("metrics", {"step": step, "timestamp": now_ms(), "values": metrics})
+
+    def _histogram(self, histogram: Histogram, step: int) -> None:
+        """Quantile metrics ``<kind>_p50/<layer>``... plus the values in the step's JSON file."""
+        _check_key(histogram.tag, "Histogram tag")
+        self._scalars(quantile_metrics(histogram.tag, histogram.values), step)
+        with self._lock:  # callbacks publish on their own threads: merge a step's layers here
+            self._histograms.add(histogram.tag, histogram.values, step)
+
+    def _text(self, text: Text, step: int) -> None:
+        """Text as the file ``text/<tag>/step_000003.md`` in the run's artifacts."""
+        _check_key(text.tag, "Text tag")
+        self._append(
+            "artifact",
+            {"artifact_path": f"text/{text.tag}", "step": step},
+            (f"step_{step:06d}.md", str(text.text).encode("utf-8")),
+        )
+
+    def _file(self, file: File) -> None:
+        """``data`` as the run artifact ``files/<name>`` (an animation, say)."""
+        _check_key(file.name, "File name")
+        folder, _, base = file.name.rpartition("/")
+        path = f"files/{folder}" if folder else "files"
+        self._append("artifact", {"artifact_path": path}, (base, bytes(file.data)))
+
+    def _params_as_tags(self, params: Mapping[str, Any]) -> None:
+        """Run options as tags ``vizcallbacks.<name>``, each sent once (again if it changes).
+
+        Tags, not parameters: the run page's image cards list every parameter above the image,
+        and a dozen of them leave a sixth of the picture visible.
+        """
+        fresh: dict[str, str] = {}
+        with self._lock:
+            for name, value in params.items():
+                key = option_key(str(name))
+                text = value if isinstance(value, str) else json.dumps(value, default=str)
+                if len(text) > _MAX_TAG_VALUE:
+                    text = text[: _MAX_TAG_VALUE - 3] + "..."
+                if self._params.get(key) != text:
+                    self._params[key] = fresh[key] = text
+        if fresh:
+            self._append("tags", {"values": fresh})
+
+    def flush(self) -> None:
+        """Hand the step's histogram file to the sender and wake it; never waits for the network."""
+        with self._lock:
+            self._flush_histograms()
+        self._sender.wake()
+
+    def _flush_histograms(self) -> None:
+        """Spool each changed step's histogram file, whole: a later version replaces an earlier."""
+        for step, name, data in self._histograms.take_changed():
+            self._append("artifact", {"artifact_path": "histograms", "step": step}, (name, data))
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until everything written so far is delivered; False if ``timeout`` s passed first.
+
+        Useful before reading the run back in the same process. Items MLflow refused do not
+        count (they stay in the spool, reported at close).
+        """
+        return self._sender.wait(timeout)
+
+    def close(self) -> None:
+        """End the run this writer started, wait for the server to take the rest, then report.
+
+        Waits at most ``close_timeout`` seconds, and not at all while the server is down; what
+        was not delivered is named in one warning with the ``sync`` command that replays it.
+        Safe to call twice; writing after ``close()`` reopens the same run.
+        """
+        sender = self._sender
+        with self._lock:
+            spool, record = sender.spool, sender.record
+            if not self._open or spool is None or record is None:
+                return
+            self._flush_histograms()
+            if record["owns_run"]:
+                spool.append("end", {"status": "FINISHED", "end_time": now_ms()})
+        sender.finish(self.close_timeout)
+        with self._lock:
+            self._open = False
+            spool.refresh()
+            left = spool.pending()
+            record = sender.record = spool.run
+            if not left and sender.thread is None:
+                spool.remove()
+                sender.use(None)
+        if left:
+            self._report_undelivered(spool, left)
+        self._announce(record)
+
+    # Messages ----------------------------------------------------------------------------------
+    def _report_undelivered(self, spool: Spool, left: list[dict[str, Any]]) -> None:
+        where = spool.directory.resolve()
+        self._notices.warn(
+            f"undelivered {where}",
+            "vizcallbacks: %d items (%s) could not be delivered to MLflow at %s; they are kept "
+            "in %s. Send them when the server is back with: python -m vizcallbacks sync %s",
+            len(left),
+            describe_items(left),
+            spool.run["tracking_uri"],
+            where,
+            where,
+        )
+
+    def _announce(self, record: Mapping[str, Any]) -> None:
+        run_id = record.get("run_id")
+        if not run_id or not self._notices.first("announced"):
+            return
+        uri = str(record["tracking_uri"])
+        if is_remote(uri):
+            where = f"{uri.rstrip('/')}/#/experiments/{record.get('experiment_id')}/runs/{run_id}"
+        else:
+            where = f"`mlflow ui --backend-store-uri {uri}`"
+        say(f"vizcallbacks: MLflow run {run_id}: {where}")
