@@ -7,6 +7,7 @@ else. :func:`unique_safe_names` keeps two different layers from colliding into o
 
 from __future__ import annotations
 
+import hashlib
 import re
 import unicodedata
 from collections.abc import Iterable
@@ -14,6 +15,7 @@ from collections.abc import Iterable
 __all__ = [
     "HISTOGRAM_KINDS",
     "IMAGE_KINDS",
+    "MAX_TAG_LENGTH",
     "PARAMS_TAG",
     "QUANTILES",
     "SCALAR_KINDS",
@@ -22,6 +24,7 @@ __all__ = [
     "option_key",
     "quantile_tag",
     "safe_name",
+    "shorten",
     "tag",
     "unique_safe_names",
 ]
@@ -61,6 +64,9 @@ TEXT_KINDS = frozenset({"dead_channel_indices", "activation_table", "gradcam_pre
 PARAMS_TAG = "vizcallbacks/params"  # the options of every logger, as one text entry
 # A histogram's summary for sinks without a histogram type (MLflow): name → quantile level.
 QUANTILES = {"min": 0.0, "p25": 0.25, "p50": 0.5, "p75": 0.75, "max": 1.0}
+# Long enough for any real layer path; short enough that MLflow's keys (250) and the image files
+# log_image names after a key (key + ~75 characters, within a file name's 255) always fit.
+MAX_TAG_LENGTH = 160
 _KINDS = IMAGE_KINDS | SCALAR_KINDS | HISTOGRAM_KINDS | TEXT_KINDS
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_\-.]+")
@@ -101,12 +107,26 @@ def unique_safe_names(paths: Iterable[tuple[str, ...]]) -> list[str]:
 def tag(kind: str, layer: str, probe: str | None = None) -> str:
     """``activations/<layer>``, ``activation_mean/<layer>``...; with a probe name appended.
 
-    ``kind`` must belong to the vocabulary above, so that no tag is invented elsewhere.
+    ``kind`` must belong to the vocabulary above, so that no tag is invented elsewhere. A tag
+    longer than ``MAX_TAG_LENGTH`` is shortened by :func:`shorten`.
     """
     if kind not in _KINDS:
         raise ValueError(f"unknown tag kind {kind!r}; add it to vizcallbacks/tags.py")
     name = f"{kind}/{layer}"
-    return name if probe is None else f"{name}/{safe_name(probe)}"
+    return shorten(name if probe is None else f"{name}/{safe_name(probe)}")
+
+
+def shorten(name: str, limit: int = MAX_TAG_LENGTH) -> str:
+    """``name`` if it fits in ``limit`` characters, else its start and a hash of the whole.
+
+    ``conv/<300 characters>`` becomes ``conv/<first characters>_h1a2b3c4d5``: the same name
+    maps the same way in every writer and every run, and two names that differ anywhere stay
+    different.
+    """
+    if len(name) <= limit:
+        return name
+    digest = hashlib.sha1(name.encode("utf-8")).hexdigest()[:10]
+    return f"{name[: limit - 12].rstrip('/.')}_h{digest}"
 
 
 def quantile_tag(histogram_tag: str, stat: str) -> str:
