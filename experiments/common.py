@@ -97,6 +97,9 @@ class TagRecorder:
     def check(self) -> None:
         pass
 
+    def last_step(self) -> int:
+        return -1
+
     def write(self, records: Sequence[Record], step: int) -> None:
         for record in records:
             if isinstance(record, Image):

@@ -101,9 +101,6 @@ class ActivationLogger(VisualizationCallback):
                 f"the layers asked for; found: {', '.join(found)}. Pass layers= naming conv, "
                 "pooling or activation layers, or leave it out."
             )
-        self.fanout.write(
-            [Params(self.run_params()), *probe_records(self.probe, self.probe_names)], 0
-        )
 
     def _check_table(self, trial: dict[str, np.ndarray]) -> None:
         if self.table is None:
@@ -115,6 +112,32 @@ class ActivationLogger(VisualizationCallback):
                 f"table=({layer!r}, {channel!r}) must name a logged layer with a 4-D output and a "
                 f"channel index below its channel count. Layers: {', '.join(names)}"
             )
+
+    def claims(self) -> set[tuple[str, ...]]:
+        assert self._extractor is not None
+        keys = {
+            _key("activations", ref.name, probe)
+            for ref in self._extractor.refs
+            for probe in self.probe_names
+        }
+        if self.compare_channel is not None:
+            keys.add(("class_comparison", f"channel_{self.compare_channel}"))
+        return keys
+
+    def shared_claims(self) -> set[tuple[str, ...]]:
+        return {("vizcallbacks", "params"), *(_key("probe", "input", p) for p in self.probe_names)}
+
+    def opening_view(self, won: set[tuple[str, ...]]) -> list[Record]:
+        """The options (once per writer) and the probe images, unless another logger has them."""
+        records: list[Record] = (
+            [Params(self.run_params())] if ("vizcallbacks", "params") in won else []
+        )
+        probes = probe_records(self.probe, self.probe_names)
+        return records + [
+            image
+            for image, name in zip(probes, self.probe_names, strict=True)
+            if _key("probe", "input", name) in won
+        ]
 
     def run_params(self) -> dict[str, Any]:
         """What this logger was asked to draw, logged once per run."""
@@ -172,3 +195,7 @@ class ActivationLogger(VisualizationCallback):
                 layer,
                 step,
             )
+
+
+def _key(*parts: str | None) -> tuple[str, ...]:
+    return tuple(part for part in parts if part is not None)

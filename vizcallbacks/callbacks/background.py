@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import deque
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 __all__ = ["BackgroundQueue", "warn_once"]
@@ -41,6 +42,7 @@ class BackgroundQueue:
         self._executor: ThreadPoolExecutor | None = None
         self._released = threading.Event()
         self._released.set()
+        self._steps: deque[tuple[int, Future[None]]] = deque()  # step jobs not yet finished
 
     def hold(self) -> None:
         self._released.clear()
@@ -48,10 +50,31 @@ class BackgroundQueue:
     def release(self) -> None:
         self._released.set()
 
-    def submit(self, key: str, job: Callable[..., None], *args: Any) -> None:
+    def submit(self, key: str, job: Callable[..., None], *args: Any) -> Future[None]:
         if self._executor is None:
             self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=self._name)
-        self._executor.submit(self._run, key, job, *args)
+        return self._executor.submit(self._run, key, job, *args)
+
+    def submit_step(
+        self, step: int, keep: int, key: str, job: Callable[..., None], *args: Any
+    ) -> list[int]:
+        """Queue the job of ``step``; if more than ``keep`` steps now wait, skip the oldest
+        waiting ones (never this newest). Returns the steps skipped: memory stays flat when
+        publishing is slower than training."""
+        self._steps.append((step, self.submit(key, job, *args)))
+        return self.skip_waiting(keep)
+
+    def skip_waiting(self, keep: int) -> list[int]:
+        """Cancel step jobs that have not started, oldest first, until at most ``keep`` wait;
+        the newest step is never skipped. Returns the steps skipped."""
+        while self._steps and self._steps[0][1].done():
+            self._steps.popleft()
+        waiting = [(s, f) for s, f in self._steps if not f.running() and not f.done()]
+        skipped = []
+        for step, future in waiting[: max(0, len(waiting) - max(keep, 1))]:
+            if future.cancel():
+                skipped.append(step)
+        return skipped
 
     def _run(self, key: str, job: Callable[..., None], *args: Any) -> None:
         # Bounded, so that an interrupted fit whose queue nobody releases cannot hang exit.
@@ -67,3 +90,4 @@ class BackgroundQueue:
         if self._executor is not None:
             self._executor.shutdown(wait=True)
             self._executor = None
+        self._steps.clear()

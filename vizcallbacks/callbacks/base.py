@@ -21,6 +21,10 @@ __all__ = ["VisualizationCallback", "is_chief"]
 
 log = logging.getLogger("vizcallbacks")
 
+# Queued steps beyond what publishes in this many seconds are skipped (never the last): memory
+# stays flat and fit returns soon after its last epoch even when drawing is slower than training.
+BACKLOG_SECONDS = 10.0
+
 
 def is_chief() -> bool:
     """False on the non-chief workers of a multi-worker run (``TF_CONFIG``), which log nothing."""
@@ -59,6 +63,7 @@ class VisualizationCallback(keras.callbacks.Callback):
         # Seconds per logged step: "blocking" (on_epoch_end on the training thread), "compute"
         # (its forward pass / weight copy) and "publish" (render + write, background thread).
         self.timings: dict[str, list[float]] = defaultdict(list)
+        self.skipped_steps: list[int] = []  # steps dropped because publishing fell behind
 
     # Subclass hooks -------------------------------------------------------------------------
     def setup(self) -> None:
@@ -67,6 +72,19 @@ class VisualizationCallback(keras.callbacks.Callback):
     def compute(self) -> Any:
         """Arrays for one step, computed on the training thread (weights as they are now)."""
         raise NotImplementedError
+
+    def claims(self) -> set[tuple[str, ...]]:
+        """What this logger writes, as ``(kind, layer, probe)``-like keys, known after ``setup``;
+        two loggers claiming the same key on one writer are refused before training."""
+        return set()
+
+    def shared_claims(self) -> set[tuple[str, ...]]:
+        """Keys that loggers may share on one writer (the probe image): the first one writes."""
+        return set()
+
+    def opening_view(self, won: set[tuple[str, ...]]) -> list[Record]:
+        """Records logged once, at step 0 of a new log; ``won``: the shared keys it got."""
+        return []
 
     def view(self, payload: Any, step: int) -> list[Record]:
         """The records of one step, rendered from ``payload``; runs on the background thread."""
@@ -82,9 +100,13 @@ class VisualizationCallback(keras.callbacks.Callback):
         if not self._active:
             return
         self.fanout.open()
+        self._last_step = max(self._last_step, self.fanout.last_step())  # a resumed run goes on
         if self._set_up_for is not self.model:
             self.setup()
             self._set_up_for = self.model
+        won = self.fanout.claim(type(self).__name__, self.claims(), self.shared_claims())
+        if self._last_step < 0:
+            self.fanout.write(self.opening_view(won), 0)
         self._initial = self._safe_compute()
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
@@ -117,6 +139,7 @@ class VisualizationCallback(keras.callbacks.Callback):
         if self._initial is not None:  # fit ran no epoch (epochs=0): still log the snapshot
             self._submit(self._initial, self._last_step + 1)
             self._initial = None
+        self._report_skipped(self._queue.skip_waiting(self._steps_to_keep()))
         self._queue.submit(f"{type(self).__name__} summary", self._write_summary, self._last_step)
         self.finish()
 
@@ -161,7 +184,35 @@ class VisualizationCallback(keras.callbacks.Callback):
 
     def _submit(self, payload: Any, step: int) -> None:
         self._last_step = max(self._last_step, step)
-        self._queue.submit(f"{type(self).__name__} step", self._publish_and_flush, payload, step)
+        name = type(self).__name__
+        job = self._publish_and_flush
+        skipped = self._queue.submit_step(
+            step, self._steps_to_keep(), f"{name} step", job, payload, step
+        )
+        self._report_skipped(skipped)
+
+    def _steps_to_keep(self) -> int:
+        """How many queued steps can be published in ``BACKLOG_SECONDS`` at the pace measured so
+        far (all of them until a step has been timed)."""
+        published = self.timings["publish"]
+        if not published:
+            return 1 << 30
+        return max(1, int(BACKLOG_SECONDS / max(float(np.median(published)), 1e-3)))
+
+    def _report_skipped(self, skipped: list[int]) -> None:
+        if not skipped:
+            return
+        self.skipped_steps += skipped
+        warn_once(
+            self,
+            "behind",
+            "vizcallbacks: %s's drawing and writing fell behind training, so step(s) %s were "
+            "skipped (the last step is always logged). To log every step, log less per step: a "
+            "larger every_n_epochs, fewer layers= or a smaller max_channels. Warned once; "
+            "logger.skipped_steps lists them all.",
+            type(self).__name__,
+            ", ".join(map(str, skipped)),
+        )
 
     def _publish_and_flush(self, payload: Any, step: int) -> None:
         started = time.perf_counter()

@@ -18,6 +18,8 @@ from vizcallbacks.writers.base import Writer
 __all__ = ["FanOut"]
 
 _holders: dict[int, set[int]] = {}  # id(writer) → ids of the fan-outs holding it open
+# id(writer) → what each holder writes there: claim → (id of the fan-out, who it is)
+_claims: dict[int, dict[tuple[str, ...], tuple[int, str]]] = {}
 _holders_lock = threading.Lock()
 
 
@@ -36,6 +38,39 @@ class FanOut:
             for writer in self.writers:
                 _holders.setdefault(id(writer), set()).add(id(self))
             self._held = True
+
+    def last_step(self) -> int:
+        """The highest step any writer already holds (-1 for a new log)."""
+        return max(writer.last_step() for writer in self.writers)
+
+    def claim(
+        self, owner: str, claims: set[tuple[str, ...]], shared: set[tuple[str, ...]]
+    ) -> set[tuple[str, ...]]:
+        """Reserve what ``owner`` writes (``(kind, layer, probe)``-like keys) on every writer.
+
+        Two loggers whose ``claims`` meet on one writer are refused here, before the first step,
+        naming both. Of the ``shared`` keys, returns those no other holder took first.
+        """
+        with _holders_lock:
+            for writer in self.writers:
+                taken = _claims.setdefault(id(writer), {})
+                for claim in sorted(claims):
+                    holder, other = taken.get(claim, (id(self), owner))
+                    if holder != id(self):
+                        raise ValueError(
+                            f"{owner} and {other} would both write {'/'.join(claim)} to "
+                            f"{type(writer).__name__}: one would overwrite the other. Log both "
+                            "probes with one logger (a batch, with probe_names=), split layers= "
+                            "between the loggers, or give each its own writer."
+                        )
+            won = {
+                key
+                for key in shared
+                if all(_claims[id(w)].get(key, (id(self),))[0] == id(self) for w in self.writers)
+            }
+            for writer in self.writers:
+                _claims[id(writer)].update(dict.fromkeys(claims | won, (id(self), owner)))
+            return won
 
     def write(self, records: Sequence[Record], step: int) -> None:
         if not records:
@@ -57,10 +92,14 @@ class FanOut:
             self._held = False
             last = []
             for writer in self.writers:
+                taken = _claims.get(id(writer), {})
+                for claim in [c for c, (holder, _) in taken.items() if holder == id(self)]:
+                    del taken[claim]
                 holders = _holders.get(id(writer), set())
                 holders.discard(id(self))
                 if not holders:
                     _holders.pop(id(writer), None)
+                    _claims.pop(id(writer), None)
                     last.append(writer)
         for writer in last:
             with _reported(writer, "close"):

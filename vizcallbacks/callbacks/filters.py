@@ -65,6 +65,9 @@ class FilterLogger(VisualizationCallback):
                 "Pass layers= naming conv layers, or leave it out."
             )
 
+    def claims(self) -> set[tuple[str, ...]]:
+        return {("filters", ref.name) for ref in self._refs}
+
     def compute(self) -> tuple[dict[str, np.ndarray], list[Record]] | None:
         if not self.model.built:  # a Sequential without Input gets its weights in the first step
             return None

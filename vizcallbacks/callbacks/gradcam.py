@@ -102,6 +102,11 @@ class GradCAMLogger(VisualizationCallback):
             )
         self._cam(self.probe, self._target)  # traced here, before training, not in epoch 1
 
+    def claims(self) -> set[tuple[str, ...]]:
+        assert self._cam is not None
+        layer = self._cam.layer_name
+        return {("gradcam", layer) + ((probe,) if probe else ()) for probe in self.probe_names}
+
     def compute(self) -> GradCAMResult:
         assert self._cam is not None
         return self._cam(self.probe, self._target)

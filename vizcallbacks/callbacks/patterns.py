@@ -62,6 +62,11 @@ class FilterPatternLogger(VisualizationCallback):
         if self.model.built:  # a Sequential without Input is built by its first training step
             self._build()
 
+    def claims(self) -> set[tuple[str, ...]]:
+        if self._patterns is not None:
+            return {("filter_patterns", patterns.layer_name) for patterns in self._patterns}
+        return {("filter_patterns", str(self.layers or "every conv layer"))}
+
     def _build(self) -> list[FilterPatterns]:
         if self.layers is None:
             names: list[str | int] = ["/".join(ref.path) for ref in conv_layers(self.model)]

@@ -51,11 +51,24 @@ def record_forward(
     With ``logits=True`` the model's final softmax/sigmoid is skipped (Grad-CAM needs the score
     before squashing). Returns the model's output.
     """
+    # Inside an outer scope a layer may be named ">c1" or "-c1" (TensorFlow refuses those as
+    # root scope names, and a traced function has no other scope around it).
+    with keras.name_scope("vizcallbacks"):
+        return _replay(model, inputs, wanted, record, logits)
+
+
+def _replay(
+    model: keras.layers.Layer,
+    inputs: Any,
+    wanted: Collection[int],
+    record: dict[int, Any],
+    logits: bool,
+) -> Any:
     output_layer = _output_layer(model) if logits else None
 
     def call(layer: keras.layers.Layer, *args: Any, **kwargs: Any) -> Any:
         if is_container(layer):
-            out = record_forward(layer, args[0], wanted, record, logits and layer is output_layer)
+            out = _replay(layer, args[0], wanted, record, logits and layer is output_layer)
         elif layer is output_layer and (pre := _pre_activation(layer, args[0])) is not None:
             out = pre
         else:

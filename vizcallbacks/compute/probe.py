@@ -8,6 +8,8 @@ from collections.abc import Sequence
 import keras
 import numpy as np
 
+from vizcallbacks.tags import unique_safe_names
+
 __all__ = ["check_probe", "check_probe_fits_model", "probe_tag_names"]
 
 log = logging.getLogger("vizcallbacks")
@@ -80,9 +82,15 @@ def check_probe_fits_model(probe: np.ndarray, model: keras.Model) -> None:
 
 
 def probe_tag_names(probe_names: Sequence[str] | None, n: int) -> list[str | None]:
-    """What each probe adds to image tags: nothing for one probe, else its name or index."""
+    """What each probe adds to image tags: nothing for one probe, else its name or index.
+
+    Names are made tag-safe here, and two names that would become the same (``cat?``, ``cat!``)
+    get the layers' suffix rule (``cat_``, ``cat__2``), so no two probes share a tag.
+    """
     if probe_names is not None and len(probe_names) != n:
         raise ValueError(
             f"probe_names needs one name per probe image ({n}). Received {len(probe_names)} names"
         )
-    return [None] if n == 1 else [str(p) for p in (probe_names or range(n))]
+    if n == 1:
+        return [None]
+    return list(unique_safe_names((str(p),) for p in (probe_names or range(n))))

@@ -16,13 +16,17 @@ __all__ = ["Writer", "check_log_dir", "check_writers"]
 class Writer(Protocol):
     """A sink for records (:mod:`vizcallbacks.records`), each written at a step.
 
-    ``check()`` runs on the training thread before the first step and raises on bad settings.
+    ``check()`` runs on the training thread before the first step and raises on bad settings;
+    ``last_step()`` then says the highest step already logged where the writer logs (-1 if
+    none), so that a resumed run goes on after it instead of logging a step twice.
     Implementations open their resources on first use, keep nothing the user logged from being
     lost when the backend fails, and accept ``close()`` more than once; callbacks that share a
     writer close it once, when the last of them is done (see ``callbacks/fanout.py``).
     """
 
     def check(self) -> None: ...
+
+    def last_step(self) -> int: ...
 
     def write(self, records: Sequence[Record], step: int) -> None: ...
 
@@ -48,8 +52,9 @@ def check_writers(writers: object) -> list[Writer]:
     for i, writer in enumerate(writers):
         if not isinstance(writer, Writer):
             raise TypeError(
-                f"writers[{i}] is not a writer (it needs check, write, flush and close; see "
-                f"vizcallbacks.Writer). Received: {writer!r} of type {type(writer).__name__}"
+                f"writers[{i}] is not a writer (it needs check, last_step, write, flush and "
+                "close; see vizcallbacks.Writer). "
+                f"Received: {writer!r} of type {type(writer).__name__}"
             )
     return list(writers)
 

@@ -14,14 +14,14 @@ import os
 import socket
 import struct
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
 import google_crc32c
 from tensorboard.compat.proto import event_pb2
 
-__all__ = ["EventFile", "masked_crc32c"]
+__all__ = ["EventFile", "last_step", "masked_crc32c"]
 
 _uid = itertools.count()  # tells apart two files opened in the same second by one process
 
@@ -99,3 +99,31 @@ class EventFile:
         file, self._file = self._file, None
         if file is not None:
             file.close()
+
+
+def _records(path: Path) -> Iterator[bytes]:
+    """The framed records of one event file, stopping at a cut-short or damaged tail."""
+    data = path.read_bytes()
+    offset = 0
+    while offset + 12 <= len(data):
+        (length,) = struct.unpack_from("<Q", data, offset)
+        end = offset + 12 + length + 4
+        if end > len(data):
+            return
+        yield data[offset + 12 : offset + 12 + length]
+        offset = end
+
+
+def last_step(log_dir: Path) -> int:
+    """The highest step of any summary in ``log_dir``'s event files (not its subfolders), or -1.
+
+    Read before training so that a resumed run continues after what is already there.
+    """
+    highest = -1
+    for path in sorted(log_dir.glob("events.out.tfevents.*")):
+        with contextlib.suppress(OSError):
+            for data in _records(path):
+                event = event_pb2.Event.FromString(data)
+                if event.HasField("summary") and event.summary.value:
+                    highest = max(highest, int(event.step))
+    return highest

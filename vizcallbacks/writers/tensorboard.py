@@ -7,6 +7,7 @@ Summaries are TensorBoard's own protobufs with its plugins' metadata, laid out a
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -25,7 +26,7 @@ from vizcallbacks.messages import say
 from vizcallbacks.records import File, Histogram, Image, Params, Record, Scalars, Text
 from vizcallbacks.tags import PARAMS_TAG
 from vizcallbacks.writers.base import check_log_dir
-from vizcallbacks.writers.eventfile import EventFile
+from vizcallbacks.writers.eventfile import EventFile, last_step
 
 __all__ = ["HISTOGRAM_BUCKETS", "TensorBoardWriter", "histogram_buckets", "params_markdown"]
 
@@ -86,6 +87,15 @@ class TensorBoardWriter:
         self._lock = threading.Lock()
         self._wrote_images = False
         self._announced = False  # callbacks sharing this writer each close it: say it once
+        self._last_step: int | None = None  # read from disk once per fit: steps before it
+
+    def last_step(self) -> int:
+        """The highest step logged in ``log_dir`` before this fit (-1 if none): a resumed run
+        goes on after it instead of logging a step twice. Read again after ``close()``."""
+        with self._lock:
+            if self._last_step is None:
+                self._last_step = last_step(self.log_dir) if self.log_dir.is_dir() else -1
+            return self._last_step
 
     def check(self) -> None:
         """Raise now, before training, if ``log_dir`` cannot be created or written."""
@@ -164,7 +174,13 @@ class TensorBoardWriter:
                 f"file name {record.name!r} would leave the log directory {self.log_dir}"
             )
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(record.data)
+        partial = target.with_name(target.name + ".partial")
+        try:  # a full disk leaves no truncated or empty file behind
+            partial.write_bytes(record.data)
+            os.replace(partial, target)
+        except OSError:
+            partial.unlink(missing_ok=True)
+            raise
 
     def flush(self) -> None:
         """Nothing waits: every ``write`` has already handed its records to the OS."""
@@ -175,6 +191,7 @@ class TensorBoardWriter:
             if self._file is None:
                 return
             file, self._file = self._file, None
+            self._last_step = None  # the next fit reads what this one wrote
             announce = self._wrote_images and not self._announced
             self._announced |= announce
             file.close()

@@ -141,6 +141,10 @@ class MLflowWriter:
         """
         self._ensure_open()
 
+    def last_step(self) -> int:
+        """-1: reading the run's last logged step back is not done yet for MLflow."""
+        return -1
+
     def _ensure_open(self) -> Spool:
         sender = self._sender
         with self._lock:
