@@ -13,6 +13,7 @@ from vizcallbacks.render.tiling import (
     grid_shape,
     mean_map_image,
     normalize_maps,
+    shrink_maps,
     tile_filters,
     tile_images,
     tile_maps,
@@ -105,7 +106,9 @@ def test_tile_maps_properties(channels: int, size: int, fill: str) -> None:
         "mixed": lambda: np.where(rng.random(shape) < 0.1, np.nan, rng.normal(size=shape)),
     }[fill]().astype(np.float32)
     with np.errstate(all="raise"):
-        grid = tile_maps(maps, max_channels=64)
+        grid = tile_maps(maps, max_channels=64, max_size=None)
+        capped = tile_maps(maps, max_channels=64)
+    assert max(capped.shape[:2]) <= 1024 and capped.dtype == np.uint8
     n = min(channels, 64)
     rows, cols = grid_shape(n)
     factor = upscale_factor(shape[0], shape[1])
@@ -116,3 +119,17 @@ def test_tile_maps_properties(channels: int, size: int, fill: str) -> None:
     )
     if fill == "constant":
         assert (grid[: shape[0] * factor, : shape[1] * factor] == 0).all()
+
+
+def test_large_grids_are_capped_by_block_means() -> None:
+    # 64 maps of 200x200: an 8x8 grid of 1,607 px. Halving the maps (100x100) gives 807 px,
+    # the first size within 1,024.
+    maps = np.random.default_rng(0).random((200, 200, 64)).astype(np.float32)
+    assert tile_maps(maps).shape == (807, 807, 3)
+    assert tile_maps(maps, max_size=None).shape == (1607, 1607, 3)
+    # Block means, by hand: [[0, 2], [4, 6]] averages to 3, [[1, 3], [5, 7]] to 4, ...
+    block = np.arange(16, dtype=np.float32).reshape(1, 4, 4)
+    np.testing.assert_array_equal(shrink_maps(block, 2)[0], [[2.5, 4.5], [10.5, 12.5]])
+    # A 5-pixel side is padded with its border value before the 2x2 means.
+    odd = np.arange(5, dtype=np.float32).reshape(1, 1, 5).repeat(5, axis=1)
+    np.testing.assert_array_equal(shrink_maps(odd, 2)[0, 0], [0.5, 2.5, 4.0])

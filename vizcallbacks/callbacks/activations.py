@@ -19,6 +19,7 @@ from vizcallbacks.compute.statistics import activation_statistics
 from vizcallbacks.records import Params, Record
 from vizcallbacks.render.colormap import DEFAULT_CMAP, check_cmap
 from vizcallbacks.render.evolution import EvolutionRecorder, evolution_row
+from vizcallbacks.render.tiling import MAX_GRID_SIZE
 from vizcallbacks.views.activations import (
     class_comparison_records,
     feature_map_records,
@@ -48,6 +49,8 @@ class ActivationLogger(VisualizationCallback):
         probe_names: one name per probe for the image tags; indices by default.
         compare_channel: with several probes (say two classes), also log
             ``class_comparison/channel_<k>``: a row per probe, a column per layer, channel k.
+        max_grid_size: grids whose long side would pass this many pixels are drawn from maps
+            shrunk by an integer factor (block means); ``None`` keeps full size.
         table: ``(layer, channel)``: also log that channel's raw values for the first probe as a
             table, ``activation_table/<layer>`` (markdown text, and an HTML page per step in the
             files: an MLflow artifact), positive cells highlighted.
@@ -64,11 +67,15 @@ class ActivationLogger(VisualizationCallback):
         probe_names: Sequence[str] | None = None,
         compare_channel: int | None = None,
         table: tuple[str, int] | None = None,
+        max_grid_size: int | None = MAX_GRID_SIZE,
     ) -> None:
         super().__init__(writers, every_n_epochs)
         self.probe = check_probe(probe)
         self.layers = layers
         self.max_channels = check_positive_int("max_channels", max_channels)
+        self.max_grid_size = (
+            None if max_grid_size is None else check_positive_int("max_grid_size", max_grid_size)
+        )
         self.cmap = check_cmap(cmap)
         n = self.probe.shape[0]
         self.probe_names = probe_tag_names(probe_names, n)
@@ -148,6 +155,7 @@ class ActivationLogger(VisualizationCallback):
             "probe_shape": list(self.probe.shape),
             "every_n_epochs": self.every_n_epochs,
             "max_channels": self.max_channels,
+            "max_grid_size": self.max_grid_size,  # larger grids are drawn from shrunk maps
             "cmap": self.cmap,
         }
 
@@ -167,7 +175,7 @@ class ActivationLogger(VisualizationCallback):
             if self.table is not None and layer == self.table[0]:
                 records += table_records(layer, values, self.table[1], step)
             images = feature_map_records(
-                layer, values, self.probe_names, self.max_channels, self.cmap
+                layer, values, self.probe_names, self.max_channels, self.cmap, self.max_grid_size
             )
             self._evolution[layer].add(
                 step, evolution_row(values[0], cmap=self.cmap), images[0].pixels

@@ -10,10 +10,13 @@ from vizcallbacks.arrays import as_float_array, check_positive_int
 from vizcallbacks.render.colormap import DEFAULT_CMAP, colorize
 
 __all__ = [
+    "MAX_GRID_SIZE",
     "SEPARATOR_VALUE",
     "grid_shape",
     "mean_map_image",
     "normalize_maps",
+    "shrink_factor",
+    "shrink_maps",
     "tile_filters",
     "tile_images",
     "tile_maps",
@@ -23,6 +26,7 @@ __all__ = [
 
 SEPARATOR_VALUE = 200  # light grey lines between tiles
 MIN_TILE_SIZE = 32  # small maps are enlarged (nearest) to at least this many pixels
+MAX_GRID_SIZE = 1024  # larger grids are drawn from maps shrunk by an integer factor (area mean)
 
 
 def grid_shape(n: int) -> tuple[int, int]:
@@ -73,18 +77,52 @@ def _upscale(tiles: np.ndarray, factor: int) -> np.ndarray:
     return tiles.repeat(factor, axis=1).repeat(factor, axis=2)
 
 
-def tile_maps(maps: np.ndarray, max_channels: int = 64, cmap: str = DEFAULT_CMAP) -> np.ndarray:
+def tile_maps(
+    maps: np.ndarray,
+    max_channels: int = 64,
+    cmap: str = DEFAULT_CMAP,
+    max_size: int | None = MAX_GRID_SIZE,
+) -> np.ndarray:
     """Feature maps ``(H, W, C)`` of one image → uint8 ``(rows·h, cols·w, 3)`` grid.
 
     The first ``max_channels`` channels are drawn, each normalized on its own and coloured with
-    ``cmap``; constant maps are black, NaN/Inf pixels magenta, small maps enlarged.
+    ``cmap``; constant maps are black, NaN/Inf pixels magenta, small maps enlarged. A grid whose
+    long side would pass ``max_size`` pixels is drawn from maps shrunk by the smallest integer
+    factor that fits (the mean of each block); ``None`` keeps full size.
     """
     maps = as_float_array(maps, "maps", 3, "(H, W, C)")
     check_positive_int("max_channels", max_channels)
     channels = np.moveaxis(maps[..., :max_channels], -1, 0)
+    if max_size is not None:
+        channels = shrink_maps(
+            channels, shrink_factor(channels.shape, check_positive_int("max_size", max_size))
+        )
     scaled, constant = normalize_maps(channels)
     tiles = colorize(scaled, cmap, blank=constant[:, None, None])
     return tile_images(_upscale(tiles, upscale_factor(*maps.shape[:2])))
+
+
+def shrink_factor(shape: tuple[int, ...], max_size: int) -> int:
+    """The smallest integer factor that fits the grid of ``(N, H, W)`` maps in ``max_size``."""
+    n, h, w = shape
+    rows, cols = grid_shape(n)
+    factor = 1
+    while (
+        factor < max(h, w)
+        and max(rows * (-(-h // factor) + 1) - 1, cols * (-(-w // factor) + 1) - 1) > max_size
+    ):
+        factor += 1
+    return factor
+
+
+def shrink_maps(maps: np.ndarray, factor: int) -> np.ndarray:
+    """``(N, H, W)`` maps shrunk ``factor`` times by block means (edges padded with the border)."""
+    if factor == 1:
+        return maps
+    n, h, w = maps.shape
+    pad = ((0, 0), (0, -h % factor), (0, -w % factor))
+    blocks = np.pad(maps, pad, mode="edge")
+    return blocks.reshape(n, blocks.shape[1] // factor, factor, -1, factor).mean(axis=(2, 4))
 
 
 def mean_map_image(maps: np.ndarray, cmap: str = DEFAULT_CMAP) -> np.ndarray:

@@ -61,11 +61,13 @@ def feature_map_records(
     probe_names: Sequence[str | None],
     max_channels: int,
     cmap: str,
+    max_size: int | None,
 ) -> list[Image]:
     """Per probe, the grid of the first ``max_channels`` maps and the mean map, in that order."""
     records = []
     for name, maps in zip(probe_names, values, strict=True):
-        records.append(Image(tag("activations", layer, name), tile_maps(maps, max_channels, cmap)))
+        grid = tile_maps(maps, max_channels, cmap, max_size)
+        records.append(Image(tag("activations", layer, name), grid))
         records.append(Image(tag("mean_activation", layer, name), mean_map_image(maps, cmap)))
     return records
 
