@@ -5,6 +5,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 
+from vizcallbacks.compute.cache import built_for
 from vizcallbacks.compute.forward import ActivationExtractor
 from vizcallbacks.compute.layers import LayerSelection, ensure_built, select_layers
 from vizcallbacks.compute.probe import check_probe, check_probe_fits_model
@@ -18,9 +19,14 @@ def layer_activations(
     """Outputs of ``layers`` (all by default) for ``images`` ``(N, H, W, C)`` or one ``(H, W, C)``.
 
     Returns ``{layer name: float32 (N, ...)}`` in forward order; nested models' layers are named
-    ``outer/inner``. One forward pass, in inference mode.
+    ``outer/inner``. One forward pass, in inference mode, compiled on the first call and kept
+    with the model for the next ones.
     """
     probe = check_probe(images)
     ensure_built(model, probe.shape)
     check_probe_fits_model(probe, model)
-    return ActivationExtractor(model, select_layers(model, layers))(probe)
+    key = ("activations", None if layers is None else tuple(layers), probe.shape[1:])
+    extract = built_for(
+        model, key, lambda: ActivationExtractor(model, select_layers(model, layers))
+    )
+    return extract(probe)

@@ -17,6 +17,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from vizcallbacks.compute.cache import built_for
 from vizcallbacks.compute.forward import final_squashing, record_forward
 from vizcallbacks.compute.layers import LayerRef, ensure_built, leaf_layers, select_layers
 from vizcallbacks.compute.probe import check_probe, check_probe_fits_model
@@ -252,9 +253,12 @@ def grad_cam(
     ``L = ReLU(sum_k alpha_k A_k)`` with ``alpha_k`` the spatial mean of ``d score / d A_k``, the
     score taken before the final softmax/sigmoid. ``layer=None``: the last layer with a 4-D
     output; ``class_index=None``: the predicted class, else an int or one int per image (for one
-    sigmoid unit, 0 explains the negative class through ``-logit``).
+    sigmoid unit, 0 explains the negative class through ``-logit``). Compiled on the first call
+    and kept with the model, so repeated calls cost one compiled run.
     """
     probe = check_probe(images)
     ensure_built(model, probe.shape)
     check_probe_fits_model(probe, model)
-    return GradCAM(model, layer, probe.shape[1:])(probe, class_index).heatmaps
+    key = ("grad_cam", layer, probe.shape[1:])
+    cam = built_for(model, key, lambda: GradCAM(model, layer, probe.shape[1:]))
+    return cam(probe, class_index).heatmaps
