@@ -110,12 +110,9 @@ class Spool:
         )
         spool.refresh()
         known = spool._delivered | set(spool._pending)
-        # a torn line's id that was delivered, or written again whole, lost nothing
+        # a torn line's id that was delivered, or written again whole since, lost nothing
         spool.damaged = tuple(d for d in damaged if d.item_id not in known)
-        spool.incomplete = incomplete
-        for d in (*damaged, incomplete):
-            if d is not None and d.item_id is not None:
-                spool._next_id = max(spool._next_id, d.item_id + 1)
+        spool.incomplete = incomplete  # its id is reused: its append never returned
         return spool
 
     # Run record --------------------------------------------------------------------------------
@@ -192,7 +189,11 @@ class Spool:
         full disk cut short so it never reads as an id) and wants room for ``items`` ids.
         """
         with self._mutex:
-            self._write_run()
+            try:
+                self._write_run()
+            except OSError:
+                (self.directory / f"{_RUN}.tmp").unlink(missing_ok=True)
+                raise
         path = self.directory / _DELIVERED
         with open(path, "ab") as f:
             if f.tell() and path.read_bytes()[-1:] != b"\n":
