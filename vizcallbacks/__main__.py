@@ -11,10 +11,21 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
-__all__ = ["main"]
+__all__ = ["EXIT_STATUS", "FAILED", "USAGE", "main", "short_text"]
 
 log = logging.getLogger("vizcallbacks")
+
+FAILED = 1  # something could not be done now: what is left is kept, run the command again
+USAGE = 2  # what was passed is wrong: a tracking URI, a directory, a run, an output path
+EXIT_STATUS = (
+    "Exit status: 0 when everything was done; 1 when something could not be sent or written "
+    "now (a server that does not answer, a full disk, a damaged item: each is named, and what "
+    "is left is kept, so running the command again finishes the job); 2 when what was passed "
+    "is wrong (a tracking URI MLflow cannot use, a directory that is not a vizcallbacks spool, "
+    "a run that does not exist, an output suffix other than .png, .jpg or .jpeg)."
+)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -22,6 +33,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m vizcallbacks",
         description="Tools around the vizcallbacks logs.",
+        epilog=EXIT_STATUS,
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_sync(commands)
@@ -49,8 +61,11 @@ def _add_sync(commands: argparse._SubParsersAction) -> None:
             "Send the items an MLflowWriter kept on local disk because the tracking server did "
             "not answer. Each item is delivered once: running the command again sends nothing "
             "twice. SPOOL_DIR is the directory named in the training warning, or the spool root "
-            "(vizcallbacks-spool) to send every spool in it."
+            "(vizcallbacks-spool) to send every spool in it. The spool is checked first: a "
+            "damaged item is named and skipped, a directory vizcallbacks did not write is "
+            "refused untouched, and a run its training process never ended is ended as KILLED."
         ),
+        epilog=EXIT_STATUS,
     )
     sync.add_argument("spool_dir", metavar="SPOOL_DIR", type=Path)
     sync.add_argument(
@@ -69,7 +84,7 @@ def _add_sync(commands: argparse._SubParsersAction) -> None:
 
 
 def _sync(args: argparse.Namespace) -> int:
-    from vizcallbacks.writers.mlflow.spool import describe_items, find_spools
+    from vizcallbacks.writers.mlflow.spool import find_spools
 
     spools = find_spools(args.spool_dir)
     if not spools:
@@ -78,42 +93,98 @@ def _sync(args: argparse.Namespace) -> int:
             "named in the training warning.",
             args.spool_dir,
         )
-        return 2
-    from vizcallbacks.writers.mlflow.sync import sync_spool
+        return USAGE
+    try:
+        from vizcallbacks.writers.mlflow.stores import TrackingUriError, check_tracking_uri
+        from vizcallbacks.writers.mlflow.sync import sync_spool
+        from vizcallbacks.writers.mlflow.target import absolute_tracking_uri
+        from vizcallbacks.writers.mlflow.validate import NotASpoolError
 
+        if args.tracking_uri:
+            check_tracking_uri(absolute_tracking_uri(args.tracking_uri), create=True)
+    except ImportError as err:
+        log.error("%s", err)
+        return USAGE
+    except TrackingUriError as err:
+        log.error("%s", err)
+        return USAGE
     status = 0
-    for directory in spools:
+    for directory in spools:  # one broken spool does not keep the others back
         try:
             result = sync_spool(directory, tracking_uri=args.tracking_uri, wait=args.wait)
-        except (ConnectionError, TimeoutError, ValueError, FileNotFoundError, ImportError) as err:
-            log.error("%s: %s", directory, err)
-            status = 1
+        except (NotASpoolError, TrackingUriError) as err:
+            log.error("%s", err)
+            status = max(status, USAGE)
             continue
-        if result.left:
-            status = 1
-            reasons = "; ".join(f"{why} ({n}x)" for why, n in result.errors.items())
-            log.error(
-                "%s: sent %d items to run %s at %s; %d could not be sent (%s): %s. Run the "
-                "command again once this is fixed.",
-                directory,
-                result.sent,
-                result.run_id,
-                result.tracking_uri,
-                len(result.left),
-                describe_items(result.left),
-                reasons or "unknown reason",
-            )
-        else:
-            log.info(
-                "%s: sent %d items to run %s at %s (%d had been sent before); nothing is left, "
-                "the directory can be deleted.",
-                directory,
-                result.sent,
-                result.run_id,
-                result.tracking_uri,
-                result.already_sent,
-            )
+        except (ConnectionError, TimeoutError, ValueError, OSError, ImportError) as err:
+            log.error("%s: %s", directory, err)
+            status = max(status, FAILED)
+            continue
+        except Exception as err:  # a bug or a server answer nobody expected: still go on
+            log.error("%s: could not be synced (%s)", directory, short_text(err))
+            status = max(status, FAILED)
+            continue
+        status = max(status, _report(result))
     return status
+
+
+def short_text(err: BaseException) -> str:
+    """``Type: message``, on one line, for an error message."""
+    return f"{type(err).__name__}: {' '.join(str(err).split())[:300]}"
+
+
+def _report(result: Any) -> int:
+    """Log what one spool's sync did; FAILED if anything was left, else 0."""
+    from vizcallbacks.writers.mlflow.spool import describe_items
+
+    directory = result.directory
+    if result.incomplete is not None:
+        log.warning(
+            "%s: %s; the process that wrote it stopped mid-write (or is still writing it).",
+            directory,
+            result.incomplete,
+        )
+    for damaged in result.damaged:
+        log.error("%s: skipped damaged %s", directory, damaged)
+    ended = f"; its run was never ended, so it is now {result.ended}" if result.ended else ""
+    if result.left:
+        reasons = "; ".join(f"{why} ({n}x)" for why, n in result.errors.items())
+        log.error(
+            "%s: sent %d items to run %s at %s; %d could not be sent (%s): %s. Run the "
+            "command again once this is fixed.",
+            directory,
+            result.sent,
+            result.run_id,
+            result.tracking_uri,
+            len(result.left),
+            describe_items(result.left),
+            reasons or "unknown reason",
+        )
+        return FAILED
+    if result.damaged:
+        log.error(
+            "%s: sent %d items to run %s at %s (%d had been sent before)%s; %d damaged items "
+            "above could not be sent.",
+            directory,
+            result.sent,
+            result.run_id,
+            result.tracking_uri,
+            result.already_sent,
+            ended,
+            len(result.damaged),
+        )
+        return FAILED
+    log.info(
+        "%s: sent %d items to run %s at %s (%d had been sent before)%s; nothing is left, "
+        "the directory can be deleted.",
+        directory,
+        result.sent,
+        result.run_id,
+        result.tracking_uri,
+        result.already_sent,
+        ended,
+    )
+    return 0
 
 
 # compare ---------------------------------------------------------------------------------------
@@ -168,7 +239,8 @@ def _add_compare(commands: argparse._SubParsersAction) -> None:
         "--output",
         type=Path,
         metavar="PATH",
-        help="PNG to write (default: compare-<A>-<B>-step<N>.png in the current directory)",
+        help="picture to write, .png or .jpg/.jpeg (default: compare-<A>-<B>-step<N>.png in the "
+        "current directory)",
     )
     compare.add_argument(
         "--scale", type=_scale, metavar="K", help="enlarge the grids K times (default: automatic)"
@@ -180,29 +252,40 @@ def _compare(args: argparse.Namespace) -> int:
     try:
         from mlflow.exceptions import MlflowException
 
-        from vizcallbacks.compare import compare_runs
-        from vizcallbacks.writers.mlflow.readback import RunLookupError, connect
+        from vizcallbacks.compare import compare_runs, image_format
+        from vizcallbacks.writers.mlflow.readback import RunLookupError, connect, printable
+        from vizcallbacks.writers.mlflow.stores import TrackingUriError
     except ImportError as err:  # MLflow is an optional extra
         log.error("MLflow is not available (%s): pip install 'vizcallbacks[mlflow]'", err)
-        return 2
+        return USAGE
+    if args.output is not None:
+        try:
+            image_format(args.output)  # refused before anything is read or drawn
+        except ValueError as err:
+            log.error("%s", err)
+            return USAGE
     try:
         client = connect(args.tracking_uri)
         result = compare_runs(
             client, args.run_a, args.run_b, args.key, args.step, args.stat, args.scale
         )
-    except RunLookupError as err:
+    except (RunLookupError, TrackingUriError) as err:
         log.error("%s", err)
-        return 2
+        return USAGE
     except (ConnectionError, ImportError, MlflowException) as err:
-        log.error("%s", err)
-        return 1
+        log.error("%s", short_text(err))
+        return FAILED
     a, b = result.runs
     output = args.output or Path(f"compare-{a.run_id[:8]}-{b.run_id[:8]}-step{result.step}.png")
     try:
         result.save(output)
     except (OSError, ValueError) as err:
-        log.error("Could not write %s (%s). Pass --output with a writable .png path.", output, err)
-        return 2
+        log.error(
+            "Could not write %s (%s). Pass --output with a writable .png or .jpg path.",
+            output,
+            err,
+        )
+        return USAGE
     if result.metric is None:
         log.warning(
             "Neither run logged %s for %s: the picture has no curves. Pass --stat with a logged "
@@ -210,7 +293,7 @@ def _compare(args: argparse.Namespace) -> int:
             args.stat,
             result.key,
         )
-    print(f"Wrote {output}: {result.summary()}")
+    print(f"Wrote {printable(str(output))}: {result.summary()}")
     return 0
 
 

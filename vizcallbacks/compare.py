@@ -21,7 +21,20 @@ from vizcallbacks.writers.mlflow.readback import (
     steps_text,
 )
 
-__all__ = ["RunComparisonResult", "compare_runs"]
+__all__ = ["FORMATS", "RunComparisonResult", "compare_runs", "image_format"]
+
+FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}  # suffix -> Pillow format
+
+
+def image_format(path: str | Path) -> str:
+    """The Pillow format ``path``'s suffix names; ``ValueError`` naming the choices otherwise."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in FORMATS:
+        raise ValueError(
+            f"{path}: cannot write a {suffix or 'suffix-less'} file; name the output "
+            f"{' or '.join(FORMATS)}"
+        )
+    return FORMATS[suffix]
 
 
 @dataclass(frozen=True)
@@ -37,12 +50,17 @@ class RunComparisonResult:
     grids: tuple[np.ndarray, np.ndarray]  # as downloaded, before scaling
 
     def save(self, path: str | Path) -> Path:
-        """Write the picture as a PNG (creating the folder); return the path."""
+        """Write the picture as PNG or JPEG, as the suffix says (creating the folder)."""
         from PIL import Image
 
         target = Path(path)
+        fmt = image_format(target)
         target.parent.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(self.picture.image).save(target, format="PNG", optimize=True)
+        picture = Image.fromarray(self.picture.image)
+        if fmt == "JPEG":
+            picture.convert("RGB").save(target, format=fmt, quality=92)
+        else:
+            picture.save(target, format=fmt, optimize=True)
         return target
 
     def summary(self) -> str:

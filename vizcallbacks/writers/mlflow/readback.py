@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import difflib
 import io
-import os
 import tempfile
 from collections import defaultdict
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 import numpy as np
 
@@ -27,6 +25,7 @@ from vizcallbacks.writers.mlflow.server import (
     require_server,
     short_error,
 )
+from vizcallbacks.writers.mlflow.stores import check_tracking_uri, client_for
 from vizcallbacks.writers.mlflow.target import absolute_tracking_uri
 
 __all__ = [
@@ -36,6 +35,7 @@ __all__ = [
     "listing",
     "metric_history",
     "open_run",
+    "printable",
     "steps_text",
 ]
 
@@ -82,22 +82,14 @@ def connect(tracking_uri: str | None = None) -> Any:
     """
     mlflow = import_mlflow()
     uri = absolute_tracking_uri(tracking_uri or mlflow.get_tracking_uri())
-    parsed = urlparse(uri)
-    if parsed.scheme == "sqlite" and uri.startswith("sqlite:///"):
-        path = uri[len("sqlite:///") :]
-        if path != ":memory:" and not os.path.isfile(path):
-            raise RunLookupError(
-                f"There is no MLflow store at {path}. Pass --tracking-uri with the store the runs "
-                "were logged to (the experiments use sqlite:///<their working dir>/mlflow.db) or "
-                "the address of the tracking server."
-            )
-    elif parsed.scheme in ("file", "") and not Path(parsed.path or uri).exists():
-        raise RunLookupError(
-            f"There is no MLflow store at {uri}. Pass --tracking-uri with the store the runs were "
-            "logged to."
-        )
+    check_tracking_uri(uri)  # a missing store, a file that is not one, an unknown scheme
     require_server(uri, "pass --tracking-uri with the server or store the runs were logged to.")
-    return mlflow.MlflowClient(uri)
+    return client_for(uri)
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters shown escaped (``\\x1b``), safe to print to a terminal."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def _recent_runs(client: Any, limit: int = 5) -> list[str]:
@@ -108,7 +100,7 @@ def _recent_runs(client: Any, limit: int = 5) -> list[str]:
         )
     except Exception:
         return []
-    return [f"{r.info.run_id} ({r.info.run_name})" for r in runs]
+    return [f"{r.info.run_id} ({printable(r.info.run_name or '')})" for r in runs]
 
 
 @dataclass
@@ -124,7 +116,8 @@ class LoggedRun:
     @property
     def label(self) -> str:
         """``name (1a2b3c4d)``: how the picture and the messages name the run."""
-        return f"{self.name} ({self.run_id[:8]})" if self.name else self.run_id[:8]
+        name = printable(self.name)
+        return f"{name} ({self.run_id[:8]})" if name else self.run_id[:8]
 
     def steps(self, key: str) -> list[int]:
         """The steps at which ``key`` has an image; raise naming the available keys if none."""
@@ -197,13 +190,15 @@ def _find_run(client: Any, run: str) -> Any:
     if len(named) > 1:
         ids = [f"{r.info.run_id} (started {r.info.start_time})" for r in named]
         raise RunLookupError(
-            f"{len(named)} runs are named {run!r}: {listing(ids)}. Pass a run id instead."
+            f"{len(named)} runs are named {printable(repr(run))}: {listing(ids)}. "
+            "Pass a run id instead."
         )
     recent = _recent_runs(client)
     where = getattr(client, "tracking_uri", "the store")
     hint = f" Latest runs there: {'; '.join(recent)}." if recent else " It holds no runs."
     raise RunLookupError(
-        f"No run with id or name {run!r} in {where}.{hint} Pass a run id from the run page (or "
+        f"No run with id or name {printable(repr(run))} in {where}.{hint} Pass a run id from "
+        "the run page (or "
         "`mlflow runs list --experiment-id ID`), and --tracking-uri if the run is in another store."
     )
 

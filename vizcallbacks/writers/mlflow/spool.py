@@ -16,6 +16,7 @@ each item once. No MLflow import here: this is plain files.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import shutil
@@ -25,6 +26,15 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
+
+from vizcallbacks.writers.mlflow.validate import (
+    Damaged,
+    NotASpoolError,
+    check_fields,
+    check_run_record,
+    parse_line,
+    salvage,
+)
 
 __all__ = ["Spool", "describe_items", "find_spools"]
 
@@ -40,6 +50,11 @@ class Spool:
 
     Create a new one with :meth:`create`, open an existing one with :meth:`open`.
     """
+
+    damaged: tuple[Damaged, ...] = ()  # items :meth:`open` found damaged, never loaded
+    incomplete: Damaged | None = None  # a last line cut short, seen by :meth:`open`
+    ended: bool = False  # :meth:`open` found a run status item, delivered or not
+    last_heard: int = 0  # the latest item timestamp :meth:`open` found (ms since the epoch)
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
@@ -63,7 +78,12 @@ class Spool:
 
     @classmethod
     def open(cls, directory: str | Path) -> Spool:
-        """Load the spool in ``directory``, or raise ``FileNotFoundError`` naming it."""
+        """Load the spool in ``directory`` without writing to it; refuse one vizcallbacks did not
+        write (:class:`NotASpoolError`) or a missing one (``FileNotFoundError``), naming it.
+
+        Damaged items are kept aside in :attr:`damaged`, not loaded; a last line cut short (the
+        writer crashed, or is still writing it) in :attr:`incomplete`.
+        """
         spool = cls(Path(directory))
         run_file = spool.directory / _RUN
         if not run_file.is_file():
@@ -72,17 +92,27 @@ class Spool:
                 "Pass the directory named in the training warning, e.g. "
                 "vizcallbacks-spool/<run>-<id>."
             )
-        spool._run = json.loads(run_file.read_text(encoding="utf-8"))
-        items = spool.directory / _ITEMS
-        if items.is_file() and items.stat().st_size:
-            with open(items, "rb+") as f:  # end a line cut short by a crash before appending
-                f.seek(-1, os.SEEK_END)
-                if f.read(1) != b"\n":
-                    f.write(b"\n")
-        for item in _read_jsonl(items):
+        try:
+            record = json.loads(run_file.read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError) as err:
+            raise NotASpoolError(
+                f"{directory}: its {_RUN} is not readable JSON ({err}); it was left untouched."
+            ) from err
+        check_run_record(record, spool.directory)
+        spool._run = record
+        items, damaged, incomplete = _read_items(spool.directory / _ITEMS)
+        for item in items:
             spool._pending[item["id"]] = item
             spool._next_id = max(spool._next_id, item["id"] + 1)
+        spool.ended = any(item["kind"] == "end" for item in items)
+        spool.last_heard = max(
+            (int(it.get("timestamp") or it.get("end_time") or 0) for it in items), default=0
+        )
         spool.refresh()
+        known = spool._delivered | set(spool._pending)
+        # a torn line's id that was delivered, or written again whole since, lost nothing
+        spool.damaged = tuple(d for d in damaged if d.item_id not in known)
+        spool.incomplete = incomplete  # its id is reused: its append never returned
         return spool
 
     # Run record --------------------------------------------------------------------------------
@@ -151,6 +181,29 @@ class Spool:
             for line in complete.splitlines():
                 if line.strip().isdigit():
                     self._forget(int(line))
+
+    def check_writable(self, items: int) -> None:
+        """Raise ``OSError`` now, before a run is created, if recording delivery would fail.
+
+        Replaces ``run.json`` with itself, opens ``delivered.txt`` for appending (ending a line a
+        full disk cut short so it never reads as an id) and wants room for ``items`` ids.
+        """
+        with self._mutex:
+            try:
+                self._write_run()
+            except OSError:
+                (self.directory / f"{_RUN}.tmp").unlink(missing_ok=True)
+                raise
+        path = self.directory / _DELIVERED
+        with open(path, "ab") as f:
+            if f.tell() and path.read_bytes()[-1:] != b"\n":
+                f.write(b" (cut short)\n")  # not digits: refresh() ignores the line
+        needed = 64 * 1024 + 16 * items
+        free = shutil.disk_usage(self.directory).free
+        if free < needed:
+            raise OSError(
+                errno.ENOSPC, f"{free} bytes free, {needed} needed to record the delivery"
+            )
 
     def pending(self) -> list[dict[str, Any]]:
         """Items not yet delivered, in the order they were written."""
@@ -233,18 +286,42 @@ def find_spools(path: str | Path) -> list[Path]:
     return sorted(found, key=lambda p: (p / _RUN).stat().st_mtime)
 
 
-def _read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
+def _read_items(path: Path) -> tuple[list[dict[str, Any]], list[Damaged], Damaged | None]:
+    """The whole items of ``items.jsonl``, the damaged ones by name, and a last line cut short.
+
+    Read only: a cut-short last line is dealt with in memory, never by writing to the file.
+    """
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        text = path.read_bytes().decode("utf-8", errors="replace")
     except FileNotFoundError:
-        return
-    for line in lines:
-        try:
-            item = json.loads(line)
-        except ValueError:  # a line cut short by a crash: its item was never acknowledged
-            continue
-        if isinstance(item, dict) and isinstance(item.get("id"), int):
-            yield item
+        return [], [], None
+    lines = text.split("\n")
+    tail = lines.pop()  # "" when the file ends with a newline
+    items: list[dict[str, Any]] = []
+    damaged: list[Damaged] = []
+    numbered = [(n, line) for n, line in enumerate(lines, 1) if line.strip()]
+    for number, line in numbered:
+        found, torn = parse_line(line)
+        if torn.strip():
+            damaged.append(Damaged(number, *salvage(torn), "a line cut short (unreadable JSON)"))
+        for item in found:
+            reason = check_fields(item)
+            if reason is None:
+                items.append(item)
+                continue
+            key = item.get("key", item.get("artifact_path"))
+            item_id = item.get("id") if isinstance(item.get("id"), int) else None
+            damaged.append(Damaged(number, item_id, str(key) if key else None, reason))
+    incomplete = None
+    if tail.strip():
+        found, torn = parse_line(tail)
+        if found and not torn.strip() and all(check_fields(it) is None for it in found):
+            items.extend(found)  # whole, only the newline is missing
+        else:
+            incomplete = Damaged(
+                len(lines) + 1, *salvage(tail), "the last line is cut short (never completed)"
+            )
+    return items, damaged, incomplete
 
 
 try:  # POSIX
