@@ -43,7 +43,7 @@ class Stop(keras.callbacks.Callback):
         self.mode, self.writer, self.spool_dir = mode, writer, spool_dir
 
     def on_epoch_end(self, epoch: int, logs: object = None) -> None:
-        if epoch != 1:
+        if epoch != 1 or self.mode == "full-before":
             return
         if self.mode == "full-during":
             (items,) = self.spool_dir.glob("*/items.jsonl")
