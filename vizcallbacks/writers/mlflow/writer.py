@@ -49,9 +49,13 @@ from vizcallbacks.writers.mlflow.target import (
     spool_directory,
 )
 
-__all__ = ["MLflowWriter"]
+__all__ = ["MLflowWriter", "SpoolWriteError"]
 
 log = logging.getLogger("vizcallbacks")
+
+
+class SpoolWriteError(OSError):
+    """The spool directory could not be written (a full disk): what is logged meanwhile is lost."""
 
 
 class MLflowWriter:
@@ -134,7 +138,7 @@ class MLflowWriter:
         """
         try:
             self._ensure_open()
-        except OSError as err:
+        except SpoolWriteError as err:
             log.debug("vizcallbacks: %s", err)
 
     def _ensure_open(self) -> Spool:
@@ -153,7 +157,7 @@ class MLflowWriter:
                         else Spool.create(directory, record)
                     )
                 except OSError as err:
-                    raise OSError(
+                    raise SpoolWriteError(
                         err.errno,
                         f"MLflowWriter cannot write its spool in {directory} ({err}); what is "
                         "logged meanwhile is lost. Free space there or pass another spool_dir=",
@@ -357,7 +361,7 @@ class MLflowWriter:
         -1 for a new run. Resumed training starts after it, so no step is logged twice."""
         try:
             spool = self._ensure_open()
-        except OSError:
+        except SpoolWriteError:
             spool = None
         record = self._sender.record or {}
         run_id = (spool.run if spool is not None else record).get("run_id")
