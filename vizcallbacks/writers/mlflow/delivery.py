@@ -2,13 +2,16 @@
 
 Shared by the writer's sender thread and by ``python -m vizcallbacks sync``. Each function adds
 the ids it sent to a :class:`Report`, or the error that kept them back: transient (try again
-later) or a rejection (sending again cannot help).
+later) or a rejection (sending again cannot help). A refused batch is split until only what
+MLflow refuses is left out, named in ``Report.refused``; refused items are settled in the spool
+(never retried, never keeping a run or a ``sync`` from finishing).
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Collection, Mapping
+import functools
+from collections.abc import Callable, Collection, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,6 +41,7 @@ class Report:
     delivered: set[int] = field(default_factory=set)
     failed: dict[int, str] = field(default_factory=dict)
     rejected: dict[int, str] = field(default_factory=dict)
+    refused: dict[str, str] = field(default_factory=dict)  # what was left out (a key...) → why
 
     def fail(self, ids: Collection[int], err: BaseException) -> None:
         """Move ``ids`` out of ``delivered`` into ``failed`` or ``rejected`` by ``err``'s kind."""
@@ -60,12 +64,15 @@ def deliver(
     spool: Spool,
     items: list[Item],
     recheck_images: bool | Collection[int] = (),
+    parallel: bool = True,
 ) -> Report:
     """Send ``items`` to ``run_id``; report which arrived, which may be retried, which were refused.
 
     Metrics go through MLflow's asynchronous batch logging while images upload in parallel; a
     run status item is applied only after everything before it arrived. Images in
     ``recheck_images`` (or all, with True) are looked for on the server first, not sent twice.
+    ``parallel=False`` sends everything on the calling thread (at interpreter exit, when no new
+    thread may start).
     """
     report = Report()
     files = [it for it in items if it["kind"] in ("image", "artifact")]
@@ -73,12 +80,59 @@ def deliver(
     if error is not None:
         report.fail([it["id"] for it in items], error)
         return report
-    metric_jobs = _send_metrics(client, run_id, items, report)
+    metric_jobs = _send_metrics(client, run_id, items, report, parallel)
     _send_tags(client, run_id, items, report)
-    _send_files(client, run_id, spool, files, report)
-    _await_metrics(metric_jobs, report)
+    _send_files(client, run_id, spool, files, report, parallel)
+    _await_metrics(client, run_id, metric_jobs, report)
     _end_run(client, run_id, items, report)
+    _settle_refused(spool, items, report)
     return report
+
+
+def _item_name(item: Mapping[str, Any]) -> str:
+    """What a message calls an item: its key, its artifact path, or its kind."""
+    if item["kind"] == "image":
+        return f"image {item['key']!r}"
+    if item["kind"] == "artifact":
+        return f"file {item['artifact_path']}/{item.get('file')}"
+    return {"end": "the run status", "tags": "a tag batch", "metrics": "a metric batch"}.get(
+        item["kind"], str(item["kind"])
+    )
+
+
+def _settle_refused(spool: Spool, items: list[Item], report: Report) -> None:
+    """Name every refused item in ``report.refused`` and take it out of the spool for good."""
+    if not report.rejected:
+        return
+    for item in items:
+        if item["id"] in report.rejected:
+            report.refused.setdefault(_item_name(item), report.rejected[item["id"]])
+    spool.mark_refused(report.rejected)
+
+
+Part = tuple[int, str, Any]  # (item id, name for messages, MLflow entity)
+
+
+def _bisect(
+    send: Callable[[list[Any]], None], parts: list[Part], err: Exception, report: Report
+) -> None:
+    """A batch MLflow refused (``err``): send it in halves, down to the single entries it refuses.
+
+    Each refused entry is named once in ``report.refused``; its item counts as delivered (the
+    rest of it arrived). A transient error on a half fails that half's items (retried later).
+    """
+    if len(parts) == 1:
+        report.refused.setdefault(repr(parts[0][1]), short_error(err))
+        return
+    middle = len(parts) // 2
+    for half in (parts[:middle], parts[middle:]):
+        try:
+            send([entity for _, _, entity in half])
+        except Exception as inner:
+            if is_rejection(inner):
+                _bisect(send, half, inner, report)
+            else:
+                report.fail({i for i, _, _ in half}, inner)
 
 
 def _skip_present_images(
@@ -110,37 +164,52 @@ def _key(item: Mapping[str, Any]) -> tuple[str, int, int]:
 
 
 def _send_metrics(
-    client: Any, run_id: str, items: list[Item], report: Report
-) -> list[tuple[set[int], Any]]:
-    """Submit metric items in asynchronous batches of at most MAX_METRICS; return the jobs."""
+    client: Any, run_id: str, items: list[Item], report: Report, parallel: bool = True
+) -> list[tuple[list[Part], Any]]:
+    """Submit metric items in batches of at most MAX_METRICS (asynchronous if ``parallel``);
+    return the jobs. A refused batch is split so that only the refused metrics stay out."""
     from mlflow.entities import Metric
 
-    jobs: list[tuple[set[int], Any]] = []
-    chunk: list[Any] = []
-    chunk_ids: set[int] = set()
+    jobs: list[tuple[list[Part], Any]] = []
+    chunk: list[Part] = []
 
     def submit() -> None:
         if not chunk:
             return
-        try:
-            ops = client.log_batch(run_id, metrics=list(chunk), synchronous=False)
-            jobs.append((set(chunk_ids), ops))
-        except Exception as err:
-            report.fail(chunk_ids, err)
+        parts = list(chunk)
         chunk.clear()
-        chunk_ids.clear()
+        try:
+            metrics = [m for _, _, m in parts]
+            ops = client.log_batch(run_id, metrics=metrics, synchronous=not parallel)
+            jobs.append((parts, ops))
+        except Exception as err:
+            _refused_or_failed(client, run_id, parts, err, report)
 
     for item in items:
         if item["kind"] != "metrics":
             continue
         report.delivered.add(item["id"])
         for key, value in item["values"].items():
-            chunk.append(Metric(key, float(value), item["timestamp"], item["step"]))
-            chunk_ids.add(item["id"])
+            metric = Metric(key, float(value), item["timestamp"], item["step"])
+            chunk.append((item["id"], key, metric))
             if len(chunk) >= MAX_METRICS:
                 submit()
     submit()
     return jobs
+
+
+def _refused_or_failed(
+    client: Any, run_id: str, parts: list[Part], err: Exception, report: Report
+) -> None:
+    """Split a refused metric batch (see :func:`_bisect`); fail a batch that may be retried."""
+    if not is_rejection(err):
+        report.fail({i for i, _, _ in parts}, err)
+        return
+
+    def send(metrics: list[Any]) -> None:
+        client.log_batch(run_id, metrics=metrics, synchronous=True)
+
+    _bisect(send, parts, err, report)
 
 
 def _operation_error(ops: Any, err: BaseException) -> BaseException:
@@ -152,31 +221,45 @@ def _operation_error(ops: Any, err: BaseException) -> BaseException:
     return err
 
 
-def _await_metrics(jobs: list[tuple[set[int], Any]], report: Report) -> None:
-    """Wait for the asynchronous metric batches; fail the items of a batch that failed."""
-    for ids, ops in jobs:
+def _await_metrics(
+    client: Any, run_id: str, jobs: list[tuple[list[Part], Any]], report: Report
+) -> None:
+    """Wait for the asynchronous metric batches; split a refused one, fail one that failed."""
+    for parts, ops in jobs:
         try:
             if ops is not None:
                 ops.wait()
         except Exception as err:
-            report.fail(ids, _operation_error(ops, err))
+            inner = _operation_error(ops, err)
+            _refused_or_failed(
+                client, run_id, parts, inner if isinstance(inner, Exception) else err, report
+            )
 
 
 def _send_tags(client: Any, run_id: str, items: list[Item], report: Report) -> None:
-    """Tags in small synchronous batches: a refused tag must not sink the metrics."""
+    """Tags in small synchronous batches: a refused tag must not sink the metrics or other tags."""
     from mlflow.entities import RunTag
 
-    entries = [
-        (it["id"], k, v) for it in items if it["kind"] == "tags" for k, v in it["values"].items()
+    def send(tags: list[Any]) -> None:
+        client.log_batch(run_id, tags=tags)
+
+    entries: list[Part] = [
+        (it["id"], k, RunTag(k, v))
+        for it in items
+        if it["kind"] == "tags"
+        for k, v in it["values"].items()
     ]
     for start in range(0, len(entries), MAX_TAGS):
         part = entries[start : start + MAX_TAGS]
         ids = {i for i, _, _ in part}
         try:
-            client.log_batch(run_id, tags=[RunTag(k, v) for _, k, v in part])
-            report.delivered |= ids - set(report.failed) - set(report.rejected)
+            send([tag for _, _, tag in part])
         except Exception as err:
-            report.fail(ids, err)
+            if not is_rejection(err):
+                report.fail(ids, err)
+                continue
+            _bisect(send, part, err, report)
+        report.delivered |= ids - set(report.failed) - set(report.rejected)
 
 
 def _send_file(client: Any, run_id: str, spool: Spool, item: Mapping[str, Any]) -> None:
@@ -201,7 +284,9 @@ def _send_file(client: Any, run_id: str, spool: Spool, item: Mapping[str, Any]) 
         )
 
 
-def _send_files(client: Any, run_id: str, spool: Spool, files: list[Item], report: Report) -> None:
+def _send_files(
+    client: Any, run_id: str, spool: Spool, files: list[Item], report: Report, parallel: bool
+) -> None:
     """Images and files, in parallel; a file rewritten later in this batch is sent only once."""
     latest = {(it.get("artifact_path"), it["file"]): it["id"] for it in files}
     for it in files:
@@ -216,21 +301,29 @@ def _send_files(client: Any, run_id: str, spool: Spool, files: list[Item], repor
             return
     if not to_send:
         return
-    workers = FILE_WORKERS if is_remote(str(client.tracking_uri)) else 1  # local: no gain
-    with ThreadPoolExecutor(workers, thread_name_prefix="vizcallbacks-mlflow") as pool:
-        futures = [(it["id"], pool.submit(_send_file, client, run_id, spool, it)) for it in to_send]
-        for item_id, future in futures:
-            try:
-                future.result()
-                report.delivered.add(item_id)
-            except Exception as err:
-                report.fail([item_id], err)
+    if parallel and is_remote(str(client.tracking_uri)):  # a local store gains nothing
+        with ThreadPoolExecutor(FILE_WORKERS, thread_name_prefix="vizcallbacks-mlflow") as pool:
+            futures = [(it, pool.submit(_send_file, client, run_id, spool, it)) for it in to_send]
+            for item, future in futures:
+                _outcome(item, future.result, report)
+    else:
+        for item in to_send:
+            _outcome(item, functools.partial(_send_file, client, run_id, spool, item), report)
     # An image whose upload arrived but whose follow-up call failed is there: keep it once.
     unsure = [it for it in to_send if it["kind"] == "image" and it["id"] not in report.delivered]
     if unsure:
         with contextlib.suppress(Exception):
             present = images_on_server(client, run_id)
             report.succeed([it["id"] for it in unsure if _key(it) in present])
+
+
+def _outcome(item: Item, send: Callable[[], Any], report: Report) -> None:
+    """Run ``send`` for ``item``; count it delivered, or failed / rejected by the error."""
+    try:
+        send()
+        report.delivered.add(item["id"])
+    except Exception as err:
+        report.fail([item["id"]], err)
 
 
 def _end_run(client: Any, run_id: str, items: list[Item], report: Report) -> None:

@@ -11,7 +11,7 @@ import json
 
 import numpy as np
 
-from vizcallbacks.tags import QUANTILES, quantile_tag
+from vizcallbacks.tags import QUANTILES, quantile_tag, shorten
 
 __all__ = ["HistogramFiles", "quantile_metrics"]
 
@@ -26,7 +26,10 @@ def quantile_metrics(tag: str, values: np.ndarray) -> dict[str, float]:
     if not finite.size:
         return {}
     levels = np.quantile(finite, list(QUANTILES.values()))
-    return {quantile_tag(tag, stat): float(v) for stat, v in zip(QUANTILES, levels, strict=True)}
+    return {
+        shorten(quantile_tag(tag, stat)): float(v)
+        for stat, v in zip(QUANTILES, levels, strict=True)
+    }
 
 
 class HistogramFiles:

@@ -152,7 +152,27 @@ class Sender:
             return min(self.retry_interval, max(0.5, 2 * (delay or 0.25)))
         return None
 
-    def _round(self) -> str:
+    def send_now(self, seconds: float) -> None:
+        """Deliver on the calling thread for at most about ``seconds`` s, without new threads.
+
+        For interpreter exit, when the thread may be stuck and no executor may start: stops the
+        thread first, then sends round after round while the server takes them.
+        """
+        deadline = time.monotonic() + seconds
+        self.finish(min(1.0, seconds / 4))
+        while time.monotonic() < deadline:
+            try:
+                outcome = self._round(parallel=False, lock_wait=1.0)
+            except Exception as err:
+                log.debug("vizcallbacks: delivery at exit failed: %s", err)
+                return
+            finally:
+                with self.lock:
+                    self._in_round = False
+            if outcome != "sent":
+                return
+
+    def _round(self, parallel: bool = True, lock_wait: float = 0.0) -> str:
         """One delivery attempt: ``"sent"``, ``"idle"`` (nothing to do), ``"down"`` (no answer),
         ``"retry"`` (the server answered but some items failed), ``"busy"`` (``sync`` has it)."""
         with self.lock:
@@ -165,10 +185,10 @@ class Sender:
             self._in_round = True
         if not self._server_answers(spool, record["tracking_uri"]):
             return "down"
-        with spool.lock(timeout=0) as acquired:
+        with spool.lock(timeout=lock_wait) as acquired:
             if not acquired:
                 return "busy"  # `python -m vizcallbacks sync` is delivering this spool
-            return self._send(spool, record["tracking_uri"])
+            return self._send(spool, record["tracking_uri"], parallel)
 
     def _server_answers(self, spool: Spool, uri: str) -> bool:
         """Probe the server; say once when it stops answering and when it is back."""
@@ -190,7 +210,7 @@ class Sender:
             log.info("vizcallbacks: MLflow at %s answers again; sending", uri)
         return True
 
-    def _send(self, spool: Spool, uri: str) -> str:
+    def _send(self, spool: Spool, uri: str, parallel: bool = True) -> str:
         """Deliver one round of items while holding the spool's lock."""
         spool.refresh()
         items = self.deliverable()[:ROUND_ITEMS]
@@ -203,16 +223,19 @@ class Sender:
         except Exception as err:
             log.debug("vizcallbacks: could not create the MLflow run yet: %s", err)
             return "down"
-        report = deliver(self._client, run_id, spool, items, recheck_images=self._attempted)
+        report = deliver(
+            self._client, run_id, spool, items, recheck_images=self._attempted, parallel=parallel
+        )
         spool.mark_delivered(report.delivered)
         self._attempted -= report.delivered
         self._attempted |= set(report.failed)
-        for item_id, why in report.rejected.items():
-            self._rejected[item_id] = why
+        self._rejected.update(report.rejected)
+        for name, why in report.refused.items():
             self.notices.warn(
-                f"rejected {why}",
-                "vizcallbacks: MLflow refused an item (%s); it stays in %s.",
+                f"refused {name}",
+                "vizcallbacks: MLflow refused %s (%s); it is left out, never retried, and "
+                "everything else goes on.",
+                name,
                 why,
-                spool.directory.resolve(),
             )
         return "retry" if report.failed else "sent"

@@ -6,6 +6,7 @@ MLflow is imported here only when a function needs it, so importing the package 
 
 from __future__ import annotations
 
+import errno
 import posixpath
 import re
 from collections.abc import Iterator
@@ -95,14 +96,23 @@ def short_error(err: BaseException) -> str:
     return f"{type(err).__name__}: {text[:200]}"
 
 
+# OSErrors that no retry can cure: a name the file system cannot hold, an argument it refuses.
+_PERMANENT_ERRNOS = frozenset({errno.ENAMETOOLONG, errno.EINVAL})
+
+
 def is_rejection(err: BaseException) -> bool:
-    """True when the backend refused the item itself (HTTP 4xx): sending it again cannot help."""
+    """True when the item itself can never go (HTTP 4xx, a file name too long, a file that is
+    not an image): sending it again cannot help, so it is named once and never retried."""
     from mlflow.exceptions import MlflowException
 
     if isinstance(err, MlflowException):
         status = err.get_http_status_code()
         return 400 <= status < 500 and status not in (408, 429)
-    return isinstance(err, (ValueError, TypeError, FileNotFoundError))
+    if isinstance(err, OSError) and err.errno in _PERMANENT_ERRNOS:
+        return True
+    if type(err).__name__ == "UnidentifiedImageError":  # PIL: the spooled file is no image
+        return True
+    return isinstance(err, (ValueError, TypeError, FileNotFoundError, UnicodeError))
 
 
 class LoggedImage(NamedTuple):

@@ -68,12 +68,21 @@ class Spool:
     # Opening -----------------------------------------------------------------------------------
     @classmethod
     def create(cls, directory: str | Path, run: Mapping[str, Any]) -> Spool:
-        """Create ``directory`` (and parents) holding ``run`` as ``run.json`` and no items."""
+        """Create ``directory`` (and parents) holding ``run`` as ``run.json`` and no items.
+
+        On a full disk (any ``OSError``) it raises and leaves nothing behind that it made.
+        """
         spool = cls(Path(directory))
-        (spool.directory / _PAYLOADS).mkdir(parents=True, exist_ok=True)
-        spool._run = {"format": 1, **run}
-        spool._write_run()
-        (spool.directory / _ITEMS).touch()
+        existed = spool.directory.exists()
+        try:
+            (spool.directory / _PAYLOADS).mkdir(parents=True, exist_ok=True)
+            spool._run = {"format": 1, **run}
+            spool._write_run()
+            (spool.directory / _ITEMS).touch()
+        except OSError:
+            if not existed:
+                shutil.rmtree(spool.directory, ignore_errors=True)
+            raise
         return spool
 
     @classmethod
@@ -137,8 +146,12 @@ class Spool:
 
     def _write_run(self) -> None:
         tmp = self.directory / f"{_RUN}.tmp"
-        tmp.write_text(json.dumps(self._run, indent=1), encoding="utf-8")
-        os.replace(tmp, self.directory / _RUN)
+        try:
+            tmp.write_text(json.dumps(self._run, indent=1), encoding="utf-8")
+            os.replace(tmp, self.directory / _RUN)
+        except OSError:
+            tmp.unlink(missing_ok=True)
+            raise
 
     # Items -------------------------------------------------------------------------------------
     def append(
@@ -146,19 +159,28 @@ class Spool:
     ) -> dict[str, Any]:
         """Store one item (and its file ``payload=(name, bytes)``) on disk; return it with its id.
 
-        The file is written before the item's line, so a line never names a missing file.
+        The file is written before the item's line, so a line never names a missing file. A write
+        that fails (a full disk) raises and is undone: no partial file, no line cut short.
         """
         with self._mutex:
             item = {"id": self._next_id, "kind": kind, **fields}
+            line = json.dumps(item if payload is None else {**item, "file": payload[0]}) + "\n"
+            folder = self.directory / _PAYLOADS / str(item["id"])
+            items = self.directory / _ITEMS
+            size = items.stat().st_size if items.exists() else 0
+            try:
+                if payload is not None:
+                    folder.mkdir(parents=True, exist_ok=True)
+                    (folder / payload[0]).write_bytes(payload[1])
+                    item["file"] = payload[0]
+                with open(items, "a", encoding="utf-8") as f:
+                    f.write(line)
+            except OSError:
+                shutil.rmtree(folder, ignore_errors=True)
+                with contextlib.suppress(OSError), open(items, "r+b") as f:
+                    f.truncate(size)  # shrinking needs no space
+                raise
             self._next_id += 1
-            if payload is not None:
-                name, data = payload
-                folder = self.directory / _PAYLOADS / str(item["id"])
-                folder.mkdir(parents=True, exist_ok=True)
-                (folder / name).write_bytes(data)
-                item["file"] = name
-            with open(self.directory / _ITEMS, "a", encoding="utf-8") as f:
-                f.write(json.dumps(item) + "\n")
             self._pending[item["id"]] = item
             return dict(item)
 
@@ -220,6 +242,15 @@ class Spool:
                 f.write("".join(f"{i}\n" for i in ids))
             for i in ids:
                 self._forget(i)
+
+    def mark_refused(self, reasons: Mapping[int, str]) -> None:
+        """Settle items the backend refused for good: their reason goes to ``refused.jsonl``,
+        their id to ``delivered.txt`` (nothing is left to send: neither retried nor replayed)."""
+        if not reasons:
+            return
+        with self._mutex, open(self.directory / "refused.jsonl", "a", encoding="utf-8") as f:
+            f.write("".join(json.dumps({"id": i, "why": why}) + "\n" for i, why in reasons.items()))
+        self.mark_delivered(reasons)
 
     def _forget(self, item_id: int) -> None:
         self._delivered.add(item_id)

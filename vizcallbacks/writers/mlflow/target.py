@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import time
 import uuid
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from vizcallbacks._version import __version__
+from vizcallbacks.tags import safe_name
 from vizcallbacks.writers.mlflow.server import import_mlflow, is_rejection, probe, short_error
 from vizcallbacks.writers.mlflow.spool import Spool
 
@@ -22,18 +24,41 @@ __all__ = [
     "SPOOL_TAG",
     "VERSION_TAG",
     "absolute_tracking_uri",
+    "check_run_id",
     "create_run",
     "ensure_run",
     "experiment_id",
     "now_ms",
     "plan_run",
     "reach_run",
+    "spool_directory",
 ]
 
 log = logging.getLogger("vizcallbacks")
 
 SPOOL_TAG = "vizcallbacks.spool_id"
 VERSION_TAG = "vizcallbacks.version"
+_RUN_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")  # MLflow's are 32 hex digits; be lenient
+
+
+def check_run_id(run_id: str | None) -> None:
+    """Raise ``ValueError`` naming ``run_id`` unless it could be an MLflow run id (it names a
+    spool directory, so a path such as ``../x`` must never get that far)."""
+    if run_id is not None and not _RUN_ID.match(run_id):
+        raise ValueError(
+            f"run_id={run_id!r} is not an MLflow run id (those are 32 hexadecimal digits, as "
+            "shown on the run page); pass the id of an existing run, or none to create one."
+        )
+
+
+def spool_directory(spool_dir: Path, record: dict[str, Any]) -> Path:
+    """``<spool_dir>/<run id>-<spool id>``, safe as a file name and always inside ``spool_dir``."""
+    name = safe_name(f"{record.get('run_id') or 'unsent-run'}-{str(record['spool_id'])[:8]}")
+    root = spool_dir.resolve()
+    directory = (root / name).resolve()
+    if directory.parent != root:
+        raise ValueError(f"the spool of run {record.get('run_id')!r} would leave {root}")
+    return directory
 
 
 def now_ms() -> int:

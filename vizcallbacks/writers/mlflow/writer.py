@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import re
 import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -22,48 +20,42 @@ from typing import Any
 
 from vizcallbacks.messages import say
 from vizcallbacks.records import File, Histogram, Image, Params, Record, Scalars, Text
-from vizcallbacks.tags import option_key
+from vizcallbacks.tags import option_key, shorten
 from vizcallbacks.writers.base import check_log_dir
+from vizcallbacks.writers.mlflow.arguments import (
+    MAX_TAG_VALUE,
+    check_arguments,
+    check_key,
+    file_artifact,
+    seconds,
+)
 from vizcallbacks.writers.mlflow.histograms import HistogramFiles, quantile_metrics
+from vizcallbacks.writers.mlflow.lifecycle import (
+    EXIT_SECONDS,
+    call_at_exit,
+    exit_status,
+    logged_last_step,
+    spooled_last_step,
+)
 from vizcallbacks.writers.mlflow.sender import Notices, Sender
 from vizcallbacks.writers.mlflow.server import import_mlflow, is_remote
 from vizcallbacks.writers.mlflow.spool import Spool, describe_items
-from vizcallbacks.writers.mlflow.target import VERSION_TAG, now_ms, plan_run, reach_run
+from vizcallbacks.writers.mlflow.target import (
+    VERSION_TAG,
+    check_run_id,
+    now_ms,
+    plan_run,
+    reach_run,
+    spool_directory,
+)
 
-__all__ = ["MLflowWriter"]
+__all__ = ["MLflowWriter", "SpoolWriteError"]
 
 log = logging.getLogger("vizcallbacks")
 
-_KEY = re.compile(r"^[A-Za-z0-9_\-./ ]+$")  # what MLflow accepts in metric, param and image keys
-_MAX_TAG_VALUE = 8000
 
-
-def _check_key(key: str, what: str) -> str:
-    if not isinstance(key, str) or not _KEY.match(key) or key.startswith("/") or ".." in key:
-        raise ValueError(
-            f"{what} {key!r} is not a valid MLflow key (letters, digits, _ - . / and space; no "
-            "'..'). Build tags with vizcallbacks.tags.tag() and safe_name()."
-        )
-    return key
-
-
-def _check_arguments(names: Mapping[str, Any], spool_dir: object, on_unreachable: str) -> None:
-    for name, value in names.items():
-        if value is not None and (not isinstance(value, str) or not value.strip()):
-            raise TypeError(f"{name} must be a non-empty string or None. Received: {value!r}")
-    if not isinstance(spool_dir, (str, os.PathLike)):
-        raise TypeError(f"spool_dir must be a path. Received: spool_dir={spool_dir!r}")
-    if on_unreachable not in ("spool", "raise"):
-        raise ValueError(
-            "on_unreachable must be 'spool' (train anyway, send later) or 'raise' (stop "
-            f"before training). Received: on_unreachable={on_unreachable!r}"
-        )
-
-
-def _seconds(name: str, number: object) -> float:
-    if isinstance(number, bool) or not isinstance(number, (int, float)) or number < 0:
-        raise ValueError(f"{name} must be a number of seconds ≥ 0. Received: {number!r}")
-    return float(number)
+class SpoolWriteError(OSError):
+    """The spool directory could not be written (a full disk): what is logged meanwhile is lost."""
 
 
 class MLflowWriter:
@@ -105,15 +97,16 @@ class MLflowWriter:
             "run_id": run_id,
             "run_name": run_name,
         }
-        _check_arguments(names, spool_dir, on_unreachable)
+        check_arguments(names, spool_dir, on_unreachable)
+        check_run_id(run_id)
         self.tracking_uri = tracking_uri
         self.experiment_name = experiment_name
         self.run_id = run_id
         self.run_name = run_name
         self.spool_dir = Path(spool_dir)
         self.on_unreachable = on_unreachable
-        self.close_timeout = _seconds("close_timeout", close_timeout)
-        self.retry_interval = _seconds("retry_interval", retry_interval)
+        self.close_timeout = seconds("close_timeout", close_timeout)
+        self.retry_interval = seconds("retry_interval", retry_interval)
 
         self._lock = threading.RLock()
         self._notices = Notices(self._lock)
@@ -121,6 +114,9 @@ class MLflowWriter:
         self._open = False
         self._histograms = HistogramFiles()
         self._params: dict[str, str] = {}
+        self._exit_registered = False
+        self._logged_last_step: int | None = None  # read from the server once
+        self._last_written = -1
 
     @property
     def logged_run_id(self) -> str | None:
@@ -137,9 +133,13 @@ class MLflowWriter:
 
         A server that does not answer is reported here, then training goes on or stops as
         ``on_unreachable`` says. Called by the callbacks on the training thread, where
-        ``mlflow.active_run()`` is visible.
+        ``mlflow.active_run()`` is visible. A spool that cannot be written (a full disk) is not
+        an error yet: ``write()`` raises it, so the callbacks report it once and training goes on.
         """
-        self._ensure_open()
+        try:
+            self._ensure_open()
+        except SpoolWriteError as err:
+            log.debug("vizcallbacks: %s", err)
 
     def last_step(self) -> int:
         """-1: reading the run's last logged step back is not done yet for MLflow."""
@@ -153,17 +153,28 @@ class MLflowWriter:
                 sender.record = self._resolve()
             record = sender.record
             if sender.spool is None:
-                directory = self.spool_dir / record["directory"]
-                run_file = directory / "run.json"
-                spool = (
-                    Spool.open(directory) if run_file.is_file() else Spool.create(directory, record)
-                )
+                directory = self.spool_dir.resolve() / record["directory"]
+                try:
+                    spool = (
+                        Spool.open(directory)
+                        if (directory / "run.json").is_file()
+                        else Spool.create(directory, record)
+                    )
+                except OSError as err:
+                    raise SpoolWriteError(
+                        err.errno,
+                        f"MLflowWriter cannot write its spool in {directory} ({err}); what is "
+                        "logged meanwhile is lost. Free space there or pass another spool_dir=",
+                    ) from err
                 sender.use(spool)
                 if first and not record["owns_run"]:
                     spool.append("tags", {"values": {VERSION_TAG: record["version"]}})
             if not self._open:
                 self._open = True
                 sender.start()
+            if not self._exit_registered:
+                self._exit_registered = True
+                call_at_exit(self, "end_at_exit")
             assert sender.spool is not None
             return sender.spool
 
@@ -173,7 +184,7 @@ class MLflowWriter:
         record = plan_run(self.tracking_uri, self.experiment_name, self.run_id, self.run_name)
         reason = reach_run(record, self.run_id)
         uri = record["tracking_uri"]
-        record["directory"] = f"{record['run_id'] or 'unsent-run'}-{record['spool_id'][:8]}"
+        record["directory"] = spool_directory(self.spool_dir, record).name
         if reason is None:
             log.info("vizcallbacks: logging to MLflow run %s at %s", record["run_id"], uri)
             return record
@@ -199,6 +210,7 @@ class MLflowWriter:
     def write(self, records: Sequence[Record], step: int) -> None:
         """Spool ``records`` at ``step``; the sender delivers them (``Params`` ignores the step)."""
         step = int(step)
+        self._last_written = max(self._last_written, step)
         for record in records:
             if isinstance(record, Image):
                 self._image(record, step)
@@ -223,37 +235,36 @@ class MLflowWriter:
 
     def _image(self, image: Image, step: int) -> None:
         """The image's PNG, as encoded once by the record: the run page's image slider."""
-        _check_key(image.tag, "Image tag")
+        check_key(image.tag, "Image tag")
         fields = {"key": image.tag, "step": step, "timestamp": now_ms()}
         self._append("image", fields, ("image.png", image.png))
 
     def _scalars(self, values: Mapping[str, float], step: int) -> None:
         """Metrics at ``step``; each key becomes a chart comparable across runs."""
-        metrics = {_check_key(k, "Scalar tag"): float(v) for k, v in values.items()}
+        metrics = {check_key(k, "Scalar tag"): float(v) for k, v in values.items()}
         if metrics:
             self._append("metrics", {"step": step, "timestamp": now_ms(), "values": metrics})
 
     def _histogram(self, histogram: Histogram, step: int) -> None:
         """Quantile metrics ``<kind>_p50/<layer>``... plus the values in the step's JSON file."""
-        _check_key(histogram.tag, "Histogram tag")
+        check_key(histogram.tag, "Histogram tag")
         self._scalars(quantile_metrics(histogram.tag, histogram.values), step)
         with self._lock:  # callbacks publish on their own threads: merge a step's layers here
             self._histograms.add(histogram.tag, histogram.values, step)
 
     def _text(self, text: Text, step: int) -> None:
         """Text as the file ``text/<tag>/step_000003.md`` in the run's artifacts."""
-        _check_key(text.tag, "Text tag")
+        check_key(text.tag, "Text tag")
         self._append(
             "artifact",
-            {"artifact_path": f"text/{text.tag}", "step": step},
+            {"artifact_path": f"text/{shorten(text.tag)}", "step": step},
             (f"step_{step:06d}.md", str(text.text).encode("utf-8")),
         )
 
     def _file(self, file: File) -> None:
         """``data`` as the run artifact ``files/<name>`` (an animation, say)."""
-        _check_key(file.name, "File name")
-        folder, _, base = file.name.rpartition("/")
-        path = f"files/{folder}" if folder else "files"
+        check_key(file.name, "File name")
+        path, base = file_artifact(file.name)
         self._append("artifact", {"artifact_path": path}, (base, bytes(file.data)))
 
     def _params_as_tags(self, params: Mapping[str, Any]) -> None:
@@ -265,10 +276,10 @@ class MLflowWriter:
         fresh: dict[str, str] = {}
         with self._lock:
             for name, value in params.items():
-                key = option_key(str(name))
+                key = shorten(option_key(str(name)))
                 text = value if isinstance(value, str) else json.dumps(value, default=str)
-                if len(text) > _MAX_TAG_VALUE:
-                    text = text[: _MAX_TAG_VALUE - 3] + "..."
+                if len(text) > MAX_TAG_VALUE:
+                    text = text[: MAX_TAG_VALUE - 3] + "..."
                 if self._params.get(key) != text:
                     self._params[key] = fresh[key] = text
         if fresh:
@@ -305,9 +316,12 @@ class MLflowWriter:
             spool, record = sender.spool, sender.record
             if not self._open or spool is None or record is None:
                 return
-            self._flush_histograms()
-            if record["owns_run"]:
-                spool.append("end", {"status": "FINISHED", "end_time": now_ms()})
+            try:
+                self._flush_histograms()
+                if record["owns_run"]:
+                    spool.append("end", {"status": "FINISHED", "end_time": now_ms()})
+            except OSError as err:  # a full disk: send what is there, then say what is left
+                log.warning("vizcallbacks: MLflowWriter could not spool the run's end: %s", err)
         sender.finish(self.close_timeout)
         with self._lock:
             self._open = False
@@ -320,6 +334,48 @@ class MLflowWriter:
         if left:
             self._report_undelivered(spool, left)
         self._announce(record)
+
+    def end_at_exit(self) -> None:
+        """At interpreter exit, for a writer still open (Ctrl-C, an exception): end the run it
+        owns as KILLED or FAILED, deliver for a few seconds, and name what is left, last."""
+        sender = self._sender
+        with self._lock:
+            spool, record = sender.spool, sender.record
+            if not self._open or spool is None or record is None:
+                return
+            try:
+                self._flush_histograms()
+                if record["owns_run"]:
+                    spool.append("end", {"status": exit_status(), "end_time": now_ms()})
+            except OSError as err:
+                log.warning("vizcallbacks: MLflowWriter could not spool the run's end: %s", err)
+            self._open = False
+        sender.send_now(EXIT_SECONDS)
+        with self._lock:
+            spool.refresh()
+            left = spool.pending()
+            if not left:
+                spool.remove()
+                sender.use(None)
+        if left:
+            self._report_undelivered(spool, left)
+
+    def last_step(self) -> int:
+        """The highest step already logged to this writer's run, or still waiting in a spool;
+        -1 for a new run. Resumed training starts after it, so no step is logged twice."""
+        try:
+            spool = self._ensure_open()
+        except SpoolWriteError:
+            spool = None
+        record = self._sender.record or {}
+        run_id = (spool.run if spool is not None else record).get("run_id")
+        if self._logged_last_step is None:
+            fresh = record.get("owns_run", True)  # a run this writer creates holds nothing yet
+            self._logged_last_step = (
+                -1 if fresh or not run_id else logged_last_step(record["tracking_uri"], run_id)
+            )
+        waiting = spooled_last_step(self.spool_dir, run_id, spool)
+        return max(self._logged_last_step, waiting, self._last_written)
 
     # Messages ----------------------------------------------------------------------------------
     def _report_undelivered(self, spool: Spool, left: list[dict[str, Any]]) -> None:

@@ -1,0 +1,82 @@
+"""A training process for the MLflow reliability tests: ``python -m tests.reliability_script``.
+
+``MODE URI SPOOL_DIR EXPERIMENT``; modes: ``interrupt`` and ``error`` stop ``fit`` from a callback
+(KeyboardInterrupt, RuntimeError) without ``finish()``; ``interrupt-after-go`` first writes
+``SPOOL_DIR/../ready`` and waits for ``SPOOL_DIR/../go`` (the test kills the server meanwhile);
+``full-before`` and ``full-during`` cap the size of files this process may write
+(``RLIMIT_FSIZE``) before ``fit`` or after its first epoch, as a full disk would.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+import keras
+import numpy as np
+from keras import layers
+
+import vizcallbacks as vc
+
+__all__ = ["main"]
+
+
+def cap_file_size(limit: int) -> None:
+    """Writes beyond ``limit`` bytes fail with ``OSError: [Errno 27] File too large``."""
+    import resource
+
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, resource.RLIM_INFINITY))
+
+
+class Stop(keras.callbacks.Callback):
+    """Stops (or caps the disk) at the end of the first epoch."""
+
+    def __init__(self, mode: str, writer: vc.MLflowWriter, spool_dir: Path) -> None:
+        super().__init__()
+        self.mode, self.writer, self.spool_dir = mode, writer, spool_dir
+
+    def on_epoch_end(self, epoch: int, logs: object = None) -> None:
+        if epoch != 1 or self.mode == "full-before":
+            return
+        if self.mode == "full-during":
+            (items,) = self.spool_dir.glob("*/items.jsonl")
+            cap_file_size(items.stat().st_size + 40)  # the next line is cut short, then nothing
+            return
+        self.writer.wait(timeout=60)
+        if self.mode == "interrupt-after-go":
+            (self.spool_dir.parent / "ready").touch()
+            while not (self.spool_dir.parent / "go").exists():
+                time.sleep(0.1)
+        if self.mode == "error":
+            raise RuntimeError("training broke")
+        raise KeyboardInterrupt
+
+
+def main(mode: str, uri: str, spool_dir: str, experiment: str) -> None:
+    keras.utils.set_random_seed(0)
+    keras.config.disable_interactive_logging()
+    x = np.random.default_rng(0).random((32, 16, 16, 1)).astype("float32")
+    y = np.arange(32) % 10
+    inputs = keras.Input((16, 16, 1))
+    h = layers.Conv2D(4, 3, activation="relu", name="conv_a")(inputs)
+    h = layers.GlobalAveragePooling2D(name="gap")(h)
+    model = keras.Model(inputs, layers.Dense(10, activation="softmax", name="probs")(h))
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    writer = vc.MLflowWriter(uri, experiment_name=experiment, spool_dir=spool_dir, retry_interval=1)
+    if mode == "full-before":
+        cap_file_size(0)
+    logger = vc.ActivationLogger(x[0], [writer])
+    stop = Stop(mode, writer, Path(spool_dir))
+    model.fit(x, y, epochs=3, batch_size=16, verbose=0, callbacks=[stop, logger])
+    print("TRAINED", flush=True)
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:5])

@@ -1,0 +1,121 @@
+"""The ends of a writer's life: where a resumed run stands (its last logged step), and what
+happens at interpreter exit to a writer still open (Ctrl-C, an exception, SIGTERM).
+
+At exit, a run the writer owns is ended as KILLED or FAILED instead of staying RUNNING forever,
+and whatever could not be sent is named, last, with the ``sync`` command that replays it.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import logging
+import signal
+import sys
+import threading
+import weakref
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from vizcallbacks.writers.mlflow.server import import_mlflow, probe, short_error
+from vizcallbacks.writers.mlflow.spool import Spool, find_spools
+
+__all__ = [
+    "EXIT_SECONDS",
+    "call_at_exit",
+    "exit_status",
+    "logged_last_step",
+    "spooled_last_step",
+]
+
+log = logging.getLogger("vizcallbacks")
+
+EXIT_SECONDS = 5.0  # how long a process that is ending waits for the server to take the rest
+HISTORY_WORKERS = 8  # metric histories read in parallel when resuming a run
+
+
+class _Terminated:
+    """Whether SIGTERM ended this process (through the handler installed below)."""
+
+    flag = False
+    installed = False
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    _Terminated.flag = True
+    raise SystemExit(128 + signum)  # unwinds training, then runs atexit (the default would not)
+
+
+def _install_sigterm_handler() -> None:
+    """Turn SIGTERM into ``SystemExit`` so exit handlers run; only where nobody set a handler."""
+    if _Terminated.installed or threading.current_thread() is not threading.main_thread():
+        return
+    _Terminated.installed = True
+    with contextlib.suppress(ValueError, OSError):
+        if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
+            signal.signal(signal.SIGTERM, _on_sigterm)
+
+
+def exit_status() -> str:
+    """``KILLED`` when the process ends after Ctrl-C or SIGTERM, else ``FAILED``."""
+    last = getattr(sys, "last_type", None)  # the uncaught exception, set before atexit runs
+    interrupted = isinstance(last, type) and issubclass(last, KeyboardInterrupt)
+    return "KILLED" if interrupted or _Terminated.flag else "FAILED"
+
+
+def call_at_exit(owner: object, method: str) -> None:
+    """At interpreter exit, call ``owner.<method>()`` if ``owner`` still exists (held weakly)."""
+    ref = weakref.ref(owner)
+
+    def run() -> None:
+        target = ref()
+        if target is None:
+            return
+        try:
+            getattr(target, method)()
+        except Exception as err:  # exit goes on whatever happens here
+            log.warning("vizcallbacks: %s at exit failed: %s", type(target).__name__, err)
+
+    atexit.register(run)
+    _install_sigterm_handler()
+
+
+def logged_last_step(uri: str, run_id: str) -> int:
+    """The highest step of any metric already in run ``run_id``; -1 if none or unreachable."""
+    if probe(uri) is not None:
+        return -1
+    client = import_mlflow().MlflowClient(uri)
+    try:
+        keys = list(client.get_run(run_id).data.metrics)
+        if not keys:
+            return -1
+        history: Callable[[str], list[Any]] = lambda key: client.get_metric_history(run_id, key)  # noqa: E731
+        with ThreadPoolExecutor(min(HISTORY_WORKERS, len(keys))) as pool:
+            steps = [m.step for metrics in pool.map(history, keys) for m in metrics]
+    except Exception as err:
+        log.warning(
+            "vizcallbacks: could not read the steps of run %s: %s", run_id, short_error(err)
+        )
+        return -1
+    return max(steps, default=-1)
+
+
+def spooled_last_step(spool_dir: Path, run_id: str | None, own: Spool | None) -> int:
+    """The highest step still waiting in ``own`` and in the other spools of ``run_id``."""
+    spools: list[Spool] = [own] if own is not None else []
+    if run_id:
+        for directory in find_spools(spool_dir):
+            if own is not None and directory.resolve() == own.directory.resolve():
+                continue
+            with contextlib.suppress(OSError, ValueError):
+                other = Spool.open(directory)
+                if other.run.get("run_id") == run_id:
+                    spools.append(other)
+    return _highest_step(item for spool in spools for item in spool.pending())
+
+
+def _highest_step(items: Iterable[Mapping[str, Any]]) -> int:
+    steps = [int(it["step"]) for it in items if isinstance(it.get("step"), int)]
+    return max(steps, default=-1)
