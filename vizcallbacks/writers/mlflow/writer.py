@@ -141,10 +141,6 @@ class MLflowWriter:
         except SpoolWriteError as err:
             log.debug("vizcallbacks: %s", err)
 
-    def last_step(self) -> int:
-        """-1: reading the run's last logged step back is not done yet for MLflow."""
-        return -1
-
     def _ensure_open(self) -> Spool:
         sender = self._sender
         with self._lock:
