@@ -68,3 +68,55 @@ def test_convnext_trains_and_logs(tmp_path: Path) -> None:
     events = read_events(tmp_path)
     assert set(events[f"activations/{first_block}"]) == {0, 1}
     assert [tag for tag in events if tag.startswith("gradcam/")] != []
+
+
+def test_early_stop_logs_the_last_completed_epoch(digits, tmp_path: Path) -> None:
+    """every_n_epochs=3, but EarlyStopping ends training after epoch 2: step 2 is logged."""
+    x, y = digits
+    writers = [vc.TensorBoardWriter(tmp_path)]
+    # The loss must fall by 10 to count as better: the second epoch never does.
+    stop = keras.callbacks.EarlyStopping(monitor="loss", min_delta=10.0, patience=1)
+    history = models.compiled(models.functional()).fit(
+        x[:32],
+        y[:32],
+        epochs=10,
+        verbose=0,
+        callbacks=[stop, vc.ActivationLogger(x[0], writers, every_n_epochs=3)],
+    )
+    assert len(history.history["loss"]) == 2
+    assert sorted(read_events(tmp_path)["activations/conv_a"]) == [0, 2]
+
+
+class _TrainOnly(keras.layers.Layer):
+    """A layer that refuses to run in inference mode: fit works, our inference pass cannot."""
+
+    def call(self, x, training=None):
+        if training is False:
+            raise RuntimeError("this layer only runs while training")
+        return x
+
+
+def test_our_failure_switches_the_logger_off_and_training_goes_on(
+    digits, tmp_path: Path, caplog
+) -> None:
+    x, y = digits
+    inputs = keras.Input((16, 16, 1))
+    h = keras.layers.Conv2D(4, 3, activation="relu", name="conv_a")(inputs)
+    h = _TrainOnly(name="train_only")(h)
+    h = keras.layers.GlobalAveragePooling2D()(h)
+    model = models.compiled(keras.Model(inputs, keras.layers.Dense(10, "softmax")(h)))
+    writers = [vc.TensorBoardWriter(tmp_path)]
+    with caplog.at_level("WARNING", "vizcallbacks"):
+        history = model.fit(
+            x[:32],
+            y[:32],
+            epochs=2,
+            verbose=0,
+            callbacks=[vc.ActivationLogger(x[0], writers), vc.FilterLogger(writers)],
+        )
+    assert len(history.history["loss"]) == 2
+    assert caplog.text.count("ActivationLogger is switched off") == 1
+    assert "only runs while training" in caplog.text and "report" in caplog.text
+    events = read_events(tmp_path)
+    assert sorted(events["filters/conv_a"]) == [0, 1, 2]  # the other logger went on
+    assert not any(tag.startswith("activations/") for tag in events)

@@ -59,6 +59,7 @@ class VisualizationCallback(keras.callbacks.Callback):
         self._step_offset = 0
         self._initial: Any = None  # the snapshot taken at train begin, waiting for its step
         self._active = False
+        self._unlogged_step: int | None = None  # the last epoch's step, when not logged
         self._set_up_for: keras.Model | None = None  # setup runs once per model, not per fit
         # Seconds per logged step: "blocking" (on_epoch_end on the training thread), "compute"
         # (its forward pass / weight copy) and "publish" (render + write, background thread).
@@ -101,8 +102,15 @@ class VisualizationCallback(keras.callbacks.Callback):
             return
         self.fanout.open()
         self._last_step = max(self._last_step, self.fanout.last_step())  # a resumed run goes on
+        self._unlogged_step = None
         if self._set_up_for is not self.model:
-            self.setup()
+            try:
+                self.setup()
+            except (ValueError, TypeError):
+                raise  # the user's arguments: refused before the first step
+            except Exception as err:  # our failure, not the user's: training goes on without us
+                self._switch_off(err)
+                return
             self._set_up_for = self.model
         won = self.fanout.claim(type(self).__name__, self.claims(), self.shared_claims())
         if self._last_step < 0:
@@ -132,6 +140,9 @@ class VisualizationCallback(keras.callbacks.Callback):
                 self._queue.hold()
                 self._submit(payload, step)
                 self.timings["blocking"].append(time.perf_counter() - started)
+            self._unlogged_step = None
+        else:
+            self._unlogged_step = step  # logged at train end if training stops here
 
     def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
         if not self._active:
@@ -139,6 +150,11 @@ class VisualizationCallback(keras.callbacks.Callback):
         if self._initial is not None:  # fit ran no epoch (epochs=0): still log the snapshot
             self._submit(self._initial, self._last_step + 1)
             self._initial = None
+        if self._unlogged_step is not None:  # stopped early (EarlyStopping, stop_training)
+            payload = self._safe_compute()
+            if payload is not None:
+                self._submit(payload, self._unlogged_step)
+            self._unlogged_step = None
         self._report_skipped(self._queue.skip_waiting(self._steps_to_keep()))
         self._queue.submit(f"{type(self).__name__} summary", self._write_summary, self._last_step)
         self.finish()
@@ -154,6 +170,21 @@ class VisualizationCallback(keras.callbacks.Callback):
         self.fanout.release()
 
     # Helpers --------------------------------------------------------------------------------
+    def _switch_off(self, err: Exception) -> None:
+        """Warn once that this logger stops for this run, release its writers, keep training."""
+        self._active = False
+        warn_once(
+            self,
+            "switched off",
+            "vizcallbacks: %s is switched off for this run: it failed while preparing its views "
+            "(%s: %s). Training goes on. This is a vizcallbacks bug: please report it with the "
+            "model's summary().",
+            type(self).__name__,
+            type(err).__name__,
+            err,
+        )
+        self.fanout.release()
+
     def _safe_compute(self) -> Any:
         started = time.perf_counter()
         try:
