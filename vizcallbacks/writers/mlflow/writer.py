@@ -115,7 +115,7 @@ class MLflowWriter:
         self._histograms = HistogramFiles()
         self._params: dict[str, str] = {}
         self._exit_registered = False
-        self._logged_last_step: int | None = None  # read from the server once
+        self._resume_step: int | None = None  # what was logged before this fit; reset at close
         self._last_written = -1
 
     @property
@@ -310,6 +310,7 @@ class MLflowWriter:
         sender = self._sender
         with self._lock:
             spool, record = sender.spool, sender.record
+            self._resume_step = None  # the next fit asks again
             if not self._open or spool is None or record is None:
                 return
             try:
@@ -357,21 +358,21 @@ class MLflowWriter:
             self._report_undelivered(spool, left)
 
     def last_step(self) -> int:
-        """The highest step already logged to this writer's run, or still waiting in a spool;
-        -1 for a new run. Resumed training starts after it, so no step is logged twice."""
+        """The highest step logged to this writer's run before this fit, or still waiting in a
+        spool; -1 for a new run. Resumed training starts after it, so no step is logged twice."""
+        if self._resume_step is not None:  # asked again within one fit: what was there before it
+            return self._resume_step
         try:
             spool = self._ensure_open()
         except SpoolWriteError:
             spool = None
         record = self._sender.record or {}
         run_id = (spool.run if spool is not None else record).get("run_id")
-        if self._logged_last_step is None:
-            fresh = record.get("owns_run", True)  # a run this writer creates holds nothing yet
-            self._logged_last_step = (
-                -1 if fresh or not run_id else logged_last_step(record["tracking_uri"], run_id)
-            )
+        fresh = record.get("owns_run", True)  # a run this writer creates holds nothing yet
+        logged = -1 if fresh or not run_id else logged_last_step(record["tracking_uri"], run_id)
         waiting = spooled_last_step(self.spool_dir, run_id, spool)
-        return max(self._logged_last_step, waiting, self._last_written)
+        self._resume_step = max(logged, waiting, self._last_written)
+        return self._resume_step
 
     # Messages ----------------------------------------------------------------------------------
     def _report_undelivered(self, spool: Spool, left: list[dict[str, Any]]) -> None:
