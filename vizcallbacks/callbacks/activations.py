@@ -45,9 +45,9 @@ class ActivationLogger(VisualizationCallback):
     turned channels-last first, so every picture and statistic reads the channel axis right.
 
     Args:
-        probe: one input (an image ``(H, W, C)``, a signal ``(T, C)``, a volume
-            ``(D, H, W, C)``, or ``channels_first`` alike) or a batch of them, preprocessed like
-            the training data.
+        probe: one image ``(H, W, C)`` or volume ``(D, H, W, C)``, or a batch of images,
+            signals ``(N, T, C)`` or volumes (``channels_first`` models: their own layout),
+            preprocessed like the training data; the model's input rank tells which.
         writers: where to log, e.g. ``[vc.TensorBoardWriter("logs")]``.
         layers: layer names, nested paths or indices; ``None`` takes every layer.
         every_n_epochs: log after every n-th epoch (and after the last).
@@ -285,21 +285,24 @@ def _input_rank(model: keras.Model) -> int | None:
 
 
 def _validated_probe(probe: Any) -> np.ndarray:
-    """``probe`` as float32, checked (numeric, finite, not empty, rank 2 to 5); images keep the
-    image checks of ``check_probe``. The batch axis is settled in setup, from the model."""
+    """``probe`` as float32, checked (numeric, finite, not empty, rank 3 to 5); images keep the
+    image checks of ``check_probe``. The batch axis is settled in setup, from the model: a 2-D
+    array is refused, as a grayscale image without its channel axis is the likelier mistake."""
     array = np.asarray(probe)
-    if array.ndim in (3, 4):
-        checked = check_probe(array)
-        return checked[0] if array.ndim == 3 else checked
-    if array.ndim not in (2, 5):
-        raise ValueError(
-            "probe must be one input (a signal (T, C), an image (H, W, C), a volume (D, H, W, C)) "
-            f"or a batch of them, preprocessed like the training data. Received shape {array.shape}"
-        )
     if array.dtype == object or not (
         np.issubdtype(array.dtype, np.number) or array.dtype == np.bool_
     ):
         raise TypeError(f"probe must be a numeric array. Received dtype {array.dtype}")
+    if array.ndim in (3, 4):
+        checked = check_probe(array)
+        return checked[0] if array.ndim == 3 else checked
+    if array.ndim != 5:
+        raise ValueError(
+            "probe must be one image (H, W, C) or volume (D, H, W, C), or a batch of images, "
+            "signals (N, T, C) or volumes, preprocessed like the training data. Received shape "
+            f"{array.shape}; for a grayscale (H, W) image use probe[..., None], for one signal "
+            "(T, C) probe[None]."
+        )
     if 0 in array.shape:
         raise ValueError(f"probe is empty. Received shape {array.shape}")
     values = array.astype(np.float32)
