@@ -91,6 +91,7 @@ class ActivationLogger(VisualizationCallback):
         self.table = table
         self._extractor: ActivationExtractor | None = None
         self._channels_first: set[str] = set()  # layers whose outputs are (N, C, ...)
+        self._probe_first = False  # the model reads (N, C, ...) inputs: the probe is drawn moved
         self._dead: dict[str, DeadChannelTracker] = defaultdict(DeadChannelTracker)
         self._evolution: dict[str, EvolutionRecorder] = defaultdict(EvolutionRecorder)
 
@@ -121,6 +122,7 @@ class ActivationLogger(VisualizationCallback):
         check_probe_fits_model(self.probe, self.model)
         refs = select_layers(self.model, self.layers)
         self._channels_first = _channels_first_layers(self.model, {id(r.layer) for r in refs})
+        self._probe_first = _input_format(self.model) == "channels_first"
         self._extractor = ActivationExtractor(self.model, refs)
         trial = self.compute()  # fails here, before training, rather than later
         self._check_table(trial)
@@ -163,7 +165,8 @@ class ActivationLogger(VisualizationCallback):
         records: list[Record] = (
             [Params(self.run_params())] if ("vizcallbacks", "params") in won else []
         )
-        probes = probe_records(self.probe, self.probe_names)
+        probe = np.moveaxis(self.probe, 1, -1) if self._probe_first else self.probe
+        probes = probe_records(probe, self.probe_names)
         return records + [
             image
             for image, name in zip(probes, self.probe_names, strict=True)
@@ -274,6 +277,14 @@ def _channels_first_layers(model: keras.Model, wanted: set[int]) -> set[str]:
         if id(ref.layer) in wanted and current == "channels_first":
             found.add(ref.name)
     return found
+
+
+def _input_format(model: keras.Model) -> str:
+    """The data format the model's inputs are in: that of its first layer that names one."""
+    for ref in leaf_layers(model):
+        if (fmt := _layer_format(ref.layer)) is not None:
+            return fmt
+    return keras.config.image_data_format()
 
 
 def _input_rank(model: keras.Model) -> int | None:
