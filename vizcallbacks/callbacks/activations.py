@@ -165,8 +165,7 @@ class ActivationLogger(VisualizationCallback):
         records: list[Record] = (
             [Params(self.run_params())] if ("vizcallbacks", "params") in won else []
         )
-        probe = np.moveaxis(self.probe, 1, -1) if self._probe_first else self.probe
-        probes = probe_records(probe, self.probe_names)
+        probes = probe_records(self._probe_last(), self.probe_names)
         return records + [
             image
             for image, name in zip(probes, self.probe_names, strict=True)
@@ -217,9 +216,13 @@ class ActivationLogger(VisualizationCallback):
             records += images
         if self.compare_channel is not None:
             records += class_comparison_records(
-                self.probe, payload, self.compare_channel, self.cmap
+                self._probe_last(), payload, self.compare_channel, self.cmap
             )
         return records
+
+    def _probe_last(self) -> np.ndarray:
+        """The probe channels-last, as the pictures show it."""
+        return np.moveaxis(self.probe, 1, -1) if self._probe_first else self.probe
 
     def summary_view(self) -> list[Record]:
         """Per layer, a strip with a row per logged step (first probe) and an animated GIF."""

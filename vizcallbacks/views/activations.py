@@ -120,9 +120,12 @@ def class_comparison_records(
     probe: np.ndarray, activations: Mapping[str, np.ndarray], channel: int, cmap: str
 ) -> list[Record]:
     """A row per probe, a column per layer with a map of ``channel``, the probe first."""
-    columns = [probe.mean(axis=-1)] + [
+    columns = [probe.mean(axis=-1)] if probe.ndim == 4 else []  # images only
+    columns += [
         v[..., channel] for v in activations.values() if v.ndim == 4 and v.shape[-1] > channel
     ]
+    if not columns:  # signals and volumes have no 2-D maps to put side by side
+        return []
     grid = class_comparison_grid(columns, cmap=cmap)
     return [Image(tag("class_comparison", f"channel_{channel}"), grid)]
 
