@@ -13,6 +13,7 @@ from pathlib import Path
 
 import keras
 import numpy as np
+import pytest
 from keras import layers
 
 import vizcallbacks as vc
@@ -286,3 +287,34 @@ def test_one_trained_step_is_not_enough_to_warn(digits, tmp_path: Path, caplog) 
         model.fit(x[:32], y[:32], epochs=1, verbose=0, callbacks=[logger])
     assert "dead" not in caplog.text
     assert read_events(tmp_path)["dead_channels/doomed"] == {0: 5.0, 1: 5.0}
+
+
+@pytest.mark.parametrize(
+    ("shape", "conv", "pool", "size"),
+    [
+        ((2, 32), layers.Conv1D, layers.GlobalAveragePooling1D, (35, 256, 3)),  # as Conv1D's
+        ((1, 3, 4, 4), layers.Conv3D, layers.GlobalAveragePooling3D, (65, 98, 3)),  # as Conv3D's
+    ],
+)
+def test_channels_first_signals_and_volumes(shape, conv, pool, size, tmp_path: Path) -> None:
+    """channels_first Conv1D (4 channels x 32 steps) and Conv3D (2 channels x 3 slices of 4x4)
+    train on TensorFlow's CPU and draw the pictures their channels_last twins draw."""
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(16, *shape)).astype("float32")
+    inputs = keras.Input(shape)
+    h = conv(
+        4 if len(shape) == 2 else 2,
+        3,
+        padding="same",
+        activation="relu",
+        name="c",
+        data_format="channels_first",
+    )(inputs)
+    h = pool(data_format="channels_first", name="gap")(h)
+    model = models.compiled(keras.Model(inputs, layers.Dense(2, activation="softmax")(h)))
+    writers = [vc.TensorBoardWriter(tmp_path)]
+    logger = vc.ActivationLogger(x[:1], writers, layers=["c", "gap"])
+    model.fit(x, np.arange(16) % 2, epochs=1, verbose=0, callbacks=[logger])
+    events = read_events(tmp_path)
+    assert {g.shape for g in events["activations/c"].values()} == {size}
+    assert sorted(events["channel_means/c"]) == [0, 1] and len(events["channel_means/c"][1]) > 0
