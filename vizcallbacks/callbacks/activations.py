@@ -6,6 +6,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
+import keras
 import numpy as np
 
 from vizcallbacks._version import __version__
@@ -13,15 +14,16 @@ from vizcallbacks.arrays import check_positive_int
 from vizcallbacks.callbacks.background import warn_once
 from vizcallbacks.callbacks.base import VisualizationCallback
 from vizcallbacks.compute.forward import ActivationExtractor
-from vizcallbacks.compute.layers import LayerSelection, ensure_built, select_layers
+from vizcallbacks.compute.layers import LayerSelection, ensure_built, leaf_layers, select_layers
 from vizcallbacks.compute.probe import check_probe, check_probe_fits_model, probe_tag_names
-from vizcallbacks.compute.statistics import activation_statistics
+from vizcallbacks.compute.statistics import DeadChannelTracker, activation_statistics
 from vizcallbacks.records import Params, Record
 from vizcallbacks.render.colormap import DEFAULT_CMAP, check_cmap
 from vizcallbacks.render.evolution import EvolutionRecorder, evolution_row
 from vizcallbacks.render.tiling import MAX_GRID_SIZE
 from vizcallbacks.views.activations import (
     class_comparison_records,
+    drawable,
     feature_map_records,
     probe_records,
     statistics_records,
@@ -36,11 +38,16 @@ class ActivationLogger(VisualizationCallback):
     """Log what each layer makes of a fixed probe, once before training and after every epoch.
 
     Per layer with a 4-D output: ``activations/<layer>`` (the first ``max_channels`` channels
-    tiled) and ``mean_activation/<layer>``; per layer, Dense included: ``activation_mean``,
-    ``activation_std``, ``activation_zero_fraction`` scalars and a ``channel_means`` histogram.
+    tiled) and ``mean_activation/<layer>``; a 3-D output ``(N, T, C)`` (Conv1D) is drawn as a
+    channels x time heatmap, a 5-D one (Conv3D) as a channel x depth-slice montage. Per layer,
+    Dense included: ``activation_mean``, ``activation_std``, ``activation_zero_fraction``,
+    ``dead_channels`` scalars and a ``channel_means`` histogram. ``channels_first`` outputs are
+    turned channels-last first, so every picture and statistic reads the channel axis right.
 
     Args:
-        probe: one image ``(H, W, C)`` or a batch ``(N, H, W, C)``, preprocessed like training data.
+        probe: one image ``(H, W, C)`` or volume ``(D, H, W, C)``, or a batch of images,
+            signals ``(N, T, C)`` or volumes (``channels_first`` models: their own layout),
+            preprocessed like the training data; the model's input rank tells which.
         writers: where to log, e.g. ``[vc.TensorBoardWriter("logs")]``.
         layers: layer names, nested paths or indices; ``None`` takes every layer.
         every_n_epochs: log after every n-th epoch (and after the last).
@@ -70,15 +77,30 @@ class ActivationLogger(VisualizationCallback):
         max_grid_size: int | None = MAX_GRID_SIZE,
     ) -> None:
         super().__init__(writers, every_n_epochs)
-        self.probe = check_probe(probe)
+        self._given = _validated_probe(probe)
         self.layers = layers
         self.max_channels = check_positive_int("max_channels", max_channels)
         self.max_grid_size = (
             None if max_grid_size is None else check_positive_int("max_grid_size", max_grid_size)
         )
         self.cmap = check_cmap(cmap)
-        n = self.probe.shape[0]
-        self.probe_names = probe_tag_names(probe_names, n)
+        self._names_asked = probe_names
+        self.compare_channel = compare_channel
+        # Images unless the model says otherwise: setup knows the input rank and looks again.
+        self._set_probe(self._given if self._given.ndim in (4, 5) else self._given[None])
+        self.table = table
+        self._extractor: ActivationExtractor | None = None
+        self._channels_first: set[str] = set()  # layers whose outputs are (N, C, ...)
+        self._probe_first = False  # the model reads (N, C, ...) inputs: the probe is drawn moved
+        self._dead: dict[str, DeadChannelTracker] = defaultdict(DeadChannelTracker)
+        self._evolution: dict[str, EvolutionRecorder] = defaultdict(EvolutionRecorder)
+
+    def _set_probe(self, probe: np.ndarray) -> None:
+        """Take ``probe`` (batch axis first) and check what depends on the number of probes."""
+        self.probe = probe
+        n = probe.shape[0]
+        self.probe_names = probe_tag_names(self._names_asked, n)
+        compare_channel = self.compare_channel
         if compare_channel is not None and (
             n < 2
             or isinstance(compare_channel, bool)
@@ -89,24 +111,28 @@ class ActivationLogger(VisualizationCallback):
                 "compare_channel needs an int ≥ 0 and at least two probe images (one per class "
                 f"to compare). Received compare_channel={compare_channel!r} with {n} probe(s)"
             )
-        self.compare_channel = compare_channel
-        self.table = table
-        self._extractor: ActivationExtractor | None = None
-        self._evolution: dict[str, EvolutionRecorder] = defaultdict(EvolutionRecorder)
 
     def setup(self) -> None:
+        rank = _input_rank(self.model)
+        if rank is not None and self._given.ndim == rank:  # one signal, image or volume
+            self._set_probe(self._given[None])
+        elif rank is not None and self._given.ndim == rank + 1:  # a batch of them
+            self._set_probe(self._given)
         ensure_built(self.model, self.probe.shape)
         check_probe_fits_model(self.probe, self.model)
         refs = select_layers(self.model, self.layers)
+        self._channels_first = _channels_first_layers(self.model, {id(r.layer) for r in refs})
+        self._probe_first = _input_format(self.model) == "channels_first"
         self._extractor = ActivationExtractor(self.model, refs)
-        trial = self._extractor(self.probe)  # fails here, before training, rather than later
+        trial = self.compute()  # fails here, before training, rather than later
         self._check_table(trial)
-        if not any(values.ndim == 4 for values in trial.values()):
+        if not any(drawable(values) for values in trial.values()):
             found = sorted({type(ref.layer).__name__ for ref in refs})
             raise ValueError(
-                "ActivationLogger found no layer with a 4-D (N, H, W, C) output to draw among "
-                f"the layers asked for; found: {', '.join(found)}. Pass layers= naming conv, "
-                "pooling or activation layers, or leave it out."
+                "ActivationLogger found no layer with a 4-D (N, H, W, C), 3-D (N, T, C) or 5-D "
+                "(N, D, H, W, C) output to draw among the layers asked for; found: "
+                f"{', '.join(found)}. Pass layers= naming conv, pooling or activation layers, "
+                "or leave it out."
             )
 
     def _check_table(self, trial: dict[str, np.ndarray]) -> None:
@@ -139,7 +165,7 @@ class ActivationLogger(VisualizationCallback):
         records: list[Record] = (
             [Params(self.run_params())] if ("vizcallbacks", "params") in won else []
         )
-        probes = probe_records(self.probe, self.probe_names)
+        probes = probe_records(self._probe_last(), self.probe_names)
         return records + [
             image
             for image, name in zip(probes, self.probe_names, strict=True)
@@ -160,17 +186,24 @@ class ActivationLogger(VisualizationCallback):
         }
 
     def compute(self) -> dict[str, np.ndarray]:
+        """Every logged layer's output for the probe, channels last (``channels_first`` moved)."""
         assert self._extractor is not None
-        return self._extractor(self.probe)
+        outputs = self._extractor(self.probe)
+        return {
+            name: np.moveaxis(values, 1, -1)
+            if name in self._channels_first and values.ndim >= 3
+            else values
+            for name, values in outputs.items()
+        }
 
     def view(self, payload: dict[str, np.ndarray], step: int) -> list[Record]:
         records: list[Record] = []
         for layer, values in payload.items():
             self.warn_nonfinite(f"activations of {layer}", values)
             stats = activation_statistics(values)
-            self.warn_dead(layer, stats.dead_fraction, step)
+            self.warn_dead(layer, self._dead[layer].update(stats, step), step)
             records += statistics_records(layer, stats)
-            if values.ndim != 4:
+            if not drawable(values):
                 continue
             if self.table is not None and layer == self.table[0]:
                 records += table_records(layer, values, self.table[1], step)
@@ -178,27 +211,33 @@ class ActivationLogger(VisualizationCallback):
                 layer, values, self.probe_names, self.max_channels, self.cmap, self.max_grid_size
             )
             self._evolution[layer].add(
-                step, evolution_row(values[0], cmap=self.cmap), images[0].pixels
+                step, evolution_row(_as_maps(values[0]), cmap=self.cmap), images[0].pixels
             )
             records += images
         if self.compare_channel is not None:
             records += class_comparison_records(
-                self.probe, payload, self.compare_channel, self.cmap
+                self._probe_last(), payload, self.compare_channel, self.cmap
             )
         return records
+
+    def _probe_last(self) -> np.ndarray:
+        """The probe channels-last, as the pictures show it."""
+        return np.moveaxis(self.probe, 1, -1) if self._probe_first else self.probe
 
     def summary_view(self) -> list[Record]:
         """Per layer, a strip with a row per logged step (first probe) and an animated GIF."""
         return evolution_records("evolution", self._evolution)
 
     def warn_dead(self, layer: str, fraction: float, step: int) -> None:
-        """Warn once per layer when most of its channels are dead (zero for every probe)."""
+        """Warn once per layer when most of its channels stayed dead (zero for every probe at
+        every logged step since training began, two steps at least; see DeadChannelTracker)."""
         if fraction > 0.5:
             warn_once(
                 self,
                 f"dead {layer}",
-                "vizcallbacks: %.0f%% of %s's channels are dead (zero for every probe) at "
-                "step %d; a lower learning rate or another initialization may help.",
+                "vizcallbacks: %.0f%% of %s's channels are dead (zero for every probe at every "
+                "logged step since training began, up to step %d); a lower learning rate or "
+                "another initialization may help.",
                 100 * fraction,
                 layer,
                 step,
@@ -207,3 +246,83 @@ class ActivationLogger(VisualizationCallback):
 
 def _key(*parts: str | None) -> tuple[str, ...]:
     return tuple(part for part in parts if part is not None)
+
+
+def _as_maps(values: np.ndarray) -> np.ndarray:
+    """One probe's output as ``(H, W, C)`` maps for the evolution strip: a signal as one row,
+    a volume by its middle depth slice."""
+    if values.ndim == 2:
+        return values[None]
+    return values[values.shape[0] // 2] if values.ndim == 4 else values
+
+
+def _layer_format(layer: keras.layers.Layer) -> str | None:
+    """The layer's own data format: its ``data_format``, or a BatchNormalization's axis."""
+    fmt = getattr(layer, "data_format", None)
+    if fmt in ("channels_first", "channels_last"):
+        return str(fmt)
+    if isinstance(layer, keras.layers.BatchNormalization):
+        return "channels_first" if layer.axis == 1 else "channels_last"
+    return None
+
+
+def _channels_first_layers(model: keras.Model, wanted: set[int]) -> set[str]:
+    """Names of the ``wanted`` layers (by id) whose outputs put channels first.
+
+    A layer with a ``data_format`` (conv, pooling, upsampling...) or a BatchNormalization axis
+    says so itself; one without (ReLU, Add, Dropout) follows the last layer before it in
+    forward order that did, and the first ones follow ``keras.config.image_data_format()``.
+    """
+    found: set[str] = set()
+    current = keras.config.image_data_format()
+    for ref in leaf_layers(model):
+        current = _layer_format(ref.layer) or current
+        if id(ref.layer) in wanted and current == "channels_first":
+            found.add(ref.name)
+    return found
+
+
+def _input_format(model: keras.Model) -> str:
+    """The data format the model's inputs are in: that of its first layer that names one."""
+    for ref in leaf_layers(model):
+        if (fmt := _layer_format(ref.layer)) is not None:
+            return fmt
+    return keras.config.image_data_format()
+
+
+def _input_rank(model: keras.Model) -> int | None:
+    """Rank of one model input without the batch axis, or None when it is not known yet."""
+    try:
+        return len(model.inputs[0].shape) - 1
+    except (AttributeError, ValueError, TypeError, IndexError):
+        return None
+
+
+def _validated_probe(probe: Any) -> np.ndarray:
+    """``probe`` as float32, checked (numeric, finite, not empty, rank 3 to 5); images keep the
+    image checks of ``check_probe``. The batch axis is settled in setup, from the model: a 2-D
+    array is refused, as a grayscale image without its channel axis is the likelier mistake."""
+    array = np.asarray(probe)
+    if array.dtype == object or not (
+        np.issubdtype(array.dtype, np.number) or array.dtype == np.bool_
+    ):
+        raise TypeError(f"probe must be a numeric array. Received dtype {array.dtype}")
+    if array.ndim in (3, 4):
+        checked = check_probe(array)
+        return checked[0] if array.ndim == 3 else checked
+    if array.ndim != 5:
+        raise ValueError(
+            "probe must be one image (H, W, C) or volume (D, H, W, C), or a batch of images, "
+            "signals (N, T, C) or volumes, preprocessed like the training data. Received shape "
+            f"{array.shape}; for a grayscale (H, W) image use probe[..., None], for one signal "
+            "(T, C) probe[None]."
+        )
+    if 0 in array.shape:
+        raise ValueError(f"probe is empty. Received shape {array.shape}")
+    values = array.astype(np.float32)
+    if not np.isfinite(values).all():
+        raise ValueError(
+            f"probe holds {int(np.count_nonzero(~np.isfinite(values)))} NaN or Inf values; pass a "
+            "probe preprocessed like the training data, with finite values only."
+        )
+    return values

@@ -10,8 +10,10 @@ import numpy as np
 from vizcallbacks.arrays import check_positive_int
 from vizcallbacks.callbacks.base import VisualizationCallback
 from vizcallbacks.compute.filters import (
-    conv_layers,
     filter_weights,
+    is_depthwise,
+    is_one_dimensional,
+    kernel_layers,
     normalize_to_unit,
     relative_change,
 )
@@ -26,10 +28,12 @@ __all__ = ["FilterLogger"]
 
 
 class FilterLogger(VisualizationCallback):
-    """Log each conv layer's kernels, normalized to [0, 1] over the layer.
+    """Log each conv layer's kernels (1-D, 2-D, 3-D), normalized to [0, 1] over the layer.
 
     ``filters/<layer>``: a row per filter (up to ``max_filters``), a column per input channel (up
-    to ``max_inputs``). A layer with 3 input channels is also drawn in colour,
+    to ``max_inputs``); Conv1D kernels are rows of taps, Conv3D kernels a block of depth slices
+    per input channel, depthwise kernels a near-square grid of one tile per input channel (and
+    multiplier). A 2-D layer with 3 input channels is also drawn in colour,
     ``filters_rgb/<layer>``, one RGB patch per filter. Scalars ``filter_drift/<layer>`` and
     ``filter_drift_from_init/<layer>``: the kernel's relative change since the previous logged
     step and since the first one. Works on any built model, subclassed too.
@@ -50,19 +54,23 @@ class FilterLogger(VisualizationCallback):
         self.max_inputs = check_positive_int("max_inputs", max_inputs)
         self.cmap = check_cmap(cmap)
         self._refs: list[LayerRef] = []
+        self._depthwise: set[str] = set()  # drawn as a near-square grid
+        self._one_d: set[str] = set()  # rows of taps: never drawn as RGB patches
         # Raw kernels at the first and the latest logged step, for the drift scalars.
         self._initial_kernels: dict[str, np.ndarray] = {}
         self._previous: dict[str, np.ndarray] = {}
         self._evolution: dict[str, EvolutionRecorder] = defaultdict(EvolutionRecorder)
 
     def setup(self) -> None:
-        self._refs = conv_layers(self.model, self.layers)
+        self._refs = kernel_layers(self.model, self.layers)
+        self._depthwise = {ref.name for ref in self._refs if is_depthwise(ref.layer)}
+        self._one_d = {ref.name for ref in self._refs if is_one_dimensional(ref.layer)}
         if not self._refs:
             found = sorted({type(r.layer).__name__ for r in select_layers(self.model, self.layers)})
             raise ValueError(
                 "FilterLogger found no Conv2D, DepthwiseConv2D, SeparableConv2D or "
-                f"Conv2DTranspose layer among the layers asked for; found: {', '.join(found)}. "
-                "Pass layers= naming conv layers, or leave it out."
+                "Conv2DTranspose layer (nor a Conv1D or Conv3D one) among the layers asked for; "
+                f"found: {', '.join(found)}. Pass layers= naming conv layers, or leave it out."
             )
 
     def claims(self) -> set[tuple[str, ...]]:
@@ -91,7 +99,17 @@ class FilterLogger(VisualizationCallback):
         for layer, kernel in kernels.items():
             self.warn_nonfinite(f"kernel of {layer}", kernel)
             filters = normalize_to_unit(kernel)
-            images = filter_records(layer, filters, self.max_filters, self.max_inputs, self.cmap)
+            images = filter_records(
+                layer,
+                filters,
+                self.max_filters,
+                self.max_inputs,
+                self.cmap,
+                depthwise=layer in self._depthwise,
+                rgb=layer not in self._one_d,
+            )
+            if filters.ndim == 5:  # 3-D kernels: the middle depth slice
+                filters = filters[:, filters.shape[1] // 2]
             first_input = np.moveaxis(filters[..., 0], 0, -1)  # (kh, kw, filters)
             self._evolution[layer].add(
                 step, evolution_row(first_input, cmap=self.cmap), images[0].pixels

@@ -10,6 +10,9 @@ from vizcallbacks.compute.layers import LayerRef, LayerSelection, select_layers
 __all__ = [
     "conv_layers",
     "filter_weights",
+    "is_depthwise",
+    "is_one_dimensional",
+    "kernel_layers",
     "normalize_to_unit",
     "normalized_filters",
     "relative_change",
@@ -22,6 +25,26 @@ _CONV_TYPES = (
     keras.layers.SeparableConv2D,
     keras.layers.Conv2DTranspose,
 )
+_KERNEL_TYPES = (
+    *_CONV_TYPES,
+    keras.layers.Conv1D,
+    keras.layers.Conv1DTranspose,
+    keras.layers.DepthwiseConv1D,
+    keras.layers.SeparableConv1D,
+    keras.layers.Conv3D,
+    keras.layers.Conv3DTranspose,
+)
+_DEPTHWISE_TYPES = (
+    keras.layers.DepthwiseConv1D,
+    keras.layers.DepthwiseConv2D,
+    keras.layers.SeparableConv1D,
+    keras.layers.SeparableConv2D,
+)
+_TRANSPOSE_TYPES = (
+    keras.layers.Conv1DTranspose,
+    keras.layers.Conv2DTranspose,
+    keras.layers.Conv3DTranspose,
+)
 
 
 def conv_layers(model: keras.Model, layers: LayerSelection = None) -> list[LayerRef]:
@@ -29,25 +52,53 @@ def conv_layers(model: keras.Model, layers: LayerSelection = None) -> list[Layer
     return [ref for ref in select_layers(model, layers) if isinstance(ref.layer, _CONV_TYPES)]
 
 
+def kernel_layers(model: keras.Model, layers: LayerSelection = None) -> list[LayerRef]:
+    """The 1-D, 2-D and 3-D convolution layers among ``layers``: what FilterLogger draws."""
+    return [ref for ref in select_layers(model, layers) if isinstance(ref.layer, _KERNEL_TYPES)]
+
+
+def is_one_dimensional(layer: keras.layers.Layer) -> bool:
+    """True for Conv1D-family layers, whose kernels are rows of taps (never RGB patches)."""
+    return isinstance(
+        layer,
+        (
+            keras.layers.Conv1D,
+            keras.layers.Conv1DTranspose,
+            keras.layers.DepthwiseConv1D,
+            keras.layers.SeparableConv1D,
+        ),
+    )
+
+
+def is_depthwise(layer: keras.layers.Layer) -> bool:
+    """True for depthwise and separable layers: one single-channel kernel per input channel."""
+    return isinstance(layer, _DEPTHWISE_TYPES)
+
+
 def filter_weights(layer: keras.layers.Layer) -> np.ndarray:
-    """The layer's kernel as float32 ``(filters, kh, kw, in_channels)``.
+    """The layer's kernel as float32 ``(filters, kh, kw, in_channels)``; 3-D kernels as
+    ``(filters, kd, kh, kw, in_channels)``.
 
     Conv2D kernels are ``(kh, kw, in, out)``; Conv2DTranspose ``(kh, kw, out, in)``;
-    depthwise kernels ``(kh, kw, in, multiplier)`` give one filter per (input, multiplier) pair;
-    SeparableConv2D shows its depthwise kernel, the spatial part.
+    depthwise kernels ``(kh, kw, in, multiplier)`` give one filter per (input, multiplier) pair,
+    input-major; SeparableConv shows its depthwise kernel, the spatial part. A 1-D kernel
+    ``(k, in, out)`` becomes ``(out, 1, k, in)``: one row of taps. Keras keeps kernels in this
+    layout whatever the layer's ``data_format``.
     """
-    if isinstance(layer, keras.layers.SeparableConv2D):
+    if isinstance(layer, (keras.layers.SeparableConv1D, keras.layers.SeparableConv2D)):
         kernel = np.asarray(layer.depthwise_kernel, dtype=np.float32)
-    elif isinstance(layer, keras.layers.DepthwiseConv2D):
-        kernel = np.asarray(layer.kernel, dtype=np.float32)
     else:
         kernel = np.asarray(layer.kernel, dtype=np.float32)
-        if isinstance(layer, keras.layers.Conv2DTranspose):
-            return np.transpose(kernel, (2, 0, 1, 3))
-        return np.transpose(kernel, (3, 0, 1, 2))
-    kh, kw, cin, mult = kernel.shape
-    # One single-channel filter per (input channel, multiplier).
-    return np.transpose(kernel, (2, 3, 0, 1)).reshape(cin * mult, kh, kw, 1)
+    if kernel.ndim == 3:  # 1-D: taps along x
+        kernel = kernel[None]
+    if is_depthwise(layer):
+        kh, kw, cin, mult = kernel.shape
+        # One single-channel filter per (input channel, multiplier).
+        return np.transpose(kernel, (2, 3, 0, 1)).reshape(cin * mult, kh, kw, 1)
+    spatial = tuple(range(kernel.ndim - 2))
+    if isinstance(layer, _TRANSPOSE_TYPES):  # (..., out, in)
+        return np.transpose(kernel, (kernel.ndim - 2, *spatial, kernel.ndim - 1))
+    return np.transpose(kernel, (kernel.ndim - 1, *spatial, kernel.ndim - 2))
 
 
 def normalize_to_unit(values: np.ndarray) -> np.ndarray:

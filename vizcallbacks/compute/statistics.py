@@ -2,22 +2,26 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from vizcallbacks.arrays import as_float_array
 
-__all__ = ["ActivationStatistics", "activation_statistics"]
+__all__ = ["ActivationStatistics", "DeadChannelTracker", "activation_statistics"]
 
 
 @dataclass(frozen=True)
 class ActivationStatistics:
-    """Summary of one layer's output over all probes.
+    """Summary of one layer's output ``(N, ..., C)`` over all probes, any rank, channels last.
 
     ``zero_fraction`` is the share of exact zeros (the dead-ReLU share); ``channel_means`` holds
     one mean per channel (last axis), shape ``(C,)``; ``dead_channels`` the indices of channels
-    that are exactly zero everywhere for every probe.
+    that are exactly zero everywhere for every probe. ``positions`` is how many values a channel
+    has per probe (``H·W`` for a map, ``T`` for a signal, 1 for a Dense or Flatten output):
+    only outputs with more than one position have channels worth calling dead
+    (:attr:`spatial`); for a Dense output a "dead channel" is a unit that is zero for every
+    probe, which a ReLU gives by chance for about half of its units with one probe.
     """
 
     mean: float
@@ -25,11 +29,17 @@ class ActivationStatistics:
     zero_fraction: float
     channel_means: np.ndarray
     dead_channels: np.ndarray
+    positions: int = 1
 
     @property
     def dead_fraction(self) -> float:
         """Share of channels that are dead."""
         return len(self.dead_channels) / len(self.channel_means)
+
+    @property
+    def spatial(self) -> bool:
+        """True for conv-like outputs (maps, signals, volumes); False for Dense, Flatten, 1x1."""
+        return self.positions > 1
 
 
 def activation_statistics(activations: np.ndarray) -> ActivationStatistics:
@@ -46,4 +56,27 @@ def activation_statistics(activations: np.ndarray) -> ActivationStatistics:
             zero_fraction=float(np.count_nonzero(values == 0) / values.size),
             channel_means=channel_means.astype(np.float32),
             dead_channels=np.flatnonzero((per_channel == 0).all(axis=0)),
+            positions=int(np.prod(values.shape[1:-1], dtype=np.int64)),
         )
+
+
+@dataclass
+class DeadChannelTracker:
+    """Which channels of one layer have been dead at every logged step since training began.
+
+    Step 0 (the untrained network) is left out, and only conv-like outputs count; a channel
+    that comes alive once is never counted again. ``steps`` is how many steps were seen.
+    """
+
+    steps: int = 0
+    dead: set[int] = field(default_factory=set)
+
+    def update(self, stats: ActivationStatistics, step: int) -> float:
+        """Add one step's statistics; return the share of channels dead at every step so far
+        (0 at step 0, for outputs without spatial positions, and until two steps were seen)."""
+        if step == 0 or not stats.spatial:
+            return 0.0
+        now = {int(i) for i in stats.dead_channels}
+        self.dead = now if self.steps == 0 else self.dead & now
+        self.steps += 1
+        return len(self.dead) / len(stats.channel_means) if self.steps >= 2 else 0.0

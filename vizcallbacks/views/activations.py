@@ -9,6 +9,7 @@ import numpy as np
 
 from vizcallbacks.records import File, Histogram, Image, Record, Scalars, Text
 from vizcallbacks.render.compare import class_comparison_grid
+from vizcallbacks.render.ranks import signal_heatmap, tile_volume
 from vizcallbacks.render.table import activation_table_html, activation_table_markdown
 from vizcallbacks.render.tiling import mean_map_image, tile_maps
 from vizcallbacks.tags import tag
@@ -19,7 +20,10 @@ if TYPE_CHECKING:  # views take computed values; they never run the computation
 __all__ = [
     "class_comparison_records",
     "dead_channel_text",
+    "drawable",
     "feature_map_records",
+    "layer_picture",
+    "mean_picture",
     "probe_images",
     "probe_records",
     "statistics_records",
@@ -43,7 +47,7 @@ def statistics_records(layer: str, stats: ActivationStatistics) -> list[Record]:
         ),
         Histogram(tag("channel_means", layer), stats.channel_means),
     ]
-    if len(stats.dead_channels):
+    if len(stats.dead_channels) and stats.spatial:  # Dense units: the count only, no list
         records.append(Text(tag("dead_channel_indices", layer), dead_channel_text(stats)))
     return records
 
@@ -55,6 +59,32 @@ def dead_channel_text(stats: ActivationStatistics) -> str:
     return f"{len(dead)} of the channels are zero for every probe: {shown}"
 
 
+def drawable(values: np.ndarray) -> bool:
+    """True for outputs drawn as pictures: signals ``(N, T, C)``, maps ``(N, H, W, C)`` and
+    volumes ``(N, D, H, W, C)``, channels last."""
+    return values.ndim in (3, 4, 5)
+
+
+def layer_picture(
+    maps: np.ndarray, max_channels: int, cmap: str, max_size: int | None
+) -> np.ndarray:
+    """One probe's output, channels last: a channels x time heatmap for a signal ``(T, C)``,
+    the grid of maps for ``(H, W, C)``, a channel x depth montage for a volume ``(D, H, W, C)``."""
+    if maps.ndim == 2:
+        return signal_heatmap(maps, max_channels, cmap, max_size)
+    if maps.ndim == 4:
+        return tile_volume(maps, max_channels, cmap, max_size)
+    return tile_maps(maps, max_channels, cmap, max_size)
+
+
+def mean_picture(maps: np.ndarray, cmap: str, max_size: int | None) -> np.ndarray:
+    """The mean over channels of one probe's output, drawn as :func:`layer_picture` draws one
+    channel (a strip along time for a signal, a row of depth slices for a volume)."""
+    if maps.ndim == 3:
+        return mean_map_image(maps, cmap)
+    return layer_picture(maps.mean(axis=-1, keepdims=True), 1, cmap, max_size)
+
+
 def feature_map_records(
     layer: str,
     values: np.ndarray,
@@ -63,12 +93,15 @@ def feature_map_records(
     cmap: str,
     max_size: int | None,
 ) -> list[Image]:
-    """Per probe, the grid of the first ``max_channels`` maps and the mean map, in that order."""
+    """Per probe, the picture of the first ``max_channels`` channels and the mean over channels,
+    in that order; ``values`` ``(N, ..., C)`` of rank 3 to 5 (see :func:`layer_picture`)."""
     records = []
     for name, maps in zip(probe_names, values, strict=True):
-        grid = tile_maps(maps, max_channels, cmap, max_size)
+        grid = layer_picture(maps, max_channels, cmap, max_size)
         records.append(Image(tag("activations", layer, name), grid))
-        records.append(Image(tag("mean_activation", layer, name), mean_map_image(maps, cmap)))
+        records.append(
+            Image(tag("mean_activation", layer, name), mean_picture(maps, cmap, max_size))
+        )
     return records
 
 
@@ -87,9 +120,12 @@ def class_comparison_records(
     probe: np.ndarray, activations: Mapping[str, np.ndarray], channel: int, cmap: str
 ) -> list[Record]:
     """A row per probe, a column per layer with a map of ``channel``, the probe first."""
-    columns = [probe.mean(axis=-1)] + [
+    columns = [probe.mean(axis=-1)] if probe.ndim == 4 else []  # images only
+    columns += [
         v[..., channel] for v in activations.values() if v.ndim == 4 and v.shape[-1] > channel
     ]
+    if not columns:  # signals and volumes have no 2-D maps to put side by side
+        return []
     grid = class_comparison_grid(columns, cmap=cmap)
     return [Image(tag("class_comparison", f"channel_{channel}"), grid)]
 
@@ -103,8 +139,14 @@ def probe_records(probe: np.ndarray, probe_names: Sequence[str | None]) -> list[
     ]
 
 
-def probe_images(probe: np.ndarray) -> np.ndarray:
-    """The probe as uint8 pictures, each image scaled to its own range (it may be normalized)."""
+def probe_images(probe: np.ndarray) -> np.ndarray | list[np.ndarray]:
+    """The probe as uint8 pictures, each scaled to its own range (it may be normalized).
+
+    Images ``(N, H, W, C)`` as they are (grey or RGB); signals ``(N, T, C)`` and volumes
+    ``(N, D, H, W, C)`` drawn as their layers are, in grey, one channel per row.
+    """
+    if probe.ndim != 4:
+        return [layer_picture(item, 64, "gray", None) for item in probe]
     lo = probe.min(axis=(1, 2, 3), keepdims=True)
     span = probe.max(axis=(1, 2, 3), keepdims=True) - lo
     scaled = (probe - lo) / np.where(span > 0, span, 1.0)

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from vizcallbacks.records import Image, Record, Scalars
+from vizcallbacks.render.ranks import tile_square_filters, tile_volume_filters
 from vizcallbacks.render.tiling import tile_filters, tile_rgb_filters
 from vizcallbacks.tags import tag
 
@@ -14,11 +15,26 @@ __all__ = ["drift_records", "filter_records"]
 
 
 def filter_records(
-    layer: str, filters: np.ndarray, max_filters: int, max_inputs: int, cmap: str
+    layer: str,
+    filters: np.ndarray,
+    max_filters: int,
+    max_inputs: int,
+    cmap: str,
+    depthwise: bool = False,
+    rgb: bool = True,
 ) -> list[Image]:
-    """Normalized kernels ``(F, kh, kw, in)`` as a grid; with 3 inputs also as RGB patches."""
-    records = [Image(tag("filters", layer), tile_filters(filters, max_filters, max_inputs, cmap))]
-    if filters.shape[-1] == 3:
+    """Normalized kernels ``(F, kh, kw, in)`` as a grid, a row per filter; with 3 inputs also as
+    RGB patches. 3-D kernels ``(F, kd, kh, kw, in)``: a row per filter, a block of depth slices
+    per input. ``depthwise`` kernels ``(C·multiplier, kh, kw, 1)``: a near-square grid.
+    ``rgb=False`` (1-D kernels, rows of taps) never draws the colour patches."""
+    if filters.ndim == 5:
+        grid = tile_volume_filters(filters, max_filters, max_inputs, cmap)
+    elif depthwise:
+        grid = tile_square_filters(filters, max_filters, cmap)
+    else:
+        grid = tile_filters(filters, max_filters, max_inputs, cmap)
+    records = [Image(tag("filters", layer), grid)]
+    if rgb and filters.ndim == 4 and filters.shape[-1] == 3:
         records.append(Image(tag("filters_rgb", layer), tile_rgb_filters(filters, max_filters)))
     return records
 
