@@ -146,7 +146,8 @@ def _send_group(client: Any, run_id: str, spool: Spool, items: Sequence[Item]) -
             client.log_artifacts(run_id, str(previews), IMAGES_DIR)
             client.log_artifacts(run_id, str(originals), IMAGES_DIR)
         except Exception as err:
-            if not is_rejection(err):  # transient: retried later, images that arrived recognised
+            if not (is_rejection(err) or isinstance(err, NotImplementedError)):  # transient:
+                # failed here, retried later; the images that did arrive are recognised then
                 outcome.update({it["id"]: err for it in ready})
                 return outcome
             _tell_fallback(str(client.tracking_uri), err)
