@@ -90,7 +90,7 @@ def image_method(method: str) -> Iterator[None]:
 
 
 class RequestCounter:
-    """Counts the HTTP requests this process sends (MLflow's client uses ``requests``)."""
+    """Counts the HTTP requests this process sends to a local server (MLflow uses ``requests``)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -104,7 +104,10 @@ class RequestCounter:
         lock = self._lock
 
         def request(session: Any, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
-            path = str(url).split("//", 1)[-1].partition("/")[2].split("?")[0]
+            host, _, path = str(url).split("//", 1)[-1].partition("/")
+            if not host.startswith(("127.0.0.1", "localhost")):  # not to the tracking server
+                return original(session, method, url, *args, **kwargs)
+            path = path.split("?")[0]
             kind = "artifact upload" if method == "PUT" else f"{method} /{_endpoint(path)}"
             with lock:
                 counts[kind] += 1

@@ -102,12 +102,10 @@ def send_images(
 def _tag_run(client: Any, run_id: str) -> None:
     """Set ``mlflow.loggedImages`` (the run page looks for images) unless done for this run."""
     run = (str(client.tracking_uri), run_id)
-    with _state_lock:
-        if run in _tagged_runs:
-            return
-    client.set_tag(run_id, LOGGED_IMAGES_TAG, "True")
-    with _state_lock:
-        _tagged_runs.add(run)
+    with _state_lock:  # held while tagging: concurrent first inserts collide in SQL stores
+        if run not in _tagged_runs:
+            client.set_tag(run_id, LOGGED_IMAGES_TAG, "True")
+            _tagged_runs.add(run)
 
 
 def _stage(spool: Spool, run_id: str, item: Item, previews: Path, originals: Path) -> None:

@@ -152,7 +152,8 @@ def parse_image_name(path: str) -> LoggedImage | None:
 
 
 def logged_images(client: Any, run_id: str) -> Iterator[LoggedImage]:
-    """Every image ``log_image`` stored in the run (not its ``+compressed.webp`` previews)."""
+    """Every image stored under ``log_image``'s names in the run (not the ``+compressed.webp``
+    previews), whether ``log_image`` or :mod:`images` uploaded it."""
     for info in client.list_artifacts(run_id, IMAGES_DIR):
         image = parse_image_name(info.path)
         if image is not None:
@@ -160,5 +161,5 @@ def logged_images(client: Any, run_id: str) -> Iterator[LoggedImage]:
 
 
 def images_on_server(client: Any, run_id: str) -> set[tuple[str, int, int]]:
-    """(key, step, timestamp) of every image ``log_image`` stored in the run."""
+    """(key, step, timestamp) of every image stored under ``log_image``'s names in the run."""
     return {(image.key, image.step, image.timestamp) for image in logged_images(client, run_id)}
