@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from vizcallbacks.writers.mlflow.images import FILE_WORKERS, send_images
 from vizcallbacks.writers.mlflow.server import (
     images_on_server,
     is_rejection,
@@ -27,10 +28,8 @@ from vizcallbacks.writers.mlflow.spool import Spool
 __all__ = ["ROUND_ITEMS", "Report", "deliver"]
 
 ROUND_ITEMS = 256  # items per delivery round: the record of what was delivered grows as we go
-LOGGED_IMAGES_TAG = "mlflow.loggedImages"  # what log_image sets: the run page shows its images
 MAX_METRICS = 1000  # MLflow's per-request limits
 MAX_TAGS = 100
-FILE_WORKERS = 4  # parallel image uploads
 Item = dict[str, Any]
 
 
@@ -68,7 +67,7 @@ def deliver(
 ) -> Report:
     """Send ``items`` to ``run_id``; report which arrived, which may be retried, which were refused.
 
-    Metrics go through MLflow's asynchronous batch logging while images upload in parallel; a
+    Metrics go through MLflow's asynchronous batch logging while images and files upload; a
     run status item is applied only after everything before it arrived. Images in
     ``recheck_images`` (or all, with True) are looked for on the server first, not sent twice.
     ``parallel=False`` sends everything on the calling thread (at interpreter exit, when no new
@@ -263,54 +262,40 @@ def _send_tags(client: Any, run_id: str, items: list[Item], report: Report) -> N
 
 
 def _send_file(client: Any, run_id: str, spool: Spool, item: Mapping[str, Any]) -> None:
-    """Upload one image (its spooled PNG, through ``log_image``) or artifact file."""
+    """Upload one spooled artifact file (a histogram, a text, a ``File`` record)."""
     path = spool.payload(item)
     if not path.is_file():
         raise FileNotFoundError(f"the spooled file {path} is missing")
-    if item["kind"] != "image":
-        client.log_artifact(run_id, str(path), item["artifact_path"])
-        return
-    from PIL import Image
-
-    with Image.open(path) as picture:
-        picture.load()
-        client.log_image(
-            run_id,
-            picture,
-            key=item["key"],
-            step=item["step"],
-            timestamp=item["timestamp"],
-            synchronous=True,  # we need to know it arrived; this runs off the training thread
-        )
+    client.log_artifact(run_id, str(path), item["artifact_path"])
 
 
 def _send_files(
     client: Any, run_id: str, spool: Spool, files: list[Item], report: Report, parallel: bool
 ) -> None:
-    """Images and files, in parallel; a file rewritten later in this batch is sent only once."""
+    """Images (batched, see ``images.py``) and files; a file rewritten later in this batch is
+    sent only once. Files go in parallel to a tracking server."""
     latest = {(it.get("artifact_path"), it["file"]): it["id"] for it in files}
     for it in files:
         if it["kind"] == "artifact" and latest[(it["artifact_path"], it["file"])] != it["id"]:
             report.delivered.add(it["id"])
     to_send = [it for it in files if it["id"] not in report.delivered]
-    if any(it["kind"] == "image" for it in to_send):
-        try:  # log_image sets this tag too: concurrent first inserts of it collide in SQL stores
-            client.set_tag(run_id, LOGGED_IMAGES_TAG, "True")
-        except Exception as err:
-            report.fail([it["id"] for it in to_send], err)
-            return
-    if not to_send:
-        return
-    if parallel and is_remote(str(client.tracking_uri)):  # a local store gains nothing
+    pictures = [it for it in to_send if it["kind"] == "image"]
+    others = [it for it in to_send if it["kind"] != "image"]
+    for item_id, error in send_images(client, run_id, spool, pictures, parallel).items():
+        if error is None:
+            report.delivered.add(item_id)
+        else:
+            report.fail([item_id], error)
+    if parallel and len(others) > 1 and is_remote(str(client.tracking_uri)):
         with ThreadPoolExecutor(FILE_WORKERS, thread_name_prefix="vizcallbacks-mlflow") as pool:
-            futures = [(it, pool.submit(_send_file, client, run_id, spool, it)) for it in to_send]
+            futures = [(it, pool.submit(_send_file, client, run_id, spool, it)) for it in others]
             for item, future in futures:
                 _outcome(item, future.result, report)
     else:
-        for item in to_send:
+        for item in others:
             _outcome(item, functools.partial(_send_file, client, run_id, spool, item), report)
-    # An image whose upload arrived but whose follow-up call failed is there: keep it once.
-    unsure = [it for it in to_send if it["kind"] == "image" and it["id"] not in report.delivered]
+    # An image whose upload arrived though the call failed is there: keep it once.
+    unsure = [it for it in pictures if it["id"] not in report.delivered]
     if unsure:
         with contextlib.suppress(Exception):
             present = images_on_server(client, run_id)
