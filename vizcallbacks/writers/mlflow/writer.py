@@ -3,10 +3,8 @@
 Everything written goes first to a spool on local disk (``spool.py``) and is sent by a background
 sender thread (``sender.py``); the callbacks never wait for the network. While the tracking
 server does not answer, items wait in the spool and are retried; what is still there at the end
-is named in one warning with the command that replays it, ``python -m vizcallbacks sync DIR``.
-Replaying is idempotent: delivered ids are recorded, metrics carry their original timestamps (the
-server ignores an identical metric logged twice), images already on the server are recognised by
-key, step and timestamp, and tags and files are simply written again.
+is named in one warning with the command that replays it, ``python -m vizcallbacks sync DIR``,
+which sends each item once (see ``sync.py``).
 """
 
 from __future__ import annotations
@@ -206,7 +204,8 @@ class MLflowWriter:
     def write(self, records: Sequence[Record], step: int) -> None:
         """Spool ``records`` at ``step``; the sender delivers them (``Params`` ignores the step)."""
         step = int(step)
-        self._last_written = max(self._last_written, step)
+        if any(not isinstance(record, Params) for record in records):
+            self._last_written = max(self._last_written, step)
         for record in records:
             if isinstance(record, Image):
                 self._image(record, step)
