@@ -5,7 +5,7 @@ from __future__ import annotations
 __all__ = ["ViewFailure", "view_failure"]
 
 
-class ViewFailure(RuntimeError):
+class ViewFailure(RuntimeError):  # noqa: N818  (the name the callbacks catch)
     """vizcallbacks itself failed (not the user's arguments): the logger stops, training goes on."""
 
 

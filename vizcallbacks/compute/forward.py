@@ -59,9 +59,7 @@ class Recording:
     def logits(self, output: Any) -> tuple[Any, str | None]:
         """``output`` before its final softmax/sigmoid, and which one was skipped (else None)."""
         for key in reversed(self.order):  # innermost producer first: it is called last
-            for value, pre in zip(
-                self.calls[key], self.pre_activations.get(key, []), strict=False
-            ):
+            for value, pre in zip(self.calls[key], self.pre_activations.get(key, []), strict=False):
                 if value is output and pre is not None:
                     return pre
         return output, None
@@ -136,12 +134,11 @@ def record_forward(model: keras.layers.Layer, inputs: Any) -> Recording:
     """
     recording = Recording()
     recorder = _Recorder(model, recording)
+    # Inside an outer scope a layer may be named ">c1" or "-c1" (TensorFlow refuses those as
+    # root scope names, and a traced function has no other scope around it).
     try:
-        with recorder:
-            # Inside an outer scope a layer may be named ">c1" or "-c1" (TensorFlow refuses
-            # those as root scope names, and a traced function has no other scope around it).
-            with keras.name_scope("vizcallbacks"):
-                recording.outputs = model(inputs, training=False)
+        with recorder, keras.name_scope("vizcallbacks"):
+            recording.outputs = model(inputs, training=False)
     except Exception as err:
         raise recorder.failure(err) from err
     return recording

@@ -95,9 +95,9 @@ def spatial_layer(
     )
     recording = record_forward(model, inputs)
     called = {key: i for i, key in enumerate(recording.order)}
-    refs = sorted(
-        (r for r in refs if id(r.layer) in called), key=lambda r: called[id(r.layer)]
-    ) + [r for r in refs if id(r.layer) not in called]
+    refs = sorted((r for r in refs if id(r.layer) in called), key=lambda r: called[id(r.layer)]) + [
+        r for r in refs if id(r.layer) not in called
+    ]
     spatial = [r for r in refs if len(_first_shape(recording, r)) == 4]
     if not spatial:
         shapes = {r.name: _shape(recording.calls.get(id(r.layer), [None])[0]) for r in refs}

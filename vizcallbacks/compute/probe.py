@@ -79,7 +79,7 @@ def _check_inputs(probe: Any) -> ProbeInputs:
             raise ValueError(f"probe input {key!r} is empty. Received shape {arrays[key].shape}")
     first = _check_image(batched[images[0]], f"probe input {images[0]!r}")
     result = first.view(ProbeInputs)
-    inputs = {key: _as_input(value) for key, value in batched.items()}
+    inputs = {str(key): _as_input(value) for key, value in batched.items()}
     result.inputs = inputs if isinstance(probe, Mapping) else tuple(inputs.values())
     return result
 
@@ -165,7 +165,9 @@ def _describe_inputs(inputs: list[Any]) -> str:
     return ", ".join(f"{t.name!r} {tuple(t.shape[1:])}" for t in inputs)
 
 
-def _check_inputs_fit(fed: tuple[np.ndarray, ...] | dict[str, np.ndarray], inputs: list[Any]) -> None:
+def _check_inputs_fit(
+    fed: tuple[np.ndarray, ...] | dict[str, np.ndarray], inputs: list[Any]
+) -> None:
     if isinstance(fed, Mapping):
         names = [t.name for t in inputs]
         if sorted(fed) != sorted(names):
@@ -180,15 +182,17 @@ def _check_inputs_fit(fed: tuple[np.ndarray, ...] | dict[str, np.ndarray], input
                 f"probe holds {len(fed)} inputs but the model has {len(inputs)} "
                 f"({_describe_inputs(inputs)})."
             )
-        pairs = [(f"{i} ({t.name})", a, t) for i, (a, t) in enumerate(zip(fed, inputs, strict=True))]
+        pairs = [
+            (f"{i} ({t.name})", a, t) for i, (a, t) in enumerate(zip(fed, inputs, strict=True))
+        ]
     for key, array, tensor in pairs:
         _check_shape(array, tensor, key)
         dtype = str(getattr(tensor, "dtype", "float32"))
-        if ("int" in dtype or dtype == "bool") and np.issubdtype(array.dtype, np.floating):
-            if not np.all(array == np.round(array)):
-                raise ValueError(
-                    f"probe input {key!r} holds fractions but the model's input is {dtype}."
-                )
+        integral = "int" in dtype or dtype == "bool"
+        if integral and np.issubdtype(array.dtype, np.floating) and (array % 1 != 0).any():
+            raise ValueError(
+                f"probe input {key!r} holds fractions but the model's input is {dtype}."
+            )
 
 
 def _check_shape(array: np.ndarray, tensor: Any, key: str | None) -> None:
