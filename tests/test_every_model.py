@@ -292,17 +292,15 @@ def test_display_is_drawn_under_the_heatmap(digits, tmp_path: Path) -> None:
 
 # --- Every keras.applications family, untrained (weights=None: nothing to download) -----------
 
+# Left out to keep this under ~6 minutes on 2 cores (ResNet50 alone takes ~55 s): DenseNet121,
+# NASNetMobile and EfficientNetV2B0 (the slowest to trace); ConvNeXt has its own test above.
 FAMILIES = [
     ("ResNet50", {}, 32),
     ("MobileNetV2", {"alpha": 0.35}, 32),
     ("EfficientNetB0", {}, 32),
-    ("DenseNet121", {}, 32),
     ("InceptionV3", {}, 75),  # its last 4-D layer is 1x1 at 75x75: Grad-CAM steps back
     ("Xception", {}, 71),
-    ("ConvNeXtTiny", {}, 32),
-    ("NASNetMobile", {}, 32),
     ("RegNetX002", {}, 32),
-    ("EfficientNetV2B0", {}, 32),
     ("MobileNetV3Small", {}, 32),
     ("VGG16", {}, 32),
 ]
@@ -323,7 +321,6 @@ def _photos(size: int) -> np.ndarray:
 def test_every_application_family_trains_and_logs(
     family: str, options: dict, size: int, tmp_path: Path
 ) -> None:
-    from vizcallbacks.compute.gradcam import GradCAM
     from vizcallbacks.compute.layers import leaf_layers
 
     model = getattr(keras.applications, family)(
@@ -332,8 +329,7 @@ def test_every_application_family_trains_and_logs(
     model.compile("adam", "sparse_categorical_crossentropy")
     x, y = _photos(size), np.array([0, 1, 2] * 2)
     convs = [r.name for r in leaf_layers(model) if isinstance(r.layer, keras.layers.Conv2D)]
-    chosen = [convs[0], convs[len(convs) // 2], convs[-1]]
-    cam_layer = GradCAM(model, image_shape=(size, size, 3)).layer_name
+    chosen = [convs[0], convs[-1]]
     writers = [vc.TensorBoardWriter(tmp_path)]
     loggers = [
         vc.ActivationLogger(x[0], writers, layers=chosen),
@@ -342,8 +338,10 @@ def test_every_application_family_trains_and_logs(
     model.fit(x, y, epochs=1, batch_size=6, verbose=0, callbacks=loggers)
     events = read_events(tmp_path)
     assert _steps(events, "activations") == {f"activations/{n}": {0, 1} for n in chosen}
+    cam = loggers[1].layer_name
     assert _steps(events, "gradcam") == {
-        f"gradcam/{cam_layer}/{probe}": {0, 1} for probe in ("cat", "astronaut")
+        f"gradcam/{cam}/{probe}": {0, 1} for probe in ("cat", "astronaut")
     }
-    overlay = events[f"gradcam/{cam_layer}/cat"][1]
+    assert cam in {r.name for r in leaf_layers(model)}
+    overlay = events[f"gradcam/{cam}/cat"][1]
     assert overlay.ndim == 3 and overlay.shape[2] == 3

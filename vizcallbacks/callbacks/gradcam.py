@@ -116,6 +116,11 @@ class GradCAMLogger(VisualizationCallback):
             )
         self._cam(self.probe, self._target)  # traced here, before training, not in epoch 1
 
+    @property
+    def layer_name(self) -> str | None:
+        """The layer explained (known after training starts), ``outer/inner`` when nested."""
+        return None if self._cam is None else self._cam.layer_name
+
     def claims(self) -> set[tuple[str, ...]]:
         assert self._cam is not None
         layer = self._cam.layer_name

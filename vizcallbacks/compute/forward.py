@@ -58,7 +58,7 @@ class Recording:
 
     def logits(self, output: Any) -> tuple[Any, str | None]:
         """``output`` before its final softmax/sigmoid, and which one was skipped (else None)."""
-        for key in reversed(self.order):  # innermost producer first: it is called last
+        for key in reversed(self.order):  # a container shares its last layer's output: skip it
             for value, pre in zip(self.calls[key], self.pre_activations.get(key, []), strict=False):
                 if value is output and pre is not None:
                     return pre
@@ -146,7 +146,7 @@ def record_forward(model: keras.layers.Layer, inputs: Any) -> Recording:
 
 def model_inputs(model: keras.layers.Layer, probe: Any) -> Any:
     """The probe as tensors for ``model``: one float32 tensor, or its inputs' structure."""
-    structure = probe_inputs(probe, model)
+    structure = probe_inputs(probe)
     if isinstance(structure, Mapping):
         return {name: _tensor(value) for name, value in structure.items()}
     if isinstance(structure, (tuple, list)):

@@ -101,7 +101,7 @@ def _as_input(array: np.ndarray) -> np.ndarray:
     return array
 
 
-def probe_inputs(probe: Any, model: keras.layers.Layer | None = None) -> Any:
+def probe_inputs(probe: Any) -> Any:
     """What to feed the model: the probe's inputs (a list or dict) or the single array."""
     inputs = getattr(probe, "inputs", None)
     if inputs is None:
