@@ -348,7 +348,7 @@ def grad_cam(
     probe = check_probe(images)
     ensure_built(model, probe.shape)
     check_probe_fits_model(probe, model)
-    key = ("grad_cam", layer, output, probe.shape[1:])
+    key = ("grad_cam", layer, probe.shape[1:]) + (() if output is None else (output,))
     cam = built_for(
         model, key, lambda: GradCAM(model, layer, probe.shape[1:], output, example=probe)
     )
