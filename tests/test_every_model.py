@@ -294,13 +294,13 @@ def test_display_is_drawn_under_the_heatmap(digits, tmp_path: Path) -> None:
 
 # Left out to keep this under ~6 minutes on 2 cores (ResNet50 alone takes ~55 s): DenseNet121,
 # NASNetMobile and EfficientNetV2B0 (the slowest to trace); ConvNeXt has its own test above.
+# RegNet is not exported by keras.applications in this Keras (3.15).
 FAMILIES = [
     ("ResNet50", {}, 32),
     ("MobileNetV2", {"alpha": 0.35}, 32),
     ("EfficientNetB0", {}, 32),
     ("InceptionV3", {}, 75),  # its last 4-D layer is 1x1 at 75x75: Grad-CAM steps back
     ("Xception", {}, 71),
-    ("RegNetX002", {}, 32),
     ("MobileNetV3Small", {}, 32),
     ("VGG16", {}, 32),
 ]
