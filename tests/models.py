@@ -62,3 +62,66 @@ def tensor_arithmetic_residual(shape: tuple[int, ...] = (16, 16, 1)) -> keras.Mo
     x = keras.ops.relu(x)
     x = layers.GlobalAveragePooling2D(name="gap")(x)
     return keras.Model(inputs, layers.Dense(10, activation="softmax", name="probs")(x))
+
+
+class SubclassedNet(keras.Model):
+    """A model whose forward pass is Python code: its layers are attributes."""
+
+    def __init__(self) -> None:
+        super().__init__(name="subclassed_net")
+        self.conv_a = layers.Conv2D(4, 3, padding="same", activation="relu", name="conv_a")
+        self.conv_b = layers.Conv2D(6, 3, activation="relu", name="conv_b")
+        self.gap = layers.GlobalAveragePooling2D(name="gap")
+        self.probs = layers.Dense(10, activation="softmax", name="probs")
+
+    def call(self, x):
+        return self.probs(self.gap(self.conv_b(self.conv_a(x) * 2.0)))
+
+
+@keras.saving.register_keras_serializable("vizcallbacks_tests")
+class ResidualBlock(layers.Layer):
+    """A user-written block holding two convolutions and a residual sum."""
+
+    def __init__(self, filters: int, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.first = layers.Conv2D(filters, 3, padding="same", activation="relu", name="first")
+        self.second = layers.Conv2D(filters, 3, padding="same", name="second")
+
+    def call(self, x):
+        return keras.ops.relu(x + self.second(self.first(x)))
+
+
+def functional_with_block(shape: tuple[int, ...] = (16, 16, 1)) -> keras.Model:
+    inputs = keras.Input(shape)
+    x = layers.Conv2D(4, 3, padding="same", name="stem")(inputs)
+    x = ResidualBlock(4, name="block")(x)
+    x = layers.GlobalAveragePooling2D(name="gap")(x)
+    return keras.Model(inputs, layers.Dense(10, activation="softmax", name="probs")(x))
+
+
+def shared_layer(shape: tuple[int, ...] = (16, 16, 1)) -> keras.Model:
+    """One convolution applied twice (shared weights)."""
+    inputs = keras.Input(shape)
+    x = layers.Conv2D(4, 3, padding="same", activation="relu", name="stem")(inputs)
+    shared = layers.Conv2D(4, 3, padding="same", activation="relu", name="shared")
+    x = shared(shared(x))
+    x = layers.GlobalAveragePooling2D(name="gap")(x)
+    return keras.Model(inputs, layers.Dense(10, activation="softmax", name="probs")(x))
+
+
+def two_inputs(shape: tuple[int, ...] = (16, 16, 1)) -> keras.Model:
+    image = keras.Input(shape, name="image")
+    extra = keras.Input((3,), name="extra")
+    x = layers.Conv2D(4, 3, activation="relu", name="conv_a")(image)
+    x = layers.GlobalAveragePooling2D(name="gap")(x)
+    x = layers.Concatenate(name="join")([x, layers.Dense(4, name="extra_dense")(extra)])
+    return keras.Model([image, extra], layers.Dense(10, activation="softmax", name="probs")(x))
+
+
+def two_outputs(shape: tuple[int, ...] = (16, 16, 1)) -> keras.Model:
+    inputs = keras.Input(shape)
+    x = layers.Conv2D(4, 3, activation="relu", name="conv_a")(inputs)
+    x = layers.GlobalAveragePooling2D(name="gap")(x)
+    digit = layers.Dense(10, activation="softmax", name="digit")(x)
+    parity = layers.Dense(2, activation="softmax", name="parity")(x)
+    return keras.Model(inputs, [digit, parity])

@@ -15,7 +15,7 @@ from vizcallbacks.records import Record
 from vizcallbacks.render.colormap import HEATMAP_CMAP, check_cmap
 from vizcallbacks.views.gradcam import gradcam_records
 
-__all__ = ["GradCAMLogger"]
+__all__ = ["GradCAMLogger", "check_display"]
 
 
 class GradCAMLogger(VisualizationCallback):
@@ -27,7 +27,9 @@ class GradCAMLogger(VisualizationCallback):
     ``gradcam_prediction/<layer>[/<probe>]``.
 
     Args:
-        probe: one image ``(H, W, C)`` or a batch ``(N, H, W, C)``, preprocessed like training data.
+        probe: one image ``(H, W, C)`` or a batch ``(N, H, W, C)``, preprocessed like training data;
+            for a model with several inputs, a tuple or dict of arrays (one per input, all one
+            example or all batches): the heatmap is drawn over the first image input.
         writers: where to log, e.g. ``[vc.TensorBoardWriter("logs")]``.
         layer: name, nested path or index of a layer with a 4-D output; ``None`` takes the last.
         class_index: the class to explain for every probe; ``None`` the predicted one.
@@ -37,6 +39,10 @@ class GradCAMLogger(VisualizationCallback):
         alpha: weight of the heatmap over the image, in [0, 1].
         class_names: a name per class, for the text summary.
         probe_names: one name per probe for the tags; indices by default.
+        output: the output to explain (name or index) when the model has several.
+        display: what to draw under the heatmap instead of the probe (for probes that do not
+            look like pictures, e.g. caffe-preprocessed BGR): one image or a batch with the
+            probe's N, H and W, uint8 or float in [0, 1] or [0, 255].
     """
 
     def __init__(
@@ -51,10 +57,16 @@ class GradCAMLogger(VisualizationCallback):
         alpha: float = 0.4,
         class_names: Sequence[str] | None = None,
         probe_names: Sequence[str] | None = None,
+        output: str | int | None = None,
+        display: Any = None,
     ) -> None:
         super().__init__(writers, every_n_epochs)
         self.probe = check_probe(probe)
         n = self.probe.shape[0]
+        if output is not None and (isinstance(output, bool) or not isinstance(output, (str, int))):
+            raise TypeError(f"output must be an output name or index. Received: output={output!r}")
+        self.output = output
+        self.display = self.probe if display is None else check_display(display, self.probe)
         if class_index is not None and labels is not None:
             raise ValueError(
                 "Pass class_index (one class for every probe) or labels (the probes' true "
@@ -92,7 +104,9 @@ class GradCAMLogger(VisualizationCallback):
     def setup(self) -> None:
         ensure_built(self.model, self.probe.shape)
         check_probe_fits_model(self.probe, self.model)
-        self._cam = GradCAM(self.model, self.layer, self.probe.shape[1:])
+        self._cam = GradCAM(
+            self.model, self.layer, self.probe.shape[1:], self.output, example=self.probe
+        )
         self._cam.class_indices(self._target, self.probe.shape[0])  # in range for this model
         known = max(self._cam.num_classes, 2)
         if self.class_names is not None and len(self.class_names) != known:
@@ -101,6 +115,11 @@ class GradCAMLogger(VisualizationCallback):
                 f"Received {len(self.class_names)} names"
             )
         self._cam(self.probe, self._target)  # traced here, before training, not in epoch 1
+
+    @property
+    def layer_name(self) -> str | None:
+        """The layer explained (known after training starts), ``outer/inner`` when nested."""
+        return None if self._cam is None else self._cam.layer_name
 
     def claims(self) -> set[tuple[str, ...]]:
         assert self._cam is not None
@@ -116,5 +135,33 @@ class GradCAMLogger(VisualizationCallback):
         layer = self._cam.layer_name
         self.warn_nonfinite(f"Grad-CAM of {layer}", payload.heatmaps)
         return gradcam_records(
-            layer, self.probe, payload, self.probe_names, self.cmap, self.alpha, self.class_names
+            layer, self.display, payload, self.probe_names, self.cmap, self.alpha, self.class_names
         )
+
+
+def check_display(display: Any, probe: np.ndarray) -> np.ndarray:
+    """``display`` as a batch matching ``probe``'s N, H and W: uint8, or float in [0, 1]."""
+    array = np.asarray(display)
+    if array.ndim in (2, 3) and array.shape[:2] == probe.shape[1:3]:
+        array = array[None]
+    if array.ndim == 3:
+        array = array[..., None]
+    if array.ndim != 4 or array.shape[:3] != probe.shape[:3]:
+        raise ValueError(
+            f"display must hold one picture per probe image with the probe's height and width: "
+            f"shape ({probe.shape[0]}, {probe.shape[1]}, {probe.shape[2]}, C). "
+            f"Received shape {np.shape(display)}"
+        )
+    if array.dtype == np.uint8:
+        return array
+    if not np.issubdtype(array.dtype, np.number) or array.dtype == np.bool_:
+        raise TypeError(f"display must be uint8 or float pixels. Received dtype {array.dtype}")
+    values = array.astype(np.float32)
+    if not np.isfinite(values).all() or values.min() < 0 or values.max() > 255:
+        raise ValueError(
+            "display must be uint8 or float pixels in [0, 1] or [0, 255] (finite). Received "
+            f"values in [{np.nanmin(values):.4g}, {np.nanmax(values):.4g}]"
+        )
+    if values.max() > 1.0:
+        return np.round(values).astype(np.uint8)  # [0, 255]: drawn as is, not stretched
+    return values

@@ -19,8 +19,9 @@ def layer_activations(
     """Outputs of ``layers`` (all by default) for ``images`` ``(N, H, W, C)`` or one ``(H, W, C)``.
 
     Returns ``{layer name: float32 (N, ...)}`` in forward order; nested models' layers are named
-    ``outer/inner``. One forward pass, in inference mode, compiled on the first call and kept
-    with the model for the next ones.
+    ``outer/inner``, a layer called twice ``name`` and ``name_2``. A model with several inputs
+    takes a tuple or dict of arrays. One forward pass of the model itself, in inference mode,
+    compiled on the first call and kept with the model for the next ones.
     """
     probe = check_probe(images)
     ensure_built(model, probe.shape)

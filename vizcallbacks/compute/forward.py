@@ -1,160 +1,221 @@
-"""One forward pass that records the outputs of chosen layers, nested models included.
+"""One forward pass of the model itself that records the outputs of its layers, call by call.
 
-Keras offers ``keras.Model(model.inputs, layer.output)`` for this, but it cannot reach layers of a
-nested model (a ``keras.applications`` base inside a ``Sequential``), and a ``Sequential`` built
-without ``Input`` has no symbolic outputs at all. Running the layers ourselves works for both and
-the same code serves Grad-CAM, which needs gradients through the recorded tensors.
+``keras.Model(model.inputs, layer.output)`` cannot reach a nested model's layers, a subclassed
+model's or the second call of a shared layer. Instead, inside the trace only, each layer's
+``call`` is replaced by an instance attribute that calls the original and keeps its output;
+``model(x, training=False)`` then runs as Keras runs it (tensor arithmetic, ``training``,
+dtype policies) and the attributes are deleted afterwards, leaving the model as it was.
 """
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Collection
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from vizcallbacks.compute.layers import LayerRef, is_container, is_traceable
+from vizcallbacks.compute.errors import view_failure
+from vizcallbacks.compute.layers import LayerRef, all_layers
+from vizcallbacks.compute.probe import ProbeInputs, probe_inputs
 
-__all__ = ["ActivationExtractor", "final_squashing", "record_forward"]
+__all__ = ["ActivationExtractor", "Recording", "model_inputs", "record_forward"]
 
 _SQUASHING = ("softmax", "sigmoid")
 
 
-def _pre_activation(layer: keras.layers.Layer, inputs: Any) -> Any | None:
-    """The logits of a final softmax/sigmoid layer, or None when the layer is not one."""
+def _pre_activation(layer: keras.layers.Layer, inputs: Any) -> tuple[Any, str] | None:
+    """The logits of a softmax/sigmoid layer and the squashing skipped, or None if not one."""
+    if not hasattr(inputs, "shape"):
+        return None
     if isinstance(layer, keras.layers.Softmax):  # keras.layers.Softmax has no .activation
-        return inputs if layer.axis in (-1, len(inputs.shape) - 1) else None
+        if layer.axis in (-1, len(inputs.shape) - 1):
+            return inputs, "softmax"
+        return None
     activation = getattr(layer, "activation", None)
     name = getattr(activation, "__name__", "")
     if name not in _SQUASHING:
         return None
     if isinstance(layer, keras.layers.Activation):
-        return inputs
+        return inputs, name
     if isinstance(layer, keras.layers.Dense):
         logits = keras.ops.matmul(inputs, layer.kernel)
-        return logits + layer.bias if layer.use_bias else logits
+        return (logits + layer.bias if layer.use_bias else logits), name
     return None
 
 
-def record_forward(
-    model: keras.layers.Layer,
-    inputs: Any,
-    wanted: Collection[int],
-    record: dict[int, Any],
-    logits: bool = False,
-) -> Any:
-    """Run ``model`` on ``inputs`` in inference mode, storing outputs of the wanted layers by id.
+@dataclass
+class Recording:
+    """What one recorded pass gives: the model's outputs, each layer's outputs in call order
+    (``calls[id(layer)]``), the order of first calls, and the logits of squashing layers."""
 
-    With ``logits=True`` the model's final softmax/sigmoid is skipped (Grad-CAM needs the score
-    before squashing). Returns the model's output.
+    outputs: Any = None
+    calls: dict[int, list[Any]] = field(default_factory=dict)
+    order: list[int] = field(default_factory=list)
+    pre_activations: dict[int, list[tuple[Any, str] | None]] = field(default_factory=dict)
+
+    def logits(self, output: Any) -> tuple[Any, str | None]:
+        """``output`` before its final softmax/sigmoid, and which one was skipped (else None)."""
+        for key in reversed(self.order):  # a container shares its last layer's output: skip it
+            for value, pre in zip(self.calls[key], self.pre_activations.get(key, []), strict=False):
+                if value is output and pre is not None:
+                    return pre
+        return output, None
+
+
+class _Recorder:
+    """Installs and removes the recording wrappers; names the layer at fault on failure."""
+
+    def __init__(self, model: keras.layers.Layer, recording: Recording) -> None:
+        self.model = model
+        self.recording = recording
+        self.layers = all_layers(model)
+        self.fault: tuple[str, keras.layers.Layer] | None = None
+        self.saved: list[tuple[keras.layers.Layer, Any]] = []
+
+    def wrap(self, path: str, layer: keras.layers.Layer) -> Callable[..., Any]:
+        original = layer.call
+        calls = self.recording.calls
+        order = self.recording.order
+        pre = self.recording.pre_activations
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            try:
+                out = original(*args, **kwargs)
+                first = args[0] if args else next(iter(kwargs.values()), None)
+                pre.setdefault(id(layer), []).append(_pre_activation(layer, first))
+            except Exception:
+                if self.fault is None:  # the innermost layer's handler runs first
+                    self.fault = (path, layer)
+                raise
+            if id(layer) not in calls:
+                order.append(id(layer))
+            calls.setdefault(id(layer), []).append(out)
+            return out
+
+        return call
+
+    def __enter__(self) -> _Recorder:
+        for path, layer in self.layers:
+            # Not setattr: Keras would track the function; the class's call stays untouched.
+            self.saved.append((layer, layer.__dict__.get("call", _ABSENT)))
+            object.__setattr__(layer, "call", self.wrap(path, layer))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for layer, before in reversed(self.saved):
+            if before is _ABSENT:
+                layer.__dict__.pop("call", None)
+            else:
+                layer.__dict__["call"] = before
+        self.saved.clear()
+
+    def failure(self, err: Exception) -> Exception:
+        """``err`` restated naming the layer at fault: ValueError/TypeError stay what they are
+        (the input does not fit that layer), anything else becomes a ViewFailure."""
+        path, layer = self.fault if self.fault is not None else (self.model.name, self.model)
+        where = f"layer {path!r} ({type(layer).__name__})"
+        if isinstance(err, (ValueError, TypeError)):
+            kind = ValueError if isinstance(err, ValueError) else TypeError
+            return kind(f"The probe could not go through {where}: {err}")
+        return view_failure(where, err)
+
+
+_ABSENT = object()
+
+
+def record_forward(model: keras.layers.Layer, inputs: Any) -> Recording:
+    """Run ``model(inputs, training=False)`` once, recording every layer's output per call.
+
+    Raises ValueError/TypeError naming the layer at fault when the inputs do not fit it, and
+    :class:`~vizcallbacks.compute.errors.ViewFailure` for anything else.
     """
+    recording = Recording()
+    recorder = _Recorder(model, recording)
     # Inside an outer scope a layer may be named ">c1" or "-c1" (TensorFlow refuses those as
     # root scope names, and a traced function has no other scope around it).
-    with keras.name_scope("vizcallbacks"):
-        return _replay(model, inputs, wanted, record, logits)
+    try:
+        with recorder, keras.name_scope("vizcallbacks"):
+            recording.outputs = model(inputs, training=False)
+    except Exception as err:
+        raise recorder.failure(err) from err
+    return recording
 
 
-def _replay(
-    model: keras.layers.Layer,
-    inputs: Any,
-    wanted: Collection[int],
-    record: dict[int, Any],
-    logits: bool,
-) -> Any:
-    output_layer = _output_layer(model) if logits else None
-
-    def call(layer: keras.layers.Layer, *args: Any, **kwargs: Any) -> Any:
-        if is_container(layer):
-            out = _replay(layer, args[0], wanted, record, logits and layer is output_layer)
-        elif layer is output_layer and (pre := _pre_activation(layer, args[0])) is not None:
-            out = pre
-        else:
-            if isinstance(layer, keras.layers.Layer):
-                # Layers take `training` (Keras drops it for those whose call() does not); the
-                # keras.ops operations that `x + y` or `x * 0.5` put in a graph do not.
-                kwargs["training"] = False
-            out = layer(*args, **kwargs)
-        if id(layer) in wanted:
-            record[id(layer)] = out
-        return out
-
-    if isinstance(model, keras.Sequential):
-        x = inputs
-        for layer in model.layers:
-            if not isinstance(layer, keras.layers.InputLayer):
-                x = call(layer, x)
-        return x
-    if isinstance(model, keras.Model):
-        if not is_traceable(model):
-            raise ValueError(_subclassed_message(model))
-        return model._run_through_graph(inputs, operation_fn=lambda op: functools.partial(call, op))
-    return call(model, inputs)
+def model_inputs(model: keras.layers.Layer, probe: Any) -> Any:
+    """The probe as tensors for ``model``: one float32 tensor, or its inputs' structure."""
+    structure = probe_inputs(probe)
+    if isinstance(structure, Mapping):
+        return {name: _tensor(value) for name, value in structure.items()}
+    if isinstance(structure, (tuple, list)):
+        return [_tensor(value) for value in structure]
+    return tf.convert_to_tensor(structure, dtype=tf.float32)
 
 
-def final_squashing(model: keras.layers.Layer) -> str | None:
-    """``"softmax"``/``"sigmoid"``: what ``record_forward(..., logits=True)`` skips, else None."""
-    layer = _output_layer(model)
-    while layer is not None and is_container(layer):
-        layer = _output_layer(layer)
-    if layer is None:
-        return None
-    if isinstance(layer, keras.layers.Softmax):
-        return "softmax" if layer.axis == -1 else None
-    if not isinstance(layer, (keras.layers.Activation, keras.layers.Dense)):
-        return None
-    name = getattr(getattr(layer, "activation", None), "__name__", "")
-    return name if name in _SQUASHING else None
-
-
-def _output_layer(model: keras.layers.Layer) -> keras.layers.Layer | None:
-    """The layer that produces the model's output (the last one for Sequential)."""
-    if isinstance(model, keras.Sequential):
-        layers = [la for la in model.layers if not isinstance(la, keras.layers.InputLayer)]
-        return layers[-1] if layers else None
-    if isinstance(model, keras.Model) and hasattr(model, "_run_through_graph"):
-        history = getattr(model.outputs[0], "_keras_history", None)
-        return history.operation if history is not None else None
-    return None
-
-
-def _subclassed_message(model: keras.layers.Layer) -> str:
-    return (
-        f"Model {model.name!r} ({type(model).__name__}) is a subclassed model: its call() is "
-        "Python code, so the outputs of its inner layers cannot be reached from outside. "
-        "Activation grids and Grad-CAM need a Sequential or Functional model (rebuild it with "
-        "keras.Input and the functional API); FilterLogger works on any model."
-    )
+def _tensor(value: np.ndarray) -> tf.Tensor:
+    if np.issubdtype(value.dtype, np.floating):
+        return tf.convert_to_tensor(value, dtype=tf.float32)
+    return tf.convert_to_tensor(value)
 
 
 class ActivationExtractor:
-    """Outputs of the chosen layers for a batch of images, from one compiled forward pass.
+    """Outputs of the chosen layers for a probe, from one compiled forward pass of the model.
 
     Built once per training run; the ``tf.function`` is traced on the first call and reused for
-    every later batch of the same shape, so weights are read fresh but nothing is rebuilt.
+    every later batch of the same shape, so weights are read fresh but nothing is rebuilt. A
+    layer called twice (shared weights) gives ``name`` and ``name_2``: after the first call,
+    ``refs`` holds one entry per recorded call.
     """
 
     def __init__(self, model: keras.Model, refs: list[LayerRef]) -> None:
-        if not is_traceable(model):
-            raise ValueError(_subclassed_message(model))
         self.model = model
-        self.refs = refs
-        wanted = {id(ref.layer) for ref in refs}
+        self.refs = list(refs)
+        self._requested = list(refs)
 
-        def forward(images: tf.Tensor) -> dict[str, tf.Tensor]:
-            record: dict[int, Any] = {}
-            record_forward(model, images, wanted, record)
-            return {ref.name: record[id(ref.layer)] for ref in refs if id(ref.layer) in record}
+        def forward(inputs: Any) -> dict[str, tf.Tensor]:
+            calls = record_forward(model, inputs).calls
+            return {
+                f"{i}/{k}": value
+                for i, ref in enumerate(self._requested)
+                for k, value in enumerate(calls.get(id(ref.layer), []))
+                if isinstance(value, tf.Tensor)
+            }
 
         self._forward = tf.function(forward, reduce_retracing=True, autograph=False)
 
-    def __call__(self, images: np.ndarray) -> dict[str, np.ndarray]:
-        """``images`` ``(N, H, W, C)`` → ``{layer name: float32 array (N, ...)}``."""
-        outputs = self._forward(tf.convert_to_tensor(images, dtype=tf.float32))
+    def __call__(self, images: np.ndarray | ProbeInputs) -> dict[str, np.ndarray]:
+        """A probe ``(N, H, W, C)`` (or a multi-input one) → ``{layer name: float32 (N, ...)}``."""
+        try:
+            outputs = self._forward(model_inputs(self.model, images))
+        except tf.errors.OpError as err:  # the traced graph failed while running
+            raise view_failure(f"model {self.model.name!r}", err) from err
+        self.refs = self._name_calls(outputs)
         return {
-            name: np.asarray(value, dtype=np.float32)
-            for name, value in outputs.items()
-            if isinstance(value, tf.Tensor)
+            ref.name: np.asarray(outputs[key], dtype=np.float32)
+            for key, ref in zip(sorted(outputs, key=_call_key), self.refs, strict=True)
         }
+
+    def _name_calls(self, outputs: Mapping[str, Any]) -> list[LayerRef]:
+        """One ref per recorded call, in forward order: ``name``, then ``name_2``, ``name_3``."""
+        used = {ref.name for ref in self._requested}
+        refs: list[LayerRef] = []
+        for key in sorted(outputs, key=_call_key):
+            i, k = _call_key(key)
+            ref = self._requested[i]
+            if k == 0:
+                refs.append(ref)
+                continue
+            n, name = k + 1, f"{ref.name}_{k + 1}"
+            while name in used:
+                n += 1
+                name = f"{ref.name}_{n}"
+            used.add(name)
+            refs.append(LayerRef((*ref.path[:-1], name.rsplit("/", 1)[-1]), ref.layer, name))
+        return refs
+
+
+def _call_key(key: str) -> tuple[int, int]:
+    i, k = key.split("/")
+    return int(i), int(k)

@@ -18,7 +18,8 @@ import numpy as np
 import tensorflow as tf
 
 from vizcallbacks.compute.cache import built_for
-from vizcallbacks.compute.forward import final_squashing, record_forward
+from vizcallbacks.compute.errors import view_failure
+from vizcallbacks.compute.forward import Recording, model_inputs, record_forward
 from vizcallbacks.compute.layers import LayerRef, ensure_built, leaf_layers, select_layers
 from vizcallbacks.compute.probe import check_probe, check_probe_fits_model
 
@@ -28,6 +29,7 @@ __all__ = [
     "GradCAMResult",
     "grad_cam",
     "input_image_shape",
+    "pick_output",
     "spatial_layer",
 ]
 
@@ -75,40 +77,120 @@ def input_image_shape(
 
 
 def spatial_layer(
-    model: keras.Model, layer: str | int | None, image_shape: Sequence[int], what: str
-) -> tuple[LayerRef, Any, Any]:
-    """The layer with a 4-D output named by ``layer`` (``None``: the last one), its output and
-    the model's output (logits) for one blank image; a nested model's name means its last one.
+    model: keras.Model,
+    layer: str | int | None,
+    image_shape: Sequence[int],
+    what: str,
+    example: Any = None,
+) -> tuple[LayerRef, Any, Recording]:
+    """The layer with a 4-D output named by ``layer`` (``None``: the last one called whose maps
+    are larger than 1x1), its output and the recorded pass, on ``example`` (default: a blank
+    image); a nested model's or block's name means its last one.
     """
     refs = leaf_layers(model) if layer is None else select_layers(model, [layer])
-    record: dict[int, Any] = {}
-    blank = tf.zeros((1, *image_shape), dtype=tf.float32)
-    output = record_forward(model, blank, {id(r.layer) for r in refs}, record, logits=True)
-    spatial = [r for r in refs if len(getattr(record.get(id(r.layer)), "shape", ())) == 4]
+    inputs = (
+        tf.zeros((1, *image_shape), dtype=tf.float32)
+        if example is None
+        else model_inputs(model, example)
+    )
+    recording = record_forward(model, inputs)
+    called = {key: i for i, key in enumerate(recording.order)}
+    refs = sorted((r for r in refs if id(r.layer) in called), key=lambda r: called[id(r.layer)]) + [
+        r for r in refs if id(r.layer) not in called
+    ]
+    spatial = [r for r in refs if len(_first_shape(recording, r)) == 4]
     if not spatial:
+        shapes = {r.name: _shape(recording.calls.get(id(r.layer), [None])[0]) for r in refs}
         if layer is None:
             raise ValueError(
                 f"{what}: the model has no layer with a 4-D (N, H, W, C) output; it needs a "
                 "convolutional part. Layers: "
-                + ", ".join(f"{r.name} {_shape(record.get(id(r.layer)))}" for r in refs)
+                + ", ".join(f"{name} {shape}" for name, shape in shapes.items())
             )
         raise ValueError(
             f"{what}: layer={layer!r} has no 4-D (N, H, W, C) output "
-            f"(its output shape is {_shape(record.get(id(refs[-1].layer)))}). "
+            f"(its output shape is {shapes[refs[-1].name] if refs else 'unknown'}). "
             "Name a conv, pooling or activation layer."
         )
-    return spatial[-1], record[id(spatial[-1].layer)], output
+    chosen = spatial[-1]
+    if _is_1x1(recording, chosen):
+        larger = [r for r in spatial if not _is_1x1(recording, r)]
+        if layer is None and larger:
+            log.warning(
+                "vizcallbacks: %s: the last layer with a 4-D output, %s, is 1x1 for this input "
+                "size, so its heatmap would be uniform; using %s, the last one larger than 1x1.",
+                what,
+                chosen.name,
+                larger[-1].name,
+            )
+            chosen = larger[-1]
+        else:
+            log.warning(
+                "vizcallbacks: %s: layer %s is 1x1 for this input size: its heatmap is uniform "
+                "(one cell, resized to the image). Pick an earlier layer with larger maps.",
+                what,
+                chosen.name,
+            )
+    return chosen, recording.calls[id(chosen.layer)][0], recording
+
+
+def _first_shape(recording: Recording, ref: LayerRef) -> tuple[Any, ...]:
+    values = recording.calls.get(id(ref.layer))
+    return tuple(getattr(values[0], "shape", ())) if values else ()
+
+
+def _is_1x1(recording: Recording, ref: LayerRef) -> bool:
+    return _first_shape(recording, ref)[1:3] == (1, 1)
 
 
 def _shape(value: Any) -> str:
     return str(tuple(value.shape)) if hasattr(value, "shape") else "unknown"
 
 
+def pick_output(model: keras.Model, outputs: Any, output: str | int | None) -> Any:
+    """The model output named by ``output`` (a name or index; ``None``: the only one)."""
+    if not isinstance(outputs, (list, tuple, dict)):
+        if output not in (None, 0, *_output_names(model)[:1]):
+            raise ValueError(f"output={output!r}: the model has a single output.")
+        return outputs
+    names = _output_names(model)
+    if output is None:
+        if len(outputs) == 1:
+            return next(iter(outputs.values())) if isinstance(outputs, dict) else outputs[0]
+        raise ValueError(
+            f"The model has {len(outputs)} outputs; pass output= with one of their names "
+            f"{names} or an index 0..{len(outputs) - 1}."
+        )
+    if isinstance(output, bool) or not isinstance(output, (str, int)):
+        raise TypeError(f"output must be an output name or index. Received: output={output!r}")
+    if isinstance(output, int):
+        if not -len(outputs) <= output < len(outputs):
+            raise ValueError(
+                f"output={output} is out of range: the model has {len(outputs)} outputs {names}."
+            )
+        output = names[output] if isinstance(outputs, dict) else output
+    if isinstance(outputs, dict):
+        if output not in outputs:
+            raise ValueError(f"output={output!r}: the model's outputs are {list(outputs)}.")
+        return outputs[output]
+    if isinstance(output, str):
+        if output not in names:
+            raise ValueError(f"output={output!r}: the model's outputs are {names}.")
+        output = names.index(output)
+    return outputs[output]
+
+
+def _output_names(model: keras.Model) -> list[str]:
+    return [str(n) for n in (getattr(model, "output_names", None) or [])]
+
+
 class GradCAM:
     """Grad-CAM of one layer of ``model``, built once, one compiled forward/backward per call.
 
-    ``layer=None`` picks the last layer with a 4-D output (logged). Weights are read fresh on
-    every call; the model itself (weights, trainable flags, dtype policy) is never changed.
+    ``layer=None`` picks the last layer with a 4-D output larger than 1x1 (logged); ``output``
+    names or indexes the explained output of a multi-output model; ``example`` is a probe used
+    for the trial pass (needed for several inputs). Weights are read fresh on every call; the
+    model itself (weights, trainable flags, dtype policy) is never changed.
     """
 
     def __init__(
@@ -116,18 +198,22 @@ class GradCAM:
         model: keras.Model,
         layer: str | int | None = None,
         image_shape: Sequence[int] | None = None,
+        output: str | int | None = None,
+        example: Any = None,
     ) -> None:
         shape = input_image_shape(model, image_shape, "grad_cam")
         ensure_built(model, (1, *shape))
         self.model = model
-        self.ref, _, output = spatial_layer(model, layer, shape, "grad_cam")
-        if isinstance(output, (list, tuple, dict)) or len(output.shape) != 2:
+        self.output = output
+        self.ref, _, recording = spatial_layer(model, layer, shape, "grad_cam", example)
+        chosen = pick_output(model, recording.outputs, output)
+        if len(chosen.shape) != 2:
             raise ValueError(
-                "grad_cam needs a classifier with one output of shape (N, classes). "
-                f"Received a model whose output is {_describe(output)}."
+                "grad_cam needs a classifier output of shape (N, classes). "
+                f"Received an output of shape {tuple(chosen.shape)}."
             )
-        self.num_classes = int(output.shape[-1])
-        self.squashing = final_squashing(model)
+        self.num_classes = int(chosen.shape[-1])
+        self.squashing = recording.logits(chosen)[1]
         if layer is None:
             log.info(
                 "vizcallbacks: Grad-CAM uses layer %r, the last layer with a 4-D output",
@@ -173,9 +259,13 @@ class GradCAM:
         return values.astype(np.int32)
 
     def __call__(self, images: np.ndarray, class_index: ClassIndex = None) -> GradCAMResult:
-        """``images`` float32 ``(N, H, W, C)`` → :class:`GradCAMResult`."""
+        """``images`` float32 ``(N, H, W, C)`` (or a multi-input probe) → the result."""
         classes = self.class_indices(class_index, images.shape[0])
-        out = self._function(tf.convert_to_tensor(images, tf.float32), tf.constant(classes))
+        size = tf.constant(images.shape[1:3], tf.int32)
+        try:
+            out = self._function(model_inputs(self.model, images), size, tf.constant(classes))
+        except tf.errors.OpError as err:  # the traced graph failed while running
+            raise view_failure(f"Grad-CAM of layer {self.ref.name!r}", err) from err
         return GradCAMResult(
             heatmaps=np.asarray(out["heatmaps"], dtype=np.float32),
             class_index=np.asarray(out["class_index"], dtype=np.int64),
@@ -184,13 +274,15 @@ class GradCAM:
             class_probability=np.asarray(out["class_probability"], dtype=np.float32),
         )
 
-    def _run(self, images: tf.Tensor, classes: tf.Tensor) -> dict[str, tf.Tensor]:
+    def _run(self, inputs: Any, size: tf.Tensor, classes: tf.Tensor) -> dict[str, tf.Tensor]:
         with tf.GradientTape(watch_accessed_variables=False) as tape:
-            tape.watch(images)  # records every op, frozen layers included
-            record: dict[int, Any] = {}
-            logits = record_forward(self.model, images, {id(self.ref.layer)}, record, logits=True)
-            logits = tf.cast(logits, tf.float32)
-            maps = record[id(self.ref.layer)]
+            for tensor in tf.nest.flatten(inputs):  # records every op, frozen layers included
+                if tensor.dtype.is_floating:
+                    tape.watch(tensor)
+            recording = record_forward(self.model, inputs)
+            output = pick_output(self.model, recording.outputs, self.output)
+            logits = tf.cast(recording.logits(output)[0], tf.float32)
+            maps = recording.calls[id(self.ref.layer)][0]
             scores = self._scores(logits, classes)
         grads = tape.gradient(scores["score"], maps)
         if grads is None:
@@ -201,7 +293,7 @@ class GradCAM:
         maps = tf.cast(maps, tf.float32)
         weights = tf.reduce_mean(tf.cast(grads, tf.float32), axis=(1, 2), keepdims=True)
         cam = tf.nn.relu(tf.reduce_sum(weights * maps, axis=-1, keepdims=True))
-        cam = tf.image.resize(cam, tf.shape(images)[1:3], method="bilinear")[..., 0]
+        cam = tf.image.resize(cam, size, method="bilinear")[..., 0]
         cam = tf.math.divide_no_nan(cam, tf.reduce_max(cam, axis=(1, 2), keepdims=True))
         scores["heatmaps"] = tf.clip_by_value(cam, 0.0, 1.0)
         return scores
@@ -236,29 +328,28 @@ class GradCAM:
         }
 
 
-def _describe(output: Any) -> str:
-    if isinstance(output, (list, tuple, dict)):
-        return f"{len(output)} outputs"
-    return f"of shape {tuple(output.shape)}"
-
-
 def grad_cam(
     model: keras.Model,
     images: np.ndarray,
     layer: str | int | None = None,
     class_index: ClassIndex = None,
+    output: str | int | None = None,
 ) -> np.ndarray:
     """Grad-CAM heatmaps: float32 ``(N, H, W)`` in [0, 1] at the input's resolution.
 
     ``L = ReLU(sum_k alpha_k A_k)`` with ``alpha_k`` the spatial mean of ``d score / d A_k``, the
     score taken before the final softmax/sigmoid. ``layer=None``: the last layer with a 4-D
     output; ``class_index=None``: the predicted class, else an int or one int per image (for one
-    sigmoid unit, 0 explains the negative class through ``-logit``). Compiled on the first call
-    and kept with the model, so repeated calls cost one compiled run.
+    sigmoid unit, 0 explains the negative class through ``-logit``). Several inputs: a tuple or
+    dict of arrays, the heatmap drawn at the first image input's size; several outputs: pick one
+    with ``output=`` (name or index). Compiled on the first call and kept with the model, so
+    repeated calls cost one compiled run.
     """
     probe = check_probe(images)
     ensure_built(model, probe.shape)
     check_probe_fits_model(probe, model)
-    key = ("grad_cam", layer, probe.shape[1:])
-    cam = built_for(model, key, lambda: GradCAM(model, layer, probe.shape[1:]))
+    key = ("grad_cam", layer, probe.shape[1:]) + (() if output is None else (output,))
+    cam = built_for(
+        model, key, lambda: GradCAM(model, layer, probe.shape[1:], output, example=probe)
+    )
     return cam(probe, class_index).heatmaps

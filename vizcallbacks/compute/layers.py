@@ -13,10 +13,12 @@ from vizcallbacks.tags import unique_safe_names
 __all__ = [
     "LayerRef",
     "LayerSelection",
+    "all_layers",
     "ensure_built",
-    "is_traceable",
+    "is_container",
     "leaf_layers",
     "select_layers",
+    "sublayers",
 ]
 
 LayerSelection = Sequence[str | int] | None
@@ -31,35 +33,53 @@ class LayerRef:
     name: str
 
 
+def sublayers(layer: keras.layers.Layer) -> list[keras.layers.Layer]:
+    """The layers directly inside ``layer``: a model's ``layers``, a custom block's sublayers.
+
+    Keras' own layers (``MultiHeadAttention``, ``Bidirectional``...) count as one layer, as
+    before; a block the user wrote (a ``keras.layers.Layer`` subclass holding layers) is opened.
+    """
+    if isinstance(layer, keras.Model):
+        return [la for la in layer.layers if not isinstance(la, keras.layers.InputLayer)]
+    if type(layer).__module__.split(".")[0] == "keras":
+        return []
+    # Keras 3 has no public accessor for a plain Layer's tracked sublayers (Model.layers is
+    # built on this one); this is the only private Keras attribute vizcallbacks uses.
+    return list(layer._flatten_layers(include_self=False, recursive=False))
+
+
 def is_container(layer: keras.layers.Layer) -> bool:
-    """True for models used as layers (Sequential, Functional, subclassed)."""
-    return isinstance(layer, keras.Model)
+    """True for models used as layers and for custom blocks holding layers."""
+    return isinstance(layer, keras.Model) or bool(sublayers(layer))
 
 
-def is_traceable(model: keras.layers.Layer) -> bool:
-    """True when the layer's inner outputs can be reached: Sequential or Functional, recursively."""
-    if isinstance(model, keras.Sequential):
-        return all(is_traceable(layer) for layer in model.layers if is_container(layer))
-    if isinstance(model, keras.Model):
-        if not hasattr(model, "_run_through_graph"):
-            return False
-        return all(is_traceable(layer) for layer in model.layers if is_container(layer))
-    return True
-
-
-def _leaf_paths(
-    model: keras.Model, prefix: tuple[str, ...]
+def _paths(
+    model: keras.layers.Layer, prefix: tuple[str, ...], seen: set[int], containers: bool
 ) -> list[tuple[tuple[str, ...], keras.layers.Layer]]:
     found: list[tuple[tuple[str, ...], keras.layers.Layer]] = []
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.InputLayer):
+    for layer in sublayers(model):
+        if id(layer) in seen:
             continue
+        seen.add(id(layer))
         path = (*prefix, layer.name)
         if is_container(layer):
-            found.extend(_leaf_paths(layer, path))
+            if containers:
+                found.append((path, layer))
+            found.extend(_paths(layer, path, seen, containers))
         else:
             found.append((path, layer))
     return found
+
+
+def _leaf_paths(
+    model: keras.layers.Layer, prefix: tuple[str, ...]
+) -> list[tuple[tuple[str, ...], keras.layers.Layer]]:
+    return _paths(model, prefix, set(), containers=False)
+
+
+def all_layers(model: keras.layers.Layer) -> list[tuple[str, keras.layers.Layer]]:
+    """``("outer/inner", layer)`` for every layer inside ``model``, containers included."""
+    return [("/".join(path), layer) for path, layer in _paths(model, (), set(), True)]
 
 
 def leaf_layers(model: keras.Model) -> list[LayerRef]:
@@ -121,7 +141,13 @@ def ensure_built(model: keras.Model, input_shape: tuple[int, ...]) -> None:
     if model.built:
         return
     try:
-        model.build((None, *input_shape[1:]))
+        if isinstance(model, keras.Sequential):
+            model.build((None, *input_shape[1:]))
+        else:
+            # A subclassed model has no build(): Keras would mark it built with no weights, and
+            # its layers would then create them inside a traced function. One eager call builds
+            # every layer as fit's first step would.
+            model(keras.ops.zeros((1, *input_shape[1:])), training=False)
     except Exception as err:
         raise ValueError(
             f"The model is not built and could not be built for inputs of shape "

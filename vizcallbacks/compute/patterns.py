@@ -116,9 +116,8 @@ class FilterPatterns:
 
     def _objective(self, images: tf.Tensor, onehot: tf.Tensor) -> tf.Tensor:
         """Mean activation of filter ``f`` in image ``f``, float32 ``(F,)``."""
-        record: dict[int, Any] = {}
-        record_forward(self.model, images, {id(self.ref.layer)}, record)
-        means = tf.reduce_mean(tf.cast(record[id(self.ref.layer)], tf.float32), axis=(1, 2))
+        maps = record_forward(self.model, images).calls[id(self.ref.layer)][0]
+        means = tf.reduce_mean(tf.cast(maps, tf.float32), axis=(1, 2))
         return tf.reduce_sum(means * onehot, axis=-1)
 
     def _run(
