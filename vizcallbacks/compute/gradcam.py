@@ -113,6 +113,12 @@ def spatial_layer(
             "Name a conv, pooling or activation layer."
         )
     chosen = spatial[-1]
+    if getattr(chosen.layer, "data_format", None) == "channels_first":
+        raise ValueError(
+            f"{what}: layer {chosen.name!r} is channels_first; Grad-CAM and filter patterns "
+            "support channels_last layers only so far. ActivationLogger and FilterLogger draw "
+            "this model; for Grad-CAM, build it with data_format='channels_last'."
+        )
     if _is_1x1(recording, chosen):
         larger = [r for r in spatial if not _is_1x1(recording, r)]
         if layer is None and larger:
