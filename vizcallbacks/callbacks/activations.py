@@ -15,7 +15,12 @@ from vizcallbacks.callbacks.background import warn_once
 from vizcallbacks.callbacks.base import VisualizationCallback
 from vizcallbacks.compute.forward import ActivationExtractor
 from vizcallbacks.compute.layers import LayerSelection, ensure_built, leaf_layers, select_layers
-from vizcallbacks.compute.probe import check_probe, check_probe_fits_model, probe_tag_names
+from vizcallbacks.compute.probe import (
+    check_probe,
+    check_probe_fits_model,
+    is_several_inputs,
+    probe_tag_names,
+)
 from vizcallbacks.compute.statistics import DeadChannelTracker, activation_statistics
 from vizcallbacks.records import Params, Record
 from vizcallbacks.render.colormap import DEFAULT_CMAP, check_cmap
@@ -302,6 +307,8 @@ def _validated_probe(probe: Any) -> np.ndarray:
     """``probe`` as float32, checked (numeric, finite, not empty, rank 3 to 5); images keep the
     image checks of ``check_probe``. The batch axis is settled in setup, from the model: a 2-D
     array is refused, as a grayscale image without its channel axis is the likelier mistake."""
+    if is_several_inputs(probe):
+        return check_probe(probe)  # one array per model input: checked there, batched
     array = np.asarray(probe)
     if array.dtype == object or not (
         np.issubdtype(array.dtype, np.number) or array.dtype == np.bool_

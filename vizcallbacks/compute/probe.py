@@ -16,6 +16,7 @@ __all__ = [
     "ProbeInputs",
     "check_probe",
     "check_probe_fits_model",
+    "is_several_inputs",
     "probe_inputs",
     "probe_tag_names",
 ]
@@ -40,16 +41,21 @@ def check_probe(probe: object) -> np.ndarray:
     :class:`ProbeInputs`. Raises ``TypeError`` for non-numeric data and ``ValueError`` for a
     wrong rank, an empty batch, or NaN/Inf values, each naming what was received.
     """
-    if isinstance(probe, (tuple, Mapping)) or (isinstance(probe, list) and not _stacks(probe)):
+    if is_several_inputs(probe):
         return _check_inputs(probe)
     return _check_image(probe, "probe")
 
 
-def _stacks(items: list[Any]) -> bool:
-    try:
-        return np.asarray(items).dtype != object
-    except ValueError:  # ragged: numpy refuses to stack
+def is_several_inputs(probe: object) -> bool:
+    """True for one array per model input: a tuple, a dict, or a list whose items do not stack."""
+    if isinstance(probe, (tuple, Mapping)):
+        return True
+    if not isinstance(probe, list):
         return False
+    try:
+        return np.asarray(probe).dtype == object
+    except ValueError:  # ragged: numpy refuses to stack
+        return True
 
 
 def _check_inputs(probe: Any) -> ProbeInputs:
