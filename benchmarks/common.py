@@ -101,9 +101,14 @@ def cpu_seconds() -> float:
     """CPU seconds (user + sys) of every thread of this process and of its waited-for children.
 
     Work moved to background threads runs on the same cores as training: it is counted here.
+    ``getrusage`` resolves microseconds (``os.times`` only 10 ms clock ticks).
     """
-    t = os.times()
-    return t.user + t.system + t.children_user + t.children_system
+    import resource
+
+    own, children = (
+        resource.getrusage(w) for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
+    )
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 @dataclass
