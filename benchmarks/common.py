@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import platform
@@ -16,11 +17,14 @@ from typing import Any
 import keras
 
 __all__ = [
-    "EpochClock",
+    "HEADER",
+    "Clock",
     "Row",
-    "StepTimer",
+    "cpu_seconds",
+    "judged",
     "machine_description",
     "make_writers",
+    "measured",
     "median",
     "mlflow_uri",
     "progress",
@@ -93,93 +97,107 @@ def wait_delivered(writers: Sequence[Any]) -> None:
             wait()
 
 
-class EpochClock:
-    """Wall time of each epoch: from the first callback's ``on_epoch_begin`` to the last one's
-    ``on_epoch_end``, so the callbacks in between and work overlapping the epoch are inside."""
+def cpu_seconds() -> float:
+    """CPU seconds (user + sys) of every thread of this process and of its waited-for children.
 
-    def __init__(self) -> None:
-        self.seconds: list[float] = []
-        self._began = 0.0
-
-    def around(self, callbacks: Sequence[keras.callbacks.Callback]) -> list[Any]:
-        """``callbacks`` between the clock's start (first) and stop (last) hooks."""
-        start = keras.callbacks.LambdaCallback(on_epoch_begin=self._begin)
-        stop = keras.callbacks.LambdaCallback(on_epoch_end=self._end)
-        return [start, *callbacks, stop]
-
-    def _begin(self, epoch: int, logs: Any = None) -> None:
-        self._began = time.perf_counter()
-
-    def _end(self, epoch: int, logs: Any = None) -> None:
-        self.seconds.append(time.perf_counter() - self._began)
-
-
-class StepTimer:
-    """Whole cost of each logged epoch, serialized: from before the loggers' ``on_epoch_end``
-    until their rendering, writing and MLflow delivery have finished.
-
-    The loggers hold their rendering until the next ``on_epoch_begin`` (when every callback's
-    ``on_epoch_end`` has returned), so the timer settles there, after theirs. The last epoch is
-    not timed: ``on_train_end`` also writes the run's summary and closes the writers.
+    Work moved to background threads runs on the same cores as training: it is counted here.
+    ``getrusage`` resolves microseconds (``os.times`` only 10 ms clock ticks).
     """
+    import resource
 
-    def __init__(self, loggers: Sequence[Any] = (), writers: Sequence[Any] = ()) -> None:
-        self.loggers = list(loggers)
-        self.writers = list(writers)
-        self.seconds: list[float] = []
-        self._began: float | None = None
+    own, children = (
+        resource.getrusage(w) for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
+    )
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
-    def around(self, callbacks: Sequence[keras.callbacks.Callback]) -> list[Any]:
-        """``callbacks`` between the timer's start hook (``on_epoch_end``, first) and its
-        settle hook (``on_epoch_begin``, last)."""
-        start = keras.callbacks.LambdaCallback(on_epoch_end=self._begin)
-        settle = keras.callbacks.LambdaCallback(on_epoch_begin=self._settle)
-        return [start, *callbacks, settle]
 
-    def _begin(self, epoch: int, logs: Any = None) -> None:
-        self._began = time.perf_counter()
+@dataclass
+class Clock:
+    """Wall and CPU seconds of a block: ``with Clock() as c: ...`` then ``c.wall``, ``c.cpu``."""
 
-    def _settle(self, epoch: int, logs: Any = None) -> None:
-        if self._began is None:  # the first epoch: nothing logged yet
-            return
-        for logger in self.loggers:
-            wait_published(logger, epoch + 1)  # step 0 (before training) + one per epoch
-        wait_delivered(self.writers)
-        self.seconds.append(time.perf_counter() - self._began)
-        self._began = None
+    wall: float = 0.0
+    cpu: float = 0.0
+
+    def __enter__(self) -> Clock:
+        self._wall, self._cpu = time.perf_counter(), cpu_seconds()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.wall = time.perf_counter() - self._wall
+        self.cpu = cpu_seconds() - self._cpu
 
 
 @dataclass(frozen=True)
 class Row:
-    """One line of the result table."""
+    """One line of the result table: the value (median), its spread (min and max over the
+    pairs, or over steps where the row says so), a target and the verdict with its reason."""
 
     measurement: str
     value: float
     unit: str
+    low: float = math.nan
+    high: float = math.nan
     target: str = ""
-    holds: bool | None = None  # with a target: None when the noise is too large to tell
+    verdict: str = ""  # "holds", "does not hold", "inconclusive" (with a target)
+    reason: str = ""
+
+
+def measured(measurement: str, values: Sequence[float], unit: str) -> Row:
+    """A row without a target: the median of ``values`` and their min and max."""
+    data = [float(v) for v in values]
+    return Row(
+        measurement, median(data), unit, min(data, default=math.nan), max(data, default=math.nan)
+    )
+
+
+def judged(
+    measurement: str, values: Sequence[float], unit: str, limit: float, at_least: bool = False
+) -> Row:
+    """A row with a target ``≤ limit`` (or ``≥ limit``), judged on every value, not the median:
+    it holds when all values meet it, does not hold when none does, else it is inconclusive."""
+    row = measured(measurement, values, unit)
+    sign = "≥" if at_least else "≤"
+    target = f"{sign} {_format(limit)} {unit}"
+    meets = [(v >= limit) if at_least else (v <= limit) for v in values]
+    if not values or not all(math.isfinite(v) for v in values):
+        verdict, reason = "inconclusive", "no finite measurement"
+    elif all(meets):
+        worst = row.low if at_least else row.high
+        n = len(values)
+        verdict, reason = "holds", f"all {n} {sign} target (worst {_format(worst)})"
+    elif not any(meets):
+        best = row.high if at_least else row.low
+        verdict, reason = "does not hold", f"even the best of {len(values)} is {_format(best)}"
+    else:
+        verdict = "inconclusive"
+        reason = f"{sum(meets)} of {len(values)} meet it: the spread straddles the target"
+    return dataclasses.replace(row, target=target, verdict=verdict, reason=reason)
 
 
 def _format(value: float) -> str:
     if not math.isfinite(value):
         return str(value)
     if abs(value) >= 100:
-        return f"{value:.0f}"
+        return f"{value:,.0f}"
     if abs(value) >= 10:
         return f"{value:.1f}"
     return f"{value:.2f}" if abs(value) >= 0.1 else f"{value:.3f}"
 
 
+HEADER = "| measurement | value | min to max | unit | target | verdict |"
+
+
 def table_markdown(rows: Sequence[Row]) -> str:
-    """The rows as a markdown table: measurement, value, unit, target, whether it holds."""
-    lines = ["| measurement | value | unit | target | holds |", "|---|---:|---|---|---|"]
+    """The rows as a markdown table: measurement, value, spread, unit, target, verdict."""
+    lines = [HEADER, "|---|---:|---:|---|---|---|"]
     for row in rows:
-        if row.holds is None:
-            holds = "inconclusive (noise)" if row.target else ""
-        else:
-            holds = "yes" if row.holds else "**no**"
+        spread = f"{_format(row.low)} to {_format(row.high)}" if math.isfinite(row.low) else ""
+        verdict = f"**{row.verdict}**" if row.verdict == "does not hold" else row.verdict
+        if row.reason:
+            verdict += f" ({row.reason})"
         lines.append(
-            f"| {row.measurement} | {_format(row.value)} | {row.unit} | {row.target} | {holds} |"
+            f"| {row.measurement} | {_format(row.value)} | {spread} | {row.unit} "
+            f"| {row.target} | {verdict} |"
         )
     return "\n".join(lines)
 
