@@ -161,30 +161,22 @@ def _report(result: Any) -> int:
             reasons or "unknown reason",
         )
         return FAILED
-    if result.damaged:
-        log.error(
-            "%s: sent %d items to run %s at %s (%d had been sent before)%s; %d damaged items "
-            "above could not be sent.",
-            directory,
-            result.sent,
-            result.run_id,
-            result.tracking_uri,
-            result.already_sent,
-            ended,
-            len(result.damaged),
-        )
-        return FAILED
-    log.info(
-        "%s: sent %d items to run %s at %s (%d had been sent before)%s; nothing is left, "
-        "the directory can be deleted.",
+    outcome = (
+        f"{len(result.damaged)} damaged items above could not be sent."
+        if result.damaged
+        else "nothing is left, the directory can be deleted."
+    )
+    (log.error if result.damaged else log.info)(
+        "%s: sent %d items to run %s at %s (%d had been sent before)%s; %s",
         directory,
         result.sent,
         result.run_id,
         result.tracking_uri,
         result.already_sent,
         ended,
+        outcome,
     )
-    return 0
+    return FAILED if result.damaged else 0
 
 
 # compare ---------------------------------------------------------------------------------------
