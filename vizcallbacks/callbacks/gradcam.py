@@ -15,7 +15,7 @@ from vizcallbacks.records import Record
 from vizcallbacks.render.colormap import HEATMAP_CMAP, check_cmap
 from vizcallbacks.views.gradcam import gradcam_records
 
-__all__ = ["GradCAMLogger", "check_display"]
+__all__ = ["GradCAMLogger", "check_display", "checked_display"]
 
 
 class GradCAMLogger(VisualizationCallback):
@@ -66,7 +66,8 @@ class GradCAMLogger(VisualizationCallback):
         if output is not None and (isinstance(output, bool) or not isinstance(output, (str, int))):
             raise TypeError(f"output must be an output name or index. Received: output={output!r}")
         self.output = output
-        self.display = self.probe if display is None else check_display(display, self.probe)
+        self._display = None if display is None else checked_display(display, self.probe)
+        self.display = self.probe if self._display is None else self._display
         if class_index is not None and labels is not None:
             raise ValueError(
                 "Pass class_index (one class for every probe) or labels (the probes' true "
@@ -115,6 +116,12 @@ class GradCAMLogger(VisualizationCallback):
                 f"Received {len(self.class_names)} names"
             )
         self._cam(self.probe, self._target)  # traced here, before training, not in epoch 1
+        if (
+            self._display is None
+            and self._cam.channels_first
+            and isinstance(self.probe, np.ndarray)
+        ):
+            self.display = np.moveaxis(self.probe, 1, -1)  # (N, C, H, W) drawn as (N, H, W, C)
 
     @property
     def layer_name(self) -> str | None:
@@ -137,6 +144,21 @@ class GradCAMLogger(VisualizationCallback):
         return gradcam_records(
             layer, self.display, payload, self.probe_names, self.cmap, self.alpha, self.class_names
         )
+
+
+def checked_display(display: Any, probe: np.ndarray) -> np.ndarray:
+    """``display`` checked against ``probe``, or else against ``probe`` read as channels_first
+    ``(N, C, H, W)``."""
+    try:
+        return check_display(display, probe)
+    except ValueError:
+        if not (isinstance(probe, np.ndarray) and probe.ndim == 4):
+            raise
+        try:
+            return check_display(display, np.moveaxis(probe, 1, -1))
+        except ValueError:
+            pass
+        raise
 
 
 def check_display(display: Any, probe: np.ndarray) -> np.ndarray:

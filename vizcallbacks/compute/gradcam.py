@@ -29,6 +29,7 @@ __all__ = [
     "GradCAMResult",
     "grad_cam",
     "input_image_shape",
+    "is_channels_first",
     "pick_output",
     "spatial_layer",
 ]
@@ -113,11 +114,11 @@ def spatial_layer(
             "Name a conv, pooling or activation layer."
         )
     chosen = spatial[-1]
-    if getattr(chosen.layer, "data_format", None) == "channels_first":
+    if is_channels_first(chosen) and what != "grad_cam":
         raise ValueError(
-            f"{what}: layer {chosen.name!r} is channels_first; Grad-CAM and filter patterns "
-            "support channels_last layers only so far. ActivationLogger and FilterLogger draw "
-            "this model; for Grad-CAM, build it with data_format='channels_last'."
+            f"{what}: layer {chosen.name!r} is channels_first; filter patterns support "
+            "channels_last layers only so far. ActivationLogger, FilterLogger and GradCAMLogger "
+            "draw this model; for filter patterns, build it with data_format='channels_last'."
         )
     if _is_1x1(recording, chosen):
         larger = [r for r in spatial if not _is_1x1(recording, r)]
@@ -146,7 +147,13 @@ def _first_shape(recording: Recording, ref: LayerRef) -> tuple[Any, ...]:
 
 
 def _is_1x1(recording: Recording, ref: LayerRef) -> bool:
-    return _first_shape(recording, ref)[1:3] == (1, 1)
+    spatial = slice(2, 4) if is_channels_first(ref) else slice(1, 3)
+    return _first_shape(recording, ref)[spatial] == (1, 1)
+
+
+def is_channels_first(ref: LayerRef) -> bool:
+    """True when the layer behind ``ref`` lays out its maps as ``(N, C, H, W)``."""
+    return getattr(ref.layer, "data_format", None) == "channels_first"
 
 
 def _shape(value: Any) -> str:
@@ -212,6 +219,7 @@ class GradCAM:
         self.model = model
         self.output = output
         self.ref, _, recording = spatial_layer(model, layer, shape, "grad_cam", example)
+        self.channels_first = is_channels_first(self.ref)  # input (N, C, H, W), maps too
         chosen = pick_output(model, recording.outputs, output)
         if len(chosen.shape) != 2:
             raise ValueError(
@@ -265,9 +273,10 @@ class GradCAM:
         return values.astype(np.int32)
 
     def __call__(self, images: np.ndarray, class_index: ClassIndex = None) -> GradCAMResult:
-        """``images`` float32 ``(N, H, W, C)`` (or a multi-input probe) → the result."""
+        """``images`` float32 ``(N, H, W, C)`` (``(N, C, H, W)`` for a channels_first layer, or
+        a multi-input probe) → the result."""
         classes = self.class_indices(class_index, images.shape[0])
-        size = tf.constant(images.shape[1:3], tf.int32)
+        size = tf.constant(images.shape[2:4] if self.channels_first else images.shape[1:3])
         try:
             out = self._function(model_inputs(self.model, images), size, tf.constant(classes))
         except tf.errors.OpError as err:  # the traced graph failed while running
@@ -296,8 +305,10 @@ class GradCAM:
                 f"grad_cam: the model's output does not depend on layer {self.ref.name!r}; "
                 "choose a layer on the path from the input to the output."
             )
-        maps = tf.cast(maps, tf.float32)
-        weights = tf.reduce_mean(tf.cast(grads, tf.float32), axis=(1, 2), keepdims=True)
+        maps, grads = tf.cast(maps, tf.float32), tf.cast(grads, tf.float32)
+        if self.channels_first:  # (N, K, h, w) → (N, h, w, K)
+            maps, grads = tf.transpose(maps, (0, 2, 3, 1)), tf.transpose(grads, (0, 2, 3, 1))
+        weights = tf.reduce_mean(grads, axis=(1, 2), keepdims=True)
         cam = tf.nn.relu(tf.reduce_sum(weights * maps, axis=-1, keepdims=True))
         cam = tf.image.resize(cam, size, method="bilinear")[..., 0]
         cam = tf.math.divide_no_nan(cam, tf.reduce_max(cam, axis=(1, 2), keepdims=True))
