@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from vizcallbacks.callbacks.base import VisualizationCallback
+from vizcallbacks.compute.cam_layouts import check_signals, model_signal_shape
 from vizcallbacks.compute.gradcam import GradCAM, GradCAMResult
 from vizcallbacks.compute.layers import ensure_built
 from vizcallbacks.compute.probe import check_probe, check_probe_fits_model, probe_tag_names
@@ -27,7 +28,9 @@ class GradCAMLogger(VisualizationCallback):
     ``gradcam_prediction/<layer>[/<probe>]``.
 
     Args:
-        probe: one image ``(H, W, C)`` or a batch ``(N, H, W, C)``, preprocessed like training data;
+        probe: one image ``(H, W, C)`` or a batch ``(N, H, W, C)``, preprocessed like training data
+            (``(N, C, H, W)`` for channels_first; signals ``(N, T, C)`` for a Conv1D model, drawn
+            as the first channel's curve over a band of the heatmap);
             for a model with several inputs, a tuple or dict of arrays (one per input, all one
             example or all batches): the heatmap is drawn over the first image input.
         writers: where to log, e.g. ``[vc.TensorBoardWriter("logs")]``.
@@ -99,10 +102,14 @@ class GradCAMLogger(VisualizationCallback):
         self.alpha = float(alpha)
         self.class_names = None if class_names is None else [str(c) for c in class_names]
         self.probe_names = probe_tag_names(probe_names, n)
+        self._raw_probe, self._probe_names = probe, probe_names
         self._cam: GradCAM | None = None
         self._target = labels if labels is not None else class_index
 
     def setup(self) -> None:
+        if model_signal_shape(self.model, None) is not None and self._display is None:
+            self.probe = self.display = check_signals(self._raw_probe)  # (N, T, C), not an image
+            self.probe_names = probe_tag_names(self._probe_names, self.probe.shape[0])
         ensure_built(self.model, self.probe.shape)
         check_probe_fits_model(self.probe, self.model)
         self._cam = GradCAM(

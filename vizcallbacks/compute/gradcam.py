@@ -18,6 +18,7 @@ import numpy as np
 import tensorflow as tf
 
 from vizcallbacks.compute.cache import built_for
+from vizcallbacks.compute.cam_layouts import check_signals, model_signal_shape, signal_layer
 from vizcallbacks.compute.errors import view_failure
 from vizcallbacks.compute.forward import Recording, model_inputs, record_forward
 from vizcallbacks.compute.layers import LayerRef, ensure_built, leaf_layers, select_layers
@@ -214,11 +215,16 @@ class GradCAM:
         output: str | int | None = None,
         example: Any = None,
     ) -> None:
-        shape = input_image_shape(model, image_shape, "grad_cam")
+        signal = model_signal_shape(model, image_shape)
+        self.signal = signal is not None  # a Conv1D model on (N, T, C): heatmaps (N, T)
+        shape = signal or input_image_shape(model, image_shape, "grad_cam")
         ensure_built(model, (1, *shape))
         self.model = model
         self.output = output
-        self.ref, _, recording = spatial_layer(model, layer, shape, "grad_cam", example)
+        if signal is None:
+            self.ref, _, recording = spatial_layer(model, layer, shape, "grad_cam", example)
+        else:
+            self.ref, recording = signal_layer(model, layer, shape, example)
         self.channels_first = is_channels_first(self.ref)  # input (N, C, H, W), maps too
         chosen = pick_output(model, recording.outputs, output)
         if len(chosen.shape) != 2:
@@ -276,7 +282,10 @@ class GradCAM:
         """``images`` float32 ``(N, H, W, C)`` (``(N, C, H, W)`` for a channels_first layer, or
         a multi-input probe) → the result."""
         classes = self.class_indices(class_index, images.shape[0])
-        size = tf.constant(images.shape[2:4] if self.channels_first else images.shape[1:3])
+        spatial = images.shape[2:4] if self.channels_first else images.shape[1:3]
+        if self.signal:  # a signal is drawn as a T x 1 image
+            spatial = (images.shape[2] if self.channels_first else images.shape[1], 1)
+        size = tf.constant(spatial)
         try:
             out = self._function(model_inputs(self.model, images), size, tf.constant(classes))
         except tf.errors.OpError as err:  # the traced graph failed while running
@@ -306,13 +315,17 @@ class GradCAM:
                 "choose a layer on the path from the input to the output."
             )
         maps, grads = tf.cast(maps, tf.float32), tf.cast(grads, tf.float32)
+        if self.signal:  # (N, T', K) as (N, T', 1, K); channels_first (N, K, T') as (N, K, T', 1)
+            maps, grads = maps[:, :, :, None], grads[:, :, :, None]
+            if not self.channels_first:
+                maps, grads = tf.transpose(maps, (0, 1, 3, 2)), tf.transpose(grads, (0, 1, 3, 2))
         if self.channels_first:  # (N, K, h, w) → (N, h, w, K)
             maps, grads = tf.transpose(maps, (0, 2, 3, 1)), tf.transpose(grads, (0, 2, 3, 1))
         weights = tf.reduce_mean(grads, axis=(1, 2), keepdims=True)
         cam = tf.nn.relu(tf.reduce_sum(weights * maps, axis=-1, keepdims=True))
         cam = tf.image.resize(cam, size, method="bilinear")[..., 0]
         cam = tf.math.divide_no_nan(cam, tf.reduce_max(cam, axis=(1, 2), keepdims=True))
-        scores["heatmaps"] = tf.clip_by_value(cam, 0.0, 1.0)
+        scores["heatmaps"] = tf.clip_by_value(cam[..., 0] if self.signal else cam, 0.0, 1.0)
         return scores
 
     def _scores(self, logits: tf.Tensor, classes: tf.Tensor) -> dict[str, tf.Tensor]:
@@ -352,7 +365,8 @@ def grad_cam(
     class_index: ClassIndex = None,
     output: str | int | None = None,
 ) -> np.ndarray:
-    """Grad-CAM heatmaps: float32 ``(N, H, W)`` in [0, 1] at the input's resolution.
+    """Grad-CAM heatmaps: float32 ``(N, H, W)`` (``(N, T)`` for signals) in [0, 1] at the input's
+    resolution.
 
     ``L = ReLU(sum_k alpha_k A_k)`` with ``alpha_k`` the spatial mean of ``d score / d A_k``, the
     score taken before the final softmax/sigmoid. ``layer=None``: the last layer with a 4-D
@@ -362,7 +376,8 @@ def grad_cam(
     with ``output=`` (name or index). Compiled on the first call and kept with the model, so
     repeated calls cost one compiled run.
     """
-    probe = check_probe(images)
+    signal = model_signal_shape(model, None) is not None and not isinstance(images, (tuple, dict))
+    probe = check_signals(images) if signal else check_probe(images)
     ensure_built(model, probe.shape)
     check_probe_fits_model(probe, model)
     key = ("grad_cam", layer, probe.shape[1:]) + (() if output is None else (output,))

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from vizcallbacks.records import Image, Record, Scalars, Text
+from vizcallbacks.render.curves import heatmap_band, signal_heatmap
 from vizcallbacks.render.overlay import enlarge, heatmap_image, overlay_heatmap
 from vizcallbacks.tags import tag
 
@@ -31,9 +32,15 @@ def gradcam_records(
     records: list[Record] = []
     for i, name in enumerate(probe_names):
         heatmap = result.heatmaps[i]
-        overlay = overlay_heatmap(probe[i], heatmap, cmap, alpha)
-        records.append(Image(tag("gradcam", layer, name), enlarge(overlay)))
-        bare = enlarge(heatmap_image(heatmap, cmap))
+        if heatmap.ndim == 1:  # a signal: its curve over a band of the heatmap
+            records.append(
+                Image(tag("gradcam", layer, name), signal_heatmap(probe[i], heatmap, cmap))
+            )
+            bare = heatmap_band(heatmap, cmap)
+        else:
+            overlay = overlay_heatmap(probe[i], heatmap, cmap, alpha)
+            records.append(Image(tag("gradcam", layer, name), enlarge(overlay)))
+            bare = enlarge(heatmap_image(heatmap, cmap))
         records.append(Image(tag("gradcam_heatmap", layer, name), bare))
         predicted, probability = int(result.predicted[i]), float(result.probability[i])
         records.append(
