@@ -320,10 +320,10 @@ def test_channels_first_signals_and_volumes(shape, conv, pool, size, tmp_path: P
     assert sorted(events["channel_means/c"]) == [0, 1] and len(events["channel_means/c"][1]) > 0
 
 
-def test_grad_cam_refuses_channels_first_saying_what_works() -> None:
+def test_filter_patterns_refuse_channels_first_saying_what_works() -> None:
     inputs = keras.Input((1, 16, 16))
     h = keras.layers.Conv2D(4, 3, data_format="channels_first", activation="relu", name="c")(inputs)
     h = keras.layers.GlobalAveragePooling2D(data_format="channels_first")(h)
     model = keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(h))
-    with pytest.raises(ValueError, match="'c' is channels_first.*ActivationLogger"):
-        vc.grad_cam(model, np.zeros((1, 1, 16, 16), np.float32))
+    with pytest.raises(ValueError, match="'c' is channels_first"):
+        vc.filter_patterns(model, "c", steps=1)
