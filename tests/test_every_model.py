@@ -344,9 +344,7 @@ def test_display_is_drawn_under_the_heatmap(digits, tmp_path: Path) -> None:
 
 # --- Every keras.applications family, untrained (weights=None: nothing to download) -----------
 
-# Left out to keep this under ~6 minutes on 2 cores (ResNet50 alone takes ~55 s): DenseNet121,
-# NASNetMobile and EfficientNetV2B0 (the slowest to trace); ConvNeXt has its own test above.
-# RegNet is not exported by keras.applications in this Keras (3.15).
+# ConvNeXt has its own test above. RegNet is not exported by keras.applications in Keras 3.15.
 FAMILIES = [
     ("ResNet50", {}, 32),
     ("MobileNetV2", {"alpha": 0.35}, 32),
@@ -355,6 +353,9 @@ FAMILIES = [
     ("Xception", {}, 71),
     ("MobileNetV3Small", {}, 32),
     ("VGG16", {}, 32),
+    ("DenseNet121", {}, 32),
+    ("NASNetMobile", {}, 32),
+    ("EfficientNetV2B0", {}, 32),
 ]
 
 
