@@ -287,21 +287,33 @@ def test_two_outputs_explained_by_name_or_index(digits, tmp_path: Path) -> None:
         vc.grad_cam(model, x[:2], output="nope")
 
 
-def test_rescaling_inside_a_nested_base_is_found(caplog) -> None:
+def test_rescaling_inside_a_nested_base_is_found(digits, tmp_path: Path, caplog) -> None:
     import logging
 
     inner = keras.Input((16, 16, 1))
     base = keras.Model(
-        inner, keras.layers.Conv2D(2, 3)(keras.layers.Rescaling(1 / 255)(inner)), name="base"
+        inner,
+        keras.layers.Conv2D(2, 3, name="conv")(keras.layers.Rescaling(1 / 255)(inner)),
+        name="base",
     )
-    model = keras.Sequential([keras.Input((16, 16, 1)), base, keras.layers.Flatten()])
-    raw = np.full((1, 16, 16, 1), 200.0, "float32")
+    model = keras.Sequential(
+        [keras.Input((16, 16, 1)), base, keras.layers.Flatten(), keras.layers.Dense(10, "softmax")]
+    )
+    x, y = digits
+    raw = np.round(x[:32] * 255)  # 0..255 pixels: the nested Rescaling maps them to [0, 1]
     with caplog.at_level(logging.WARNING, "vizcallbacks"):
-        vc.layer_activations(model, raw)
+        models.compiled(model).fit(
+            raw,
+            y[:32],
+            epochs=1,
+            verbose=0,
+            callbacks=[vc.ActivationLogger(raw[0], [vc.TensorBoardWriter(tmp_path)])],
+        )
     assert "probe's values reach" not in caplog.text
+    assert sorted(read_events(tmp_path)["activations/base/conv"]) == [0, 1]
     with caplog.at_level(logging.WARNING, "vizcallbacks"):
-        vc.layer_activations(models.functional(), raw)
-    assert "probe's values reach" in caplog.text
+        vc.layer_activations(models.functional(), raw[:1])
+    assert "probe's values reach" in caplog.text  # no Rescaling anywhere: warned
 
 
 def test_grad_cam_default_skips_a_1x1_last_layer(caplog) -> None:
@@ -323,6 +335,25 @@ def test_grad_cam_default_skips_a_1x1_last_layer(caplog) -> None:
         heatmap = vc.grad_cam(model, image, layer="pool")
     assert "layer pool is 1x1" in caplog.text and "uniform" in caplog.text
     assert np.ptp(heatmap) < 1e-6
+
+
+def test_grad_cam_logger_on_a_1x1_last_layer_logs_the_larger_one(digits, tmp_path: Path) -> None:
+    x, y = digits
+    inputs = keras.Input((16, 16, 1))
+    h = keras.layers.Conv2D(3, 3, activation="relu", name="conv")(inputs)
+    h = keras.layers.MaxPooling2D(14, name="pool")(h)  # 14x14 -> 1x1
+    h = keras.layers.Flatten(name="flat")(h)
+    model = models.compiled(keras.Model(inputs, keras.layers.Dense(10, "softmax", name="out")(h)))
+    logger = vc.GradCAMLogger(x[0], [vc.TensorBoardWriter(tmp_path)])
+    model.fit(x[:32], y[:32], epochs=1, verbose=0, callbacks=[logger])
+    events = read_events(tmp_path)
+    assert sorted(t for t in events if t.startswith("gradcam")) == [
+        "gradcam/conv",
+        "gradcam_heatmap/conv",
+        "gradcam_predicted_class/conv",
+        "gradcam_probability/conv",
+    ]
+    assert sorted(events["gradcam/conv"]) == [0, 1]
 
 
 def test_display_is_drawn_under_the_heatmap(digits, tmp_path: Path) -> None:
