@@ -39,9 +39,7 @@ def log_image_each(
 ) -> Outcome:
     """The former delivery: the tag once per round, then each image decoded and handed to
     ``log_image`` (re-encoded as PNG, a WebP preview, the tag again), four at a time to a server."""
-    from PIL import Image
-
-    from vizcallbacks.writers.mlflow.images import FILE_WORKERS, LOGGED_IMAGES_TAG
+    from vizcallbacks.writers.mlflow.images import FILE_WORKERS, LOGGED_IMAGES_TAG, log_image
     from vizcallbacks.writers.mlflow.server import is_remote
 
     if not items:
@@ -53,16 +51,7 @@ def log_image_each(
 
     def send(item: Any) -> BaseException | None:
         try:
-            with Image.open(spool.payload(item)) as picture:
-                picture.load()
-                client.log_image(
-                    run_id,
-                    picture,
-                    key=item["key"],
-                    step=item["step"],
-                    timestamp=item["timestamp"],
-                    synchronous=True,
-                )
+            log_image(client, run_id, spool, item)
             return None
         except Exception as err:
             return err

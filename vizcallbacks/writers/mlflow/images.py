@@ -37,6 +37,7 @@ __all__ = [
     "FILE_WORKERS",
     "LOGGED_IMAGES_TAG",
     "image_uuid",
+    "log_image",
     "send_images",
     "thumbnail",
 ]
@@ -172,8 +173,6 @@ def _tell_fallback(uri: str, err: BaseException) -> None:
 def _one_by_one(client: Any, run_id: str, spool: Spool, items: Sequence[Item]) -> Outcome:
     """Images the batch upload left out, each through ``log_image``; those that did arrive are
     recognised by key, step and timestamp and not sent again."""
-    from PIL import Image
-
     try:
         present = images_on_server(client, run_id)
     except Exception as err:
@@ -184,17 +183,24 @@ def _one_by_one(client: Any, run_id: str, spool: Spool, items: Sequence[Item]) -
             outcome[item["id"]] = None
             continue
         try:
-            with Image.open(spool.payload(item)) as picture:
-                picture.load()
-                client.log_image(
-                    run_id,
-                    picture,
-                    key=item["key"],
-                    step=item["step"],
-                    timestamp=item["timestamp"],
-                    synchronous=True,  # we need to know it arrived; this is off the train thread
-                )
+            log_image(client, run_id, spool, item)
             outcome[item["id"]] = None
         except Exception as err:
             outcome[item["id"]] = err
     return outcome
+
+
+def log_image(client: Any, run_id: str, spool: Spool, item: Item) -> None:
+    """One spooled image through MLflow's own ``log_image`` (decoded, then re-encoded by it)."""
+    from PIL import Image
+
+    with Image.open(spool.payload(item)) as picture:
+        picture.load()
+        client.log_image(
+            run_id,
+            picture,
+            key=item["key"],
+            step=item["step"],
+            timestamp=item["timestamp"],
+            synchronous=True,  # we need to know it arrived; this is off the train thread
+        )
