@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["as_float_array", "check_positive_int"]
+__all__ = ["as_float_array", "check_positive_int", "is_real"]
 
 
 def as_float_array(
@@ -15,11 +15,7 @@ def as_float_array(
     ``layout`` (for example ``"(H, W, C)"``) is quoted in the message when the rank is wrong.
     """
     array = np.asarray(values)
-    if not (
-        np.issubdtype(array.dtype, np.integer)
-        or np.issubdtype(array.dtype, np.floating)
-        or array.dtype == np.bool_
-    ):
+    if not is_real(array):
         raise TypeError(f"{name} must hold real numbers. Received dtype {array.dtype}")
     if ndim is not None and array.ndim != ndim:
         raise ValueError(
@@ -28,6 +24,15 @@ def as_float_array(
     if array.size == 0:
         raise ValueError(f"{name} is empty. Received shape {array.shape}")
     return array.astype(np.float32, copy=False)
+
+
+def is_real(array: np.ndarray, allow_bool: bool = True) -> bool:
+    """True for arrays of real numbers: integers, floats (and booleans unless not allowed);
+    False for complex numbers, strings and objects."""
+    dtype = array.dtype
+    if dtype == np.bool_:
+        return allow_bool
+    return bool(np.issubdtype(dtype, np.integer) or np.issubdtype(dtype, np.floating))
 
 
 def check_positive_int(name: str, value: object) -> int:

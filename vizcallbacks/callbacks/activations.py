@@ -10,7 +10,7 @@ import keras
 import numpy as np
 
 from vizcallbacks._version import __version__
-from vizcallbacks.arrays import check_positive_int
+from vizcallbacks.arrays import check_positive_int, is_real
 from vizcallbacks.callbacks.background import warn_once
 from vizcallbacks.callbacks.base import VisualizationCallback
 from vizcallbacks.compute.forward import ActivationExtractor
@@ -310,9 +310,7 @@ def _validated_probe(probe: Any) -> np.ndarray:
     if is_several_inputs(probe):
         return check_probe(probe)  # one array per model input: checked there, batched
     array = np.asarray(probe)
-    if array.dtype == object or not (
-        np.issubdtype(array.dtype, np.number) or array.dtype == np.bool_
-    ):
+    if not is_real(array):
         raise TypeError(f"probe must be a numeric array. Received dtype {array.dtype}")
     if array.ndim in (3, 4):
         checked = check_probe(array)

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from vizcallbacks.arrays import is_real
 from vizcallbacks.callbacks.base import VisualizationCallback
 from vizcallbacks.compute.cam_layouts import check_signals, model_signal_shape
 from vizcallbacks.compute.gradcam import GradCAM, GradCAMResult
@@ -183,7 +184,7 @@ def check_display(display: Any, probe: np.ndarray) -> np.ndarray:
         )
     if array.dtype == np.uint8:
         return array
-    if not np.issubdtype(array.dtype, np.number) or array.dtype == np.bool_:
+    if not is_real(array, allow_bool=False):
         raise TypeError(f"display must be uint8 or float pixels. Received dtype {array.dtype}")
     values = array.astype(np.float32)
     if not np.isfinite(values).all() or values.min() < 0 or values.max() > 255:

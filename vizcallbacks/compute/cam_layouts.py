@@ -9,6 +9,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from vizcallbacks.arrays import is_real
 from vizcallbacks.compute.forward import Recording, model_inputs, record_forward
 from vizcallbacks.compute.layers import LayerRef, leaf_layers, select_layers
 
@@ -60,7 +61,7 @@ def _rank(recording: Recording, ref: LayerRef) -> int:
 def check_signals(signals: Any) -> np.ndarray:
     """``signals`` as float32 ``(N, T, C)``; one signal ``(T, C)`` gets a batch axis."""
     array = np.asarray(signals)
-    if not np.issubdtype(array.dtype, np.number) or array.dtype == np.bool_:
+    if not is_real(array, allow_bool=False):
         raise TypeError(f"signals must be numeric. Received dtype {array.dtype}")
     if array.ndim == 2:
         array = array[None]

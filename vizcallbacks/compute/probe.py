@@ -9,6 +9,7 @@ from typing import Any
 import keras
 import numpy as np
 
+from vizcallbacks.arrays import is_real
 from vizcallbacks.compute.layers import all_layers
 from vizcallbacks.tags import unique_safe_names
 
@@ -92,9 +93,7 @@ def _check_inputs(probe: Any) -> ProbeInputs:
 
 def _numeric(value: Any, what: str) -> np.ndarray:
     array = np.asarray(value)
-    if array.dtype == object or not (
-        np.issubdtype(array.dtype, np.number) or array.dtype == np.bool_
-    ):
+    if not is_real(array):
         raise TypeError(f"{what} must be a numeric array. Received dtype {array.dtype}")
     return array
 
@@ -118,9 +117,7 @@ def probe_inputs(probe: Any) -> Any:
 def _check_image(probe: object, what: str) -> np.ndarray:
     """``probe`` as float32 ``(N, H, W, C)``, checked; ``what`` names it in errors."""
     array = np.asarray(probe)
-    if array.dtype == object or not (
-        np.issubdtype(array.dtype, np.number) or array.dtype == np.bool_
-    ):
+    if not is_real(array):
         raise TypeError(
             "probe must be a numeric array of images (H, W, C) or (N, H, W, C). "
             f"Received dtype {array.dtype}"
