@@ -20,6 +20,7 @@ from vizcallbacks.compute.probe import (
     check_probe_fits_model,
     is_several_inputs,
     probe_tag_names,
+    probe_values,
 )
 from vizcallbacks.compute.statistics import DeadChannelTracker, activation_statistics
 from vizcallbacks.records import Params, Record
@@ -322,12 +323,4 @@ def _validated_probe(probe: Any) -> np.ndarray:
             f"{array.shape}; for a grayscale (H, W) image use probe[..., None], for one signal "
             "(T, C) probe[None]."
         )
-    if 0 in array.shape:
-        raise ValueError(f"probe is empty. Received shape {array.shape}")
-    values = array.astype(np.float32)
-    if not np.isfinite(values).all():
-        raise ValueError(
-            f"probe holds {int(np.count_nonzero(~np.isfinite(values)))} NaN or Inf values; pass a "
-            "probe preprocessed like the training data, with finite values only."
-        )
-    return values
+    return probe_values(array)

@@ -20,6 +20,7 @@ __all__ = [
     "is_several_inputs",
     "probe_inputs",
     "probe_tag_names",
+    "probe_values",
 ]
 
 log = logging.getLogger("vizcallbacks")
@@ -130,16 +131,21 @@ def _check_image(probe: object, what: str) -> np.ndarray:
             f"training data. Received shape {array.shape}; for a grayscale (H, W) image use "
             "probe[..., None]."
         )
-    if array.shape[0] == 0 or 0 in array.shape[1:]:
+    return probe_values(array)
+
+
+def probe_values(array: np.ndarray) -> np.ndarray:
+    """A probe of any rank as float32, or ``ValueError`` when it is empty or not finite."""
+    if 0 in array.shape:
         raise ValueError(f"probe is empty. Received shape {array.shape}")
-    array = array.astype(np.float32)
-    if not np.isfinite(array).all():
-        bad = int(np.count_nonzero(~np.isfinite(array)))
+    values = array.astype(np.float32)
+    if not np.isfinite(values).all():
+        bad = int(np.count_nonzero(~np.isfinite(values)))
         raise ValueError(
             f"probe holds {bad} NaN or Inf values; pass a probe preprocessed like the training "
             "data, with finite values only."
         )
-    return array
+    return values
 
 
 def check_probe_fits_model(probe: np.ndarray, model: keras.Model) -> None:

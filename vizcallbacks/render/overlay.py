@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from vizcallbacks.render.colormap import BLACK, HEATMAP_CMAP, NONFINITE_COLOR, check_cmap, colorize
-from vizcallbacks.render.tiling import MIN_TILE_SIZE, tile_images, upscale_factor
+from vizcallbacks.render.tiling import MIN_TILE_SIZE, enlarge_tiles, tile_images, upscale_factor
 
 __all__ = [
     "enlarge",
@@ -75,7 +75,7 @@ def overlay_heatmap(
 def enlarge(image: np.ndarray, min_size: int = MIN_TILE_SIZE) -> np.ndarray:
     """Repeat pixels of ``image`` ``(H, W, C)`` (nearest) until its larger side is ≥ min_size."""
     factor = upscale_factor(image.shape[0], image.shape[1], min_size)
-    return image if factor == 1 else image.repeat(factor, axis=0).repeat(factor, axis=1)
+    return enlarge_tiles(image[None], factor)[0]
 
 
 def pattern_images(patterns: np.ndarray, blank: np.ndarray | None = None) -> np.ndarray:
@@ -112,7 +112,4 @@ def tile_patterns(
 ) -> np.ndarray:
     """Filter patterns ``(F, H, W, C)`` → one uint8 grid, each pattern enlarged if small."""
     images = pattern_images(patterns, blank)
-    factor = upscale_factor(images.shape[1], images.shape[2])
-    if factor > 1:
-        images = images.repeat(factor, axis=1).repeat(factor, axis=2)
-    return tile_images(images, cols)
+    return tile_images(enlarge_tiles(images, upscale_factor(*images.shape[1:3])), cols)

@@ -14,6 +14,7 @@ from vizcallbacks.arrays import as_float_array, check_positive_int
 from vizcallbacks.render.colormap import DEFAULT_CMAP, colorize
 from vizcallbacks.render.tiling import (
     MAX_GRID_SIZE,
+    enlarge_tiles,
     normalize_maps,
     shrink_maps,
     tile_images,
@@ -69,8 +70,7 @@ def signal_heatmap(
         rows = shrink_maps(rows, shrink)
     scaled, constant = normalize_maps(rows)
     tiles = colorize(scaled, cmap, blank=constant[:, None, None])
-    tiles = tiles.repeat(height, axis=1).repeat(stretch, axis=2)
-    return tile_images(tiles, cols=1)
+    return tile_images(enlarge_tiles(tiles, height, stretch), cols=1)
 
 
 def _volume_tiles(volumes: np.ndarray, cmap: str, normalize: bool) -> np.ndarray:
@@ -82,8 +82,7 @@ def _volume_tiles(volumes: np.ndarray, cmap: str, normalize: bool) -> np.ndarray
         tiles = colorize(scaled.reshape(c * d, h, w), cmap, np.repeat(constant, d)[:, None, None])
     else:
         tiles = colorize(flat.reshape(c * d, h, w), cmap)
-    factor = upscale_factor(h, w)
-    return tiles.repeat(factor, axis=1).repeat(factor, axis=2)
+    return enlarge_tiles(tiles, upscale_factor(h, w))
 
 
 def tile_volume(
@@ -150,5 +149,4 @@ def tile_square_filters(
     filters = as_float_array(filters, "filters", 4, "(F, kh, kw, 1)")
     filters = filters[: check_positive_int("max_filters", max_filters), ..., 0]
     tiles = colorize(filters, cmap)
-    factor = upscale_factor(*filters.shape[1:])
-    return tile_images(tiles.repeat(factor, axis=1).repeat(factor, axis=2))
+    return tile_images(enlarge_tiles(tiles, upscale_factor(*filters.shape[1:])))

@@ -12,6 +12,7 @@ from vizcallbacks.render.colormap import DEFAULT_CMAP, colorize
 __all__ = [
     "MAX_GRID_SIZE",
     "SEPARATOR_VALUE",
+    "enlarge_tiles",
     "grid_shape",
     "mean_map_image",
     "normalize_maps",
@@ -71,10 +72,13 @@ def tile_images(tiles: np.ndarray, cols: int | None = None, pad: int = 1) -> np.
     return np.ascontiguousarray(grid[: grid.shape[0] - pad or None, : grid.shape[1] - pad or None])
 
 
-def _upscale(tiles: np.ndarray, factor: int) -> np.ndarray:
-    if factor == 1:
+def enlarge_tiles(tiles: np.ndarray, factor: int, width_factor: int | None = None) -> np.ndarray:
+    """Tiles ``(N, h, w, ...)`` enlarged by pixel repetition: ``factor`` times in height and
+    ``width_factor`` (default: the same) in width."""
+    across = factor if width_factor is None else width_factor
+    if factor == 1 and across == 1:
         return tiles
-    return tiles.repeat(factor, axis=1).repeat(factor, axis=2)
+    return tiles.repeat(factor, axis=1).repeat(across, axis=2)
 
 
 def tile_maps(
@@ -99,7 +103,7 @@ def tile_maps(
         )
     scaled, constant = normalize_maps(channels)
     tiles = colorize(scaled, cmap, blank=constant[:, None, None])
-    return tile_images(_upscale(tiles, upscale_factor(*maps.shape[:2])))
+    return tile_images(enlarge_tiles(tiles, upscale_factor(*maps.shape[:2])))
 
 
 def shrink_factor(shape: tuple[int, ...], max_size: int) -> int:
@@ -130,7 +134,7 @@ def mean_map_image(maps: np.ndarray, cmap: str = DEFAULT_CMAP) -> np.ndarray:
     mean = as_float_array(maps, "maps", 3, "(H, W, C)").mean(axis=-1)
     scaled, constant = normalize_maps(mean[None])
     image = colorize(scaled, cmap, blank=constant[:, None, None])
-    return _upscale(image, upscale_factor(*mean.shape))[0]
+    return enlarge_tiles(image, upscale_factor(*mean.shape))[0]
 
 
 def tile_filters(
@@ -146,7 +150,7 @@ def tile_filters(
     filters = filters[:max_filters, ..., :max_inputs]
     f, kh, kw, cin = filters.shape
     tiles = colorize(np.moveaxis(filters, -1, 1).reshape(f * cin, kh, kw), cmap)
-    return tile_images(_upscale(tiles, upscale_factor(kh, kw)), cols=cin)
+    return tile_images(enlarge_tiles(tiles, upscale_factor(kh, kw)), cols=cin)
 
 
 def tile_rgb_filters(filters: np.ndarray, max_filters: int = 64) -> np.ndarray:
@@ -156,4 +160,4 @@ def tile_rgb_filters(filters: np.ndarray, max_filters: int = 64) -> np.ndarray:
     finite = np.isfinite(filters)
     rgb = np.round(np.clip(np.where(finite, filters, 0.0), 0.0, 1.0) * 255).astype(np.uint8)
     rgb[~finite.all(axis=-1)] = (255, 0, 255)
-    return tile_images(_upscale(rgb, upscale_factor(*filters.shape[1:3])))
+    return tile_images(enlarge_tiles(rgb, upscale_factor(*filters.shape[1:3])))
