@@ -90,6 +90,7 @@ def stage_rows(seconds: dict[str, float], probes: int) -> list[Row]:
         ("statistics", "statistics, all layers"),
         ("render", f"rendering: tiling + colour + evolution rows ({images} images)"),
         ("encode", f"PNG encoding, once per picture (Image.png, {images})"),
+        ("encode_pillow", f"the same {images} pictures through Pillow's PNG encoder (before)"),
         ("write_tensorboard", "writing to TensorBoard (its PNG encoding included)"),
         ("write_mlflow", "writing to the MLflow spool (its PNG encoding included)"),
         ("deliver_mlflow", "MLflow delivery to the store (sender thread, client.log_image)"),

@@ -2,8 +2,9 @@
 
 The stages are those of ``ActivationLogger`` + ``FilterLogger``: the forward pass (training
 thread), then on the background thread statistics, rendering (tiling, colour, evolution rows),
-PNG encoding (TensorBoard's ``tf.io.encode_png`` and MLflowWriter's Pillow encode) and writing;
-MLflowWriter's delivery to the store runs on its own sender threads.
+PNG encoding (``Image.png``, once per picture for every writer; Pillow's level-1 encode of the
+same pictures beside it, the encoder used before) and writing; MLflowWriter's delivery to the
+store runs on its own sender threads.
 """
 
 from __future__ import annotations
@@ -71,6 +72,18 @@ def _encode(images: StageImages) -> None:
         _ = Image(tag, image).png
 
 
+def _encode_with_pillow(images: StageImages) -> None:
+    """The same pictures through Pillow's PNG encoder at the same zlib level (the "before")."""
+    import io
+
+    from PIL import Image as PILImage
+
+    from vizcallbacks.render.png import PNG_LEVEL
+
+    for image in images.values():
+        PILImage.fromarray(image).save(io.BytesIO(), format="PNG", compress_level=PNG_LEVEL)
+
+
 def _write(writer: Any, images: StageImages, outputs: dict[str, np.ndarray], step: int) -> None:
     import vizcallbacks as vc
     from vizcallbacks.records import Histogram, Image, Record, Scalars
@@ -106,6 +119,7 @@ def stage_seconds(
         ),
         "render": _timed(lambda: _render(model, outputs), repeats),
         "encode": _timed(lambda: _encode(images), repeats),
+        "encode_pillow": _timed(lambda: _encode_with_pillow(images), repeats),
         "write_tensorboard": _timed(
             lambda: _write(tensorboard, images, outputs, next(steps)), repeats
         ),

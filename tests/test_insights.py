@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import logging
 from pathlib import Path
 
@@ -153,3 +154,23 @@ def test_evolution_recorder_stays_bounded() -> None:
     assert 4 <= len(recorder) <= 8 and recorder.steps[0] == 0 and recorder.steps[-1] == 99
     assert recorder.strip().shape == (len(recorder) * 5 - 1, 10, 3)
     assert recorder._frames[0].shape == (16, 16, 3)
+
+
+def test_evolution_gif_frames_come_back_in_order_with_one_palette() -> None:
+    from PIL import Image
+
+    from vizcallbacks.render.colormap import colorize
+    from vizcallbacks.render.evolution import EvolutionRecorder
+
+    recorder = EvolutionRecorder(frame_size=64)
+    ramps = [np.linspace(0, 1, 48 * 40).reshape(48, 40) ** p for p in (1.0, 2.0, 0.5)]
+    frames = [colorize(r.astype(np.float32), "viridis") for r in ramps]
+    frames.append(np.full((30, 20, 3), (255, 0, 255), np.uint8))  # a smaller, other-coloured one
+    for step, frame in enumerate(frames):
+        recorder.add(step, frame[:4], frame)
+    with Image.open(io.BytesIO(recorder.gif())) as gif:
+        assert gif.n_frames == 4
+        for index, frame in enumerate(frames):
+            gif.seek(index)
+            back = np.asarray(gif.convert("RGB"), dtype=int)[: frame.shape[0], : frame.shape[1]]
+            assert np.abs(back - frame).max() <= 12, index  # 256 shared colours, no dithering

@@ -14,6 +14,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
@@ -75,7 +76,13 @@ def test_names_and_preview_match_what_log_image_writes(tmp_path: Path, channels:
     assert preview == thumbnail_name(original)
     assert list(logged_images(client, run_id)) == [(key, step, timestamp, original)]
     webp = Path(client.download_artifacts(run_id, preview, str(tmp_path))).read_bytes()
-    assert webp == thumbnail(record.png)  # the same preview the run page's cards show
+    with (
+        PILImage.open(io.BytesIO(webp)) as theirs,
+        PILImage.open(io.BytesIO(thumbnail(record.png))) as ours,
+    ):
+        assert ours.format == theirs.format == "WEBP" and ours.size == theirs.size
+        diff = np.abs(np.asarray(ours.convert("RGB"), int) - np.asarray(theirs.convert("RGB"), int))
+    assert diff.mean() < 6, diff.mean()  # the same preview to the eye, made more cheaply
     assert client.get_run(run_id).data.tags[LOGGED_IMAGES_TAG] == "True"
 
 

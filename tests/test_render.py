@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -133,3 +135,30 @@ def test_large_grids_are_capped_by_block_means() -> None:
     # A 5-pixel side is padded with its border value before the 2x2 means.
     odd = np.arange(5, dtype=np.float32).reshape(1, 1, 5).repeat(5, axis=1)
     np.testing.assert_array_equal(shrink_maps(odd, 2)[0, 0], [0.5, 2.5, 4.0])
+
+
+@pytest.mark.parametrize("channels", [None, 1, 2, 3, 4])
+def test_encode_png_round_trips_every_layout_exactly(channels: int | None) -> None:
+    from PIL import Image as PILImage
+
+    from vizcallbacks.render.png import encode_png
+
+    rng = np.random.default_rng(channels or 0)
+    shape = (37, 53) if channels is None else (37, 53, channels)
+    pixels = rng.integers(0, 256, shape, dtype=np.uint8)
+    pixels[10:20] = pixels[10]  # repeated rows and flat blocks, as in our grids
+    with PILImage.open(io.BytesIO(encode_png(pixels))) as picture:
+        picture.load()
+        back = np.asarray(picture)
+        assert picture.mode == {None: "L", 1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}[channels]
+    np.testing.assert_array_equal(back.reshape(pixels.shape), pixels)
+
+
+@pytest.mark.parametrize(
+    "pixels", [np.zeros((4, 4, 3), np.float32), np.zeros((4, 4, 5), np.uint8), np.zeros((0, 4))]
+)
+def test_encode_png_refuses_what_is_not_a_uint8_picture(pixels: np.ndarray) -> None:
+    from vizcallbacks.render.png import encode_png
+
+    with pytest.raises(ValueError, match="encode_png needs"):
+        encode_png(pixels)

@@ -241,3 +241,15 @@ def test_tensorboard_data_provider_reads_it(tmp_path) -> None:
     plugins = {tag: accumulator.SummaryMetadata(tag).plugin_data.plugin_name for tag in tags}
     assert plugins == {"h": "histograms", "img": "images", "s": "scalars", "t": "text"}
     assert [event.step for event in accumulator.Tensors("t")] == [2]
+
+
+@pytest.mark.parametrize("value", [0.1, -3.0, 1e30, float("nan"), float("inf")])
+def test_scalar_events_are_the_protos_tensorboard_builds(value: float) -> None:
+    """Built by hand for speed: the very proto ``make_tensor_proto`` and TensorBoard's scalar
+    metadata give, so every reader sees what a ``tf.summary.scalar`` would write."""
+    from tensorboard.plugins.scalar import metadata
+    from tensorboard.util.tensor_util import make_tensor_proto
+
+    ours = TensorBoardWriter._scalar("activation_mean/conv", value)
+    assert ours.tensor == make_tensor_proto(np.float32(value))
+    assert ours.metadata == metadata.create_summary_metadata(display_name=None, description="")

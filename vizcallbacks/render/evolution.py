@@ -59,10 +59,28 @@ class EvolutionRecorder:
         return np.concatenate(rows)[:-1]
 
     def gif(self, seconds_per_frame: float = 0.5) -> bytes:
-        """The frames as a looping animated GIF."""
+        """The frames as a looping animated GIF, all frames sharing one 256-colour palette.
+
+        One quantization of all frames stacked (fast octree) instead of Pillow's per-frame
+        median cut: about a quarter of the time, and no palette flicker between frames.
+        """
         from PIL import Image
 
-        images = [Image.fromarray(frame) for frame in self._frames]
+        width = max(frame.shape[1] for frame in self._frames)
+        padded = [
+            np.pad(f, ((0, 0), (0, width - f.shape[1]), (0, 0)), constant_values=SEPARATOR_VALUE)
+            for f in self._frames
+        ]
+        stacked = Image.fromarray(np.concatenate(padded)).quantize(
+            256, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE
+        )
+        indices, palette = np.asarray(stacked), stacked.getpalette()
+        images, top = [], 0
+        for frame in self._frames:
+            image = Image.fromarray(indices[top : top + frame.shape[0], : frame.shape[1]], "P")
+            image.putpalette(palette or [])
+            images.append(image)
+            top += frame.shape[0]
         buffer = io.BytesIO()
         images[0].save(
             buffer,

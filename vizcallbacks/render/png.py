@@ -1,25 +1,51 @@
-"""The one PNG encoder: every writer that wants bytes gets these, encoded once per image."""
+"""The one PNG encoder: every writer that wants bytes gets these, encoded once per image.
+
+Written with the standard library's zlib rather than Pillow: Pillow tries five PNG filters on
+every row and keeps the best, which pays off on photographs but not on our pictures, made of
+flat, pixel-repeated tiles that deflate compresses well as they are. Rows unfiltered ("None")
+at zlib level 1 encode 2-3.5x faster than Pillow's level 1, and our grids come out about as
+large (stage 9 of ``python -m benchmarks.overhead`` times both on one step's pictures).
+"""
 
 from __future__ import annotations
 
-import io
+import struct
+import zlib
 
 import numpy as np
 
 __all__ = ["PNG_LEVEL", "encode_png"]
 
-PNG_LEVEL = 1  # a third of the default level's encoding time, files about 10 % larger
+PNG_LEVEL = 1  # zlib's fastest level: a third of the default level's time, files ~10 % larger
+_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_COLOUR_TYPES = {1: 0, 2: 4, 3: 2, 4: 6}  # channels → grey, grey + alpha, RGB, RGBA
+
+
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
 
 def encode_png(pixels: np.ndarray) -> bytes:
     """PNG bytes of a uint8 ``(H, W)``, ``(H, W, 1)``, ``(H, W, 3)`` or ``(H, W, 4)`` image."""
-    from PIL import Image
-
     array = np.asarray(pixels)
-    if array.ndim == 3 and array.shape[-1] == 1:
-        array = array[..., 0]
-    buffer = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(array)).save(
-        buffer, format="PNG", compress_level=PNG_LEVEL
+    if array.ndim == 2:
+        array = array[..., None]
+    if array.dtype != np.uint8 or array.ndim != 3 or array.shape[-1] not in _COLOUR_TYPES:
+        raise ValueError(
+            "encode_png needs uint8 pixels (H, W), (H, W, 1), (H, W, 3) or (H, W, 4). "
+            f"Received dtype {array.dtype}, shape {array.shape}"
+        )
+    height, width, channels = array.shape
+    if height == 0 or width == 0:
+        raise ValueError(f"encode_png needs at least one pixel. Received shape {array.shape}")
+    rows = np.zeros((height, 1 + width * channels), dtype=np.uint8)  # byte 0: filter "None"
+    rows[:, 1:] = array.reshape(height, width * channels)
+    header = struct.pack(">IIBBBBB", width, height, 8, _COLOUR_TYPES[channels], 0, 0, 0)
+    return b"".join(
+        (
+            _SIGNATURE,
+            _chunk(b"IHDR", header),
+            _chunk(b"IDAT", zlib.compress(rows.tobytes(), PNG_LEVEL)),
+            _chunk(b"IEND", b""),
+        )
     )
-    return buffer.getvalue()

@@ -15,7 +15,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tensorboard.compat.proto import event_pb2, summary_pb2
+from tensorboard.compat.proto import (
+    event_pb2,
+    summary_pb2,
+    tensor_pb2,
+    tensor_shape_pb2,
+    types_pb2,
+)
 from tensorboard.plugins.histogram import metadata as histogram_metadata
 from tensorboard.plugins.image import metadata as image_metadata
 from tensorboard.plugins.scalar import metadata as scalar_metadata
@@ -29,6 +35,9 @@ from vizcallbacks.writers.base import check_log_dir
 from vizcallbacks.writers.eventfile import EventFile, last_step
 
 __all__ = ["HISTOGRAM_BUCKETS", "TensorBoardWriter", "histogram_buckets", "params_markdown"]
+
+_SCALAR_SHAPE = tensor_shape_pb2.TensorShapeProto()
+_SCALAR_METADATA = scalar_metadata.create_summary_metadata(display_name=None, description="")
 
 HISTOGRAM_BUCKETS = 30  # as tf.summary.histogram
 
@@ -152,10 +161,13 @@ class TensorBoardWriter:
 
     @staticmethod
     def _scalar(tag: str, value: float) -> summary_pb2.Summary.Value:
+        # The proto make_tensor_proto(np.float32(value)) builds, made directly: 10x cheaper.
         return summary_pb2.Summary.Value(
             tag=tag,
-            metadata=scalar_metadata.create_summary_metadata(display_name=None, description=""),
-            tensor=make_tensor_proto(np.float32(value)),
+            metadata=_SCALAR_METADATA,
+            tensor=tensor_pb2.TensorProto(
+                dtype=types_pb2.DT_FLOAT, tensor_shape=_SCALAR_SHAPE, float_val=[value]
+            ),
         )
 
     @staticmethod

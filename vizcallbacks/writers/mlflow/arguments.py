@@ -12,7 +12,14 @@ from typing import Any
 
 from vizcallbacks.tags import MAX_TAG_LENGTH, safe_name, shorten
 
-__all__ = ["MAX_TAG_VALUE", "check_arguments", "check_key", "file_artifact", "seconds"]
+__all__ = [
+    "MAX_TAG_VALUE",
+    "check_arguments",
+    "check_key",
+    "checked_metrics",
+    "file_artifact",
+    "seconds",
+]
 
 _KEY = re.compile(r"^[A-Za-z0-9_\-./ ]+$")  # what MLflow accepts in metric, param and image keys
 MAX_TAG_VALUE = 8000
@@ -26,6 +33,11 @@ def check_key(key: str, what: str) -> str:
             "'..'). Build tags with vizcallbacks.tags.tag() and safe_name()."
         )
     return key
+
+
+def checked_metrics(values: Mapping[str, float]) -> dict[str, float]:
+    """``values`` as metrics MLflow accepts: every key checked, every value a float."""
+    return {check_key(k, "Scalar tag"): float(v) for k, v in values.items()}
 
 
 def check_arguments(names: Mapping[str, Any], spool_dir: object, on_unreachable: str) -> None:

