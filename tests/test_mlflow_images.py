@@ -63,7 +63,7 @@ def test_names_and_preview_match_what_log_image_writes(tmp_path: Path, channels:
     """The real log_image, once, into a local store: our names and preview bytes are its own."""
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     run_id = client.create_run(client.create_experiment("names")).info.run_id
-    record = Image("activations/conv_a", grid(3)[..., :channels])
+    record = Image("activations/conv_a", smooth_picture(300, 420)[..., :channels])
     key, step, timestamp = record.tag, 7, 1_700_000_000_123
     with PILImage.open(io.BytesIO(record.png)) as picture:
         client.log_image(run_id, picture, key=key, step=step, timestamp=timestamp)
@@ -84,6 +84,20 @@ def test_names_and_preview_match_what_log_image_writes(tmp_path: Path, channels:
         diff = np.abs(np.asarray(ours.convert("RGB"), int) - np.asarray(theirs.convert("RGB"), int))
     assert diff.mean() < 6, diff.mean()  # the same preview to the eye, made more cheaply
     assert client.get_run(run_id).data.tags[LOGGED_IMAGES_TAG] == "True"
+
+
+def smooth_picture(height: int, width: int) -> np.ndarray:
+    """A uint8 RGB picture of smooth gradients, the kind lossy previews keep faithfully."""
+    y, x = np.mgrid[0:height, 0:width] / max(height, width)
+    return (np.stack([x, y, (x + y) / 2], axis=-1) * 255).astype(np.uint8)
+
+
+def test_small_pictures_keep_their_size_in_the_preview() -> None:
+    """log_image would enlarge a 20x12 picture to 256 pixels; the browser does that as well."""
+    picture = smooth_picture(12, 20)
+    with PILImage.open(io.BytesIO(thumbnail(Image("mean_activation/c", picture).png))) as ours:
+        assert ours.format == "WEBP" and ours.size == (20, 12)
+        assert np.abs(np.asarray(ours.convert("RGB"), int) - picture).mean() < 6
 
 
 class RecordingWriter(MLflowWriter):

@@ -23,7 +23,7 @@ import shutil
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +36,10 @@ from vizcallbacks.writers.mlflow.validate import (
     salvage,
 )
 
-__all__ = ["Spool", "describe_items", "find_spools"]
+__all__ = ["Entry", "Spool", "describe_items", "find_spools"]
+
+# One item to spool: its kind, its fields and its file (name, bytes), if it has one.
+Entry = tuple[str, Mapping[str, Any], tuple[str, bytes] | None]
 
 _RUN = "run.json"
 _ITEMS = "items.jsonl"
@@ -157,32 +160,41 @@ class Spool:
     def append(
         self, kind: str, fields: Mapping[str, Any], payload: tuple[str, bytes] | None = None
     ) -> dict[str, Any]:
-        """Store one item (and its file ``payload=(name, bytes)``) on disk; return it with its id.
+        """Store one item (and its file ``payload=(name, bytes)``); return it with its id."""
+        return self.append_many([(kind, fields, payload)])[0]
 
-        The file is written before the item's line, so a line never names a missing file. A write
-        that fails (a full disk) raises and is undone: no partial file, no line cut short.
+    def append_many(self, entries: Sequence[Entry]) -> list[dict[str, Any]]:
+        """Store ``(kind, fields, payload)`` items in one write of their lines; return them.
+
+        Files are written before the lines, so a line never names a missing file. A write that
+        fails (a full disk) raises and is undone whole: no partial file, no line cut short.
         """
         with self._mutex:
-            item = {"id": self._next_id, "kind": kind, **fields}
-            line = json.dumps(item if payload is None else {**item, "file": payload[0]}) + "\n"
-            folder = self.directory / _PAYLOADS / str(item["id"])
-            items = self.directory / _ITEMS
-            size = items.stat().st_size if items.exists() else 0
-            try:
+            items: list[dict[str, Any]] = []
+            files: list[tuple[Path, str, bytes]] = []  # (folder, name, data)
+            for offset, (kind, fields, payload) in enumerate(entries):
+                item = {"id": self._next_id + offset, "kind": kind, **fields}
                 if payload is not None:
-                    folder.mkdir(parents=True, exist_ok=True)
-                    (folder / payload[0]).write_bytes(payload[1])
                     item["file"] = payload[0]
-                with open(items, "a", encoding="utf-8") as f:
-                    f.write(line)
+                    files.append((self.directory / _PAYLOADS / str(item["id"]), *payload))
+                items.append(item)
+            path = self.directory / _ITEMS
+            size = path.stat().st_size if path.exists() else 0
+            try:
+                for folder, name, data in files:
+                    folder.mkdir(parents=True, exist_ok=True)
+                    (folder / name).write_bytes(data)
+                with open(path, "a", encoding="utf-8") as f:
+                    f.write("".join(json.dumps(item) + "\n" for item in items))
             except OSError:
-                shutil.rmtree(folder, ignore_errors=True)
-                with contextlib.suppress(OSError), open(items, "r+b") as f:
+                for folder, _, _ in files:
+                    shutil.rmtree(folder, ignore_errors=True)
+                with contextlib.suppress(OSError), open(path, "r+b") as f:
                     f.truncate(size)  # shrinking needs no space
                 raise
-            self._next_id += 1
-            self._pending[item["id"]] = item
-            return dict(item)
+            self._next_id += len(items)
+            self._pending.update((item["id"], item) for item in items)
+            return [dict(item) for item in items]
 
     def payload(self, item: Mapping[str, Any]) -> Path:
         """Path of the file stored with ``item`` (it may be gone once the item is delivered)."""

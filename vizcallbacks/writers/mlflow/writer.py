@@ -38,7 +38,7 @@ from vizcallbacks.writers.mlflow.lifecycle import (
 )
 from vizcallbacks.writers.mlflow.sender import Notices, Sender
 from vizcallbacks.writers.mlflow.server import import_mlflow, is_remote
-from vizcallbacks.writers.mlflow.spool import Spool, describe_items
+from vizcallbacks.writers.mlflow.spool import Entry, Spool, describe_items
 from vizcallbacks.writers.mlflow.target import (
     VERSION_TAG,
     check_run_id,
@@ -203,43 +203,41 @@ class MLflowWriter:
 
     # Writer protocol ---------------------------------------------------------------------------
     def write(self, records: Sequence[Record], step: int) -> None:
-        """Spool ``records`` at ``step``; the sender delivers them (``Params`` ignores the step).
-
-        All the metrics of one call (scalars and histogram quantiles) are spooled as one item.
-        """
+        """Spool ``records`` at ``step`` in one write, all their metrics as one item; the sender
+        delivers them (``Params`` ignores the step)."""
         step = int(step)
         if any(not isinstance(record, Params) for record in records):
             self._last_written = max(self._last_written, step)
+        entries: list[Entry] = []
         metrics: dict[str, float] = {}
         for record in records:
             if isinstance(record, Image):
-                self._image(record, step)
+                entries.append(self._image(record, step))
             elif isinstance(record, Scalars):
                 metrics.update(checked_metrics(record.values))
             elif isinstance(record, Histogram):
                 metrics.update(self._histogram(record, step))
             elif isinstance(record, Text):
-                self._text(record, step)
+                entries.append(self._text(record, step))
             elif isinstance(record, File):
-                self._file(record)
+                entries.append(self._file(record))
             elif isinstance(record, Params):
-                self._params_as_tags(record.values)
+                entries += self._params_as_tags(record.values)
             else:
                 raise TypeError(f"MLflowWriter cannot write {type(record).__name__}: {record!r}")
         if metrics:  # each key becomes a chart comparable across runs
-            self._append("metrics", {"step": step, "timestamp": now_ms(), "values": metrics})
+            fields = {"step": step, "timestamp": now_ms(), "values": metrics}
+            entries.append(("metrics", fields, None))
+        if entries:
+            self._ensure_open().append_many(entries)
+            self._sender.wake()
 
-    def _append(
-        self, kind: str, fields: Mapping[str, Any], payload: tuple[str, bytes] | None = None
-    ) -> None:
-        self._ensure_open().append(kind, fields, payload)
-        self._sender.wake()
-
-    def _image(self, image: Image, step: int) -> None:
+    @staticmethod
+    def _image(image: Image, step: int) -> Entry:
         """The image's PNG, as encoded once by the record: the run page's image slider."""
         check_key(image.tag, "Image tag")
         fields = {"key": image.tag, "step": step, "timestamp": now_ms()}
-        self._append("image", fields, ("image.png", image.png))
+        return "image", fields, ("image.png", image.png)
 
     def _histogram(self, histogram: Histogram, step: int) -> dict[str, float]:
         """Quantile metrics ``<kind>_p50/<layer>``... to log; the values go to the step's JSON."""
@@ -248,22 +246,21 @@ class MLflowWriter:
             self._histograms.add(histogram.tag, histogram.values, step)
         return checked_metrics(quantile_metrics(histogram.tag, histogram.values))
 
-    def _text(self, text: Text, step: int) -> None:
+    @staticmethod
+    def _text(text: Text, step: int) -> Entry:
         """Text as the file ``text/<tag>/step_000003.md`` in the run's artifacts."""
         check_key(text.tag, "Text tag")
-        self._append(
-            "artifact",
-            {"artifact_path": f"text/{shorten(text.tag)}", "step": step},
-            (f"step_{step:06d}.md", str(text.text).encode("utf-8")),
-        )
+        fields = {"artifact_path": f"text/{shorten(text.tag)}", "step": step}
+        return "artifact", fields, (f"step_{step:06d}.md", str(text.text).encode("utf-8"))
 
-    def _file(self, file: File) -> None:
+    @staticmethod
+    def _file(file: File) -> Entry:
         """``data`` as the run artifact ``files/<name>`` (an animation, say)."""
         check_key(file.name, "File name")
         path, base = file_artifact(file.name)
-        self._append("artifact", {"artifact_path": path}, (base, bytes(file.data)))
+        return "artifact", {"artifact_path": path}, (base, bytes(file.data))
 
-    def _params_as_tags(self, params: Mapping[str, Any]) -> None:
+    def _params_as_tags(self, params: Mapping[str, Any]) -> list[Entry]:
         """Run options as tags ``vizcallbacks.<name>``, each sent once (again if it changes).
 
         Tags, not parameters: the run page's image cards list every parameter above the image,
@@ -278,8 +275,7 @@ class MLflowWriter:
                     text = text[: MAX_TAG_VALUE - 3] + "..."
                 if self._params.get(key) != text:
                     self._params[key] = fresh[key] = text
-        if fresh:
-            self._append("tags", {"values": fresh})
+        return [("tags", {"values": fresh}, None)] if fresh else []
 
     def flush(self) -> None:
         """Hand the step's histogram file to the sender and wake it; never waits for the network."""
@@ -289,8 +285,12 @@ class MLflowWriter:
 
     def _flush_histograms(self) -> None:
         """Spool each changed step's histogram file, whole: a later version replaces an earlier."""
-        for step, name, data in self._histograms.take_changed():
-            self._append("artifact", {"artifact_path": "histograms", "step": step}, (name, data))
+        entries: list[Entry] = [
+            ("artifact", {"artifact_path": "histograms", "step": step}, (name, data))
+            for step, name, data in self._histograms.take_changed()
+        ]
+        if entries:
+            self._ensure_open().append_many(entries)
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until everything written so far is delivered; False if ``timeout`` s passed first.
