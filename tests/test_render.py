@@ -162,3 +162,27 @@ def test_encode_png_refuses_what_is_not_a_uint8_picture(pixels: np.ndarray) -> N
 
     with pytest.raises(ValueError, match="encode_png needs"):
         encode_png(pixels)
+
+
+@pytest.mark.parametrize(
+    ("kernel", "factor"),
+    [(3, 5), (1, 15), (11, 1)],  # 64 rows of kernels in 1,024 pixels
+)
+def test_filter_grids_enlarge_kernels_only_as_far_as_the_size_cap(kernel: int, factor: int) -> None:
+    filters = np.random.default_rng(kernel).random((64, kernel, kernel, 32), dtype=np.float32)
+    capped = tile_filters(filters)
+    side = kernel * factor + 1
+    assert capped.shape == (64 * side - 1, 16 * side - 1, 3) and max(capped.shape) <= 1024
+    full = tile_filters(filters, max_size=None)
+    enlarged = -(-32 // kernel)  # towards 32 pixels, as small maps
+    assert full.shape == (64 * (kernel * enlarged + 1) - 1, 16 * (kernel * enlarged + 1) - 1, 3)
+    # Pixel repetition only: the first tile holds the same kernel values in both grids.
+    np.testing.assert_array_equal(
+        capped[: kernel * factor : factor, : kernel * factor : factor],
+        full[: kernel * enlarged : enlarged, : kernel * enlarged : enlarged],
+    )
+
+
+def test_filter_grid_size_cap_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="max_size"):
+        tile_filters(np.zeros((2, 3, 3, 1), np.float32), max_size=0)

@@ -21,6 +21,7 @@ from vizcallbacks.compute.layers import LayerRef, LayerSelection, select_layers
 from vizcallbacks.records import Record
 from vizcallbacks.render.colormap import DEFAULT_CMAP, check_cmap
 from vizcallbacks.render.evolution import EvolutionRecorder, evolution_row
+from vizcallbacks.render.tiling import MAX_GRID_SIZE
 from vizcallbacks.views.evolution import evolution_records
 from vizcallbacks.views.filters import drift_records, filter_records
 
@@ -36,7 +37,9 @@ class FilterLogger(VisualizationCallback):
     multiplier). A 2-D layer with 3 input channels is also drawn in colour,
     ``filters_rgb/<layer>``, one RGB patch per filter. Scalars ``filter_drift/<layer>`` and
     ``filter_drift_from_init/<layer>``: the kernel's relative change since the previous logged
-    step and since the first one. Works on any built model, subclassed too.
+    step and since the first one. Works on any built model, subclassed too. Small kernels are
+    enlarged towards 32 pixels unless the grid's long side would pass ``max_grid_size`` pixels
+    (1,024; ``None``: always).
     """
 
     def __init__(
@@ -47,12 +50,16 @@ class FilterLogger(VisualizationCallback):
         max_filters: int = 64,
         max_inputs: int = 16,
         cmap: str = DEFAULT_CMAP,
+        max_grid_size: int | None = MAX_GRID_SIZE,
     ) -> None:
         super().__init__(writers, every_n_epochs)
         self.layers = layers
         self.max_filters = check_positive_int("max_filters", max_filters)
         self.max_inputs = check_positive_int("max_inputs", max_inputs)
         self.cmap = check_cmap(cmap)
+        self.max_grid_size = (
+            None if max_grid_size is None else check_positive_int("max_grid_size", max_grid_size)
+        )
         self._refs: list[LayerRef] = []
         self._depthwise: set[str] = set()  # drawn as a near-square grid
         self._one_d: set[str] = set()  # rows of taps: never drawn as RGB patches
@@ -107,6 +114,7 @@ class FilterLogger(VisualizationCallback):
                 self.cmap,
                 depthwise=layer in self._depthwise,
                 rgb=layer not in self._one_d,
+                max_size=self.max_grid_size,
             )
             if filters.ndim == 5:  # 3-D kernels: the middle depth slice
                 filters = filters[:, filters.shape[1] // 2]

@@ -138,19 +138,30 @@ def mean_map_image(maps: np.ndarray, cmap: str = DEFAULT_CMAP) -> np.ndarray:
 
 
 def tile_filters(
-    filters: np.ndarray, max_filters: int = 64, max_inputs: int = 16, cmap: str = DEFAULT_CMAP
+    filters: np.ndarray,
+    max_filters: int = 64,
+    max_inputs: int = 16,
+    cmap: str = DEFAULT_CMAP,
+    max_size: int | None = MAX_GRID_SIZE,
 ) -> np.ndarray:
     """Kernels ``(F, kh, kw, C_in)`` already in [0, 1] → uint8 grid, a row per filter.
 
     Columns are input channels; the values are not re-normalized, so the layer-wide scale holds.
+    Small kernels are enlarged (nearest) towards 32 pixels, less when the grid's long side would
+    pass ``max_size`` pixels (never below the kernel's own size); ``None`` enlarges fully.
     """
     filters = as_float_array(filters, "filters", 4, "(F, kh, kw, C_in)")
     check_positive_int("max_filters", max_filters)
     check_positive_int("max_inputs", max_inputs)
     filters = filters[:max_filters, ..., :max_inputs]
     f, kh, kw, cin = filters.shape
+    factor = upscale_factor(kh, kw)
+    if max_size is not None:
+        check_positive_int("max_size", max_size)
+        while factor > 1 and max(f * (kh * factor + 1), cin * (kw * factor + 1)) - 1 > max_size:
+            factor -= 1
     tiles = colorize(np.moveaxis(filters, -1, 1).reshape(f * cin, kh, kw), cmap)
-    return tile_images(enlarge_tiles(tiles, upscale_factor(kh, kw)), cols=cin)
+    return tile_images(enlarge_tiles(tiles, factor), cols=cin)
 
 
 def tile_rgb_filters(filters: np.ndarray, max_filters: int = 64) -> np.ndarray:

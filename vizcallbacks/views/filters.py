@@ -8,7 +8,7 @@ import numpy as np
 
 from vizcallbacks.records import Image, Record, Scalars
 from vizcallbacks.render.ranks import tile_square_filters, tile_volume_filters
-from vizcallbacks.render.tiling import tile_filters, tile_rgb_filters
+from vizcallbacks.render.tiling import MAX_GRID_SIZE, tile_filters, tile_rgb_filters
 from vizcallbacks.tags import tag
 
 __all__ = ["drift_records", "filter_records"]
@@ -22,17 +22,19 @@ def filter_records(
     cmap: str,
     depthwise: bool = False,
     rgb: bool = True,
+    max_size: int | None = MAX_GRID_SIZE,
 ) -> list[Image]:
     """Normalized kernels ``(F, kh, kw, in)`` as a grid, a row per filter; with 3 inputs also as
     RGB patches. 3-D kernels ``(F, kd, kh, kw, in)``: a row per filter, a block of depth slices
     per input. ``depthwise`` kernels ``(C·multiplier, kh, kw, 1)``: a near-square grid.
-    ``rgb=False`` (1-D kernels, rows of taps) never draws the colour patches."""
+    ``rgb=False`` (1-D kernels, rows of taps) never draws the colour patches. ``max_size``: the
+    row-per-filter grid's long side, in pixels, up to which small kernels are enlarged."""
     if filters.ndim == 5:
         grid = tile_volume_filters(filters, max_filters, max_inputs, cmap)
     elif depthwise:
         grid = tile_square_filters(filters, max_filters, cmap)
     else:
-        grid = tile_filters(filters, max_filters, max_inputs, cmap)
+        grid = tile_filters(filters, max_filters, max_inputs, cmap, max_size)
     records = [Image(tag("filters", layer), grid)]
     if rgb and filters.ndim == 4 and filters.shape[-1] == 3:
         records.append(Image(tag("filters_rgb", layer), tile_rgb_filters(filters, max_filters)))
