@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import shutil
+import tempfile
 from collections.abc import Callable, Collection, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from vizcallbacks.writers.mlflow.images import FILE_WORKERS, send_images
@@ -291,6 +294,8 @@ def _send_files(
             futures = [(it, pool.submit(_send_file, client, run_id, spool, it)) for it in others]
             for item, future in futures:
                 _outcome(item, future.result, report)
+    elif len(others) > 1:
+        _send_files_together(client, run_id, spool, others, report)
     else:
         for item in others:
             _outcome(item, functools.partial(_send_file, client, run_id, spool, item), report)
@@ -300,6 +305,33 @@ def _send_files(
         with contextlib.suppress(Exception):
             present = images_on_server(client, run_id)
             report.succeed([it["id"] for it in unsure if _key(it) in present])
+
+
+def _send_files_together(
+    client: Any, run_id: str, spool: Spool, items: list[Item], report: Report
+) -> None:
+    """Files staged as one tree and copied by one ``log_artifacts`` call (a local store: per
+    file, MLflow's path checks cost more than the copy); if it fails, each file alone, so that
+    the one at fault is named and the others arrive."""
+    with tempfile.TemporaryDirectory(prefix="vizcallbacks-files-") as tmp:
+        staged = []
+        for item in items:
+            try:
+                source = spool.payload(item)
+                if not source.is_file():
+                    raise FileNotFoundError(f"the spooled file {source} is missing")
+                target = Path(tmp, item["artifact_path"], item["file"])
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(source, target)
+                staged.append(item)
+            except Exception as err:
+                report.fail([item["id"]], err)
+        try:
+            client.log_artifacts(run_id, tmp)
+            report.delivered |= {item["id"] for item in staged}
+        except Exception:
+            for item in staged:
+                _outcome(item, functools.partial(_send_file, client, run_id, spool, item), report)
 
 
 def _outcome(item: Item, send: Callable[[], Any], report: Report) -> None:
