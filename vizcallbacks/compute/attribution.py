@@ -32,6 +32,7 @@ __all__ = [
     "attribution_probe",
     "check_count",
     "check_number",
+    "chosen_map",
     "chunked",
 ]
 
@@ -44,6 +45,11 @@ class Attribution(GradCAMResult):
     methods without a signed map (the CAMs)."""
 
     signed: np.ndarray | None = None
+
+
+def chosen_map(result: Attribution, signed: bool) -> np.ndarray:
+    """The signed map when asked for and the method has one, else the heatmaps."""
+    return result.signed if signed and result.signed is not None else result.heatmaps
 
 
 def attribution_probe(model: keras.Model, images: Any, what: str) -> np.ndarray:

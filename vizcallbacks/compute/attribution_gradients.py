@@ -24,6 +24,7 @@ from vizcallbacks.compute.attribution import (
     attribution_probe,
     check_count,
     check_number,
+    chosen_map,
 )
 from vizcallbacks.compute.cache import built_for
 from vizcallbacks.compute.class_scores import ClassIndex
@@ -177,7 +178,7 @@ def saliency(
         "saliency",
     )
     result = method(probe, class_index)
-    return result.signed if signed else result.heatmaps
+    return chosen_map(result, signed)
 
 
 def gradients_x_inputs(
@@ -197,7 +198,7 @@ def gradients_x_inputs(
         "gradients_x_inputs",
     )
     result = method(probe, class_index)
-    return result.signed if signed else result.heatmaps
+    return chosen_map(result, signed)
 
 
 def integrated_gradients(
@@ -221,4 +222,4 @@ def integrated_gradients(
         "integrated_gradients",
     )
     result = method(probe, class_index, baseline)
-    return result.signed if signed else result.heatmaps
+    return chosen_map(result, signed)

@@ -21,6 +21,7 @@ from vizcallbacks.compute.attribution import (
     attribution_probe,
     check_count,
     check_number,
+    chosen_map,
 )
 from vizcallbacks.compute.cache import built_for
 from vizcallbacks.compute.class_scores import ClassIndex
@@ -112,4 +113,4 @@ def occlusion_sensitivity(
         model, key, lambda: Occlusion(model, patch, stride, fill, probe.shape[1:], output)
     )
     result = method(probe, class_index)
-    return result.signed if signed else result.heatmaps
+    return chosen_map(result, signed)
