@@ -13,6 +13,7 @@ import vizcallbacks as vc
 from tests import handset, models
 from vizcallbacks.compute.attribution_occlusion import occlusion_masks
 from vizcallbacks.compute.attribution_sanity import reinitialized, spearman, top_layer
+from vizcallbacks.render.compare import labelled_columns
 
 RNG = np.random.default_rng(16)
 X4 = RNG.random((3, 4, 4, 1)).astype(np.float32)  # three 4x4 grey images in [0, 1)
@@ -260,3 +261,17 @@ def test_bad_arguments_are_named() -> None:
         vc.layer_cam(handset.square_detector(), handset.SQUARE, layer="gap")
     with pytest.raises(ValueError, match="one image input"):
         vc.saliency(models.two_inputs(), (np.zeros((16, 16, 1)), np.zeros(3)))
+
+
+def test_side_by_side_picture_layout() -> None:
+    cells = np.zeros((2, 3, 4, 4, 3), np.uint8)
+    cells[1, 2] = 255
+    table = labelled_columns(cells, ["probe", "a", "b"], ["first", "second"], min_size=8)
+    # Cells enlarged twice (8x8), one grey pixel between them: a 17 x 26 grid under a 24-pixel
+    # header, beside 120 pixels of row captions.
+    assert table.shape == (24 + 17, 120 + 26, 3) and table.dtype == np.uint8
+    np.testing.assert_array_equal(table[24 + 9 :, 120 + 18 :], 255)  # cell (1, 2)
+    np.testing.assert_array_equal(table[24:, 120 + 8], 200)  # a separator column
+    assert (table[:24, 120:128] < 255).any() and (table[24:41, :120] < 255).any()  # the text
+    with pytest.raises(ValueError, match=r"labels needs one label per column \(3\)"):
+        labelled_columns(cells, ["a", "b"])

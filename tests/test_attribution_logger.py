@@ -181,3 +181,25 @@ def test_every_method_once_per_key_and_step_on_a_real_mlflow_server(
     for method in ALL_METHODS:
         history = client.get_metric_history(run.info.run_id, f"attribution_sanity/{method}")
         assert sorted(m.step for m in history) == list(range(EPOCHS + 1))
+
+
+@pytest.mark.slow
+def test_fashion_experiment_logs_every_method_and_its_sanity(tmp_path: Path) -> None:
+    from experiments import fashion_cnn
+    from experiments.datasets import FASHION_CLASSES
+
+    fashion_cnn.main(
+        ["--epochs", "1", "--max-samples", "64", "--no-mlflow", "--log-dir", str(tmp_path)]
+    )
+    logged = tag_steps(read_events(tmp_path))
+    probes = ["bag_2000", *FASHION_CLASSES]
+    expected = {
+        (f"{kind}/{method}/{probe}", step)
+        for kind in ("attribution", "attribution_heatmap")
+        for method in ALL_METHODS
+        for probe in probes
+        for step in (0, 1)
+    }
+    expected |= {("attribution_methods/all_probes", s) for s in (0, 1)}
+    expected |= {(f"attribution_sanity/{m}", s) for m in ALL_METHODS for s in (0, 1)}
+    assert expected <= logged

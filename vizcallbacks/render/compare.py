@@ -225,7 +225,8 @@ def labelled_columns(
 ) -> np.ndarray:
     """A row per probe and a column per method: ``cells`` uint8 ``(N, M, h, w, 3)`` enlarged
     (nearest) until a side reaches ``min_size``, under a header naming each column and, with
-    ``row_labels``, beside a caption per row. Returns uint8 ``(H, W, 3)``."""
+    ``row_labels``, beside a caption per row (``\\n`` starts a new line). Returns uint8
+    ``(H, W, 3)``."""
     cells = np.asarray(cells)
     if cells.dtype != np.uint8 or cells.ndim != 5 or cells.shape[-1] != 3:
         raise ValueError(
@@ -248,5 +249,8 @@ def labelled_columns(
     for j, label in enumerate(labels):
         _write(canvas, label, 0, side + j * cell_w, cell_w - 1, 11)
     for i, label in enumerate(row_labels or ()):
-        _write(canvas, label, _HEADER_HEIGHT + i * cell_h + (cell_h - 19) // 2, 0, side, 11)
+        lines = label.split("\n")
+        top = _HEADER_HEIGHT + i * cell_h + (cell_h - 19 * len(lines)) // 2
+        for k, line in enumerate(lines):
+            _write(canvas, line, max(top + 19 * k, _HEADER_HEIGHT + i * cell_h), 0, side, 11)
     return canvas

@@ -67,7 +67,7 @@ def attribution_records(
     rows = [
         _class_caption(first, i, class_names)
         if name is None
-        else f"{name}: {_class_caption(first, i, class_names)}"
+        else f"{name}\n{_class_caption(first, i, class_names)}"
         for i, name in enumerate(probe_names)
     ]
     table = labelled_columns(cells, labels, rows)
