@@ -118,6 +118,17 @@ def test_gradients_match_a_plain_gradient_tape_on_a_nested_model(digits) -> None
     )
 
 
+def test_several_outputs_one_explained(digits) -> None:
+    model = models.two_outputs()
+    images = digits[0][:2]
+    for method in (vc.saliency, vc.occlusion_sensitivity, vc.integrated_gradients):
+        heatmaps = method(model, images, output="parity")
+        assert heatmaps.shape == (2, 16, 16) and np.isfinite(heatmaps).all()
+        with pytest.raises(ValueError, match="has 2 outputs; pass output="):
+            method(model, images)
+    assert vc.score_cam(model, images, output=1).shape == (2, 16, 16)
+
+
 # --- tf-keras-vis on the same Functional model ------------------------------------------------
 
 

@@ -115,6 +115,7 @@ class InputAttribution(ClassScores):
         ensure_built(model, (1, *shape))
         recording = record_forward(model, tf.zeros((1, *shape), dtype=tf.float32))
         super().__init__(model, recording, output, self.what)
+        self.image_shape = shape  # (H, W, C)
         self.batch_size = check_count("batch_size", batch_size, 1)
         # A partial, not the bound method: TensorFlow counts retracing per code object.
         self._function = tf.function(functools.partial(self._run), autograph=False)

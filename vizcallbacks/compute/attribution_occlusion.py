@@ -66,15 +66,10 @@ class Occlusion(InputAttribution):
         self.stride = self.patch if stride is None else check_count("stride", stride, 1)
         self.fill = check_number("fill", fill)
         super().__init__(model, image_shape, output, batch_size)
-        # After super(): the model's input size is known now.
-        height, width = self._image_size(image_shape)
+        height, width = self.image_shape[:2]  # known after super().__init__
         self.masks = occlusion_masks(height, width, self.patch, self.stride)
         coverage = self.masks.sum(axis=0)
         self.weights = self.masks / np.where(coverage > 0, coverage, 1.0)  # mean over patches
-
-    def _image_size(self, image_shape: Sequence[int] | None) -> tuple[int, int]:
-        shape = image_shape if image_shape is not None else self.model.inputs[0].shape[1:]
-        return int(shape[0]), int(shape[1])
 
     def attribute(
         self, x: tf.Tensor, target: tf.Tensor, logits: tf.Tensor, gradient: Any, *extra: Any
