@@ -189,7 +189,8 @@ class GradCAM(ClassScores):
         super().__init__(model, recording, output, "grad_cam")
         if layer is None:
             log.info(
-                "vizcallbacks: Grad-CAM uses layer %r, the last layer with a 4-D output",
+                "vizcallbacks: %s uses layer %r, the last layer with a 4-D output",
+                type(self).__name__,
                 self.ref.name,
             )
         # A partial, not the bound method: TensorFlow counts retracing per code object, so one
