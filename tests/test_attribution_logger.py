@@ -77,6 +77,20 @@ def test_logger_writes_every_method_to_event_files(digits, tmp_path: Path) -> No
     assert all(np.array_equal(a, np.array(b)) for a, b in zip(weights, model.weights, strict=True))
 
 
+def test_only_the_side_by_side_picture_and_one_owner_per_writer(digits, tmp_path: Path) -> None:
+    x, y = digits
+    writers = [vc.TensorBoardWriter(tmp_path)]
+    loggers = [vc.AttributionLogger(x[:2], writers, ["saliency", "layer_cam"], individual=False)]
+    model = models.compiled(models.functional())
+    model.fit(x[:32], y[:32], epochs=1, verbose=0, callbacks=loggers)
+    assert tag_steps(read_events(tmp_path)) == {
+        ("attribution_methods/all_probes", s) for s in (0, 1)
+    }
+    loggers.append(vc.AttributionLogger(x[:2], writers, ["saliency"], individual=False))
+    with pytest.raises(ValueError, match="attribution_methods"):
+        model.fit(x[:32], y[:32], epochs=1, verbose=0, callbacks=loggers)
+
+
 def test_methods_with_options_and_every_n_epochs(digits, tmp_path: Path) -> None:
     x, y = digits
     methods = {"integrated_gradients": {"steps": 8}, "occlusion": {"patch": 8, "stride": 4}}
@@ -104,6 +118,7 @@ def test_bad_arguments_are_refused_before_training(digits, tmp_path: Path) -> No
         ({"methods": "saliency"}, TypeError, "methods must be a sequence"),
         ({"methods": []}, ValueError, "methods is empty"),
         ({"sanity_check": "yes"}, TypeError, "sanity_check must be True or False"),
+        ({"individual": 0}, TypeError, "individual must be True or False"),
         ({"alpha": 2}, ValueError, "alpha must be a number"),
         ({"class_index": "cat"}, TypeError, "class_index must be None"),
     ]

@@ -25,7 +25,7 @@ from vizcallbacks.compute.layers import LayerRef
 from vizcallbacks.compute.probe import check_probe, probe_tag_names
 from vizcallbacks.records import Record
 from vizcallbacks.render.colormap import HEATMAP_CMAP, check_cmap
-from vizcallbacks.views.attribution import attribution_records
+from vizcallbacks.views.attribution import SIDE_BY_SIDE, attribution_records
 
 __all__ = ["AttributionLogger", "AttributionStep"]
 
@@ -44,8 +44,9 @@ class AttributionLogger(VisualizationCallback):
     epoch, with one picture of all methods side by side.
 
     Images ``attribution/<method>[/<probe>]`` (map over the probe),
-    ``attribution_heatmap/<method>[/<probe>]`` and ``attribution_methods/all_probes`` (a row per
-    probe, a column per method); with ``sanity_check``, scalars ``attribution_sanity/<method>``.
+    ``attribution_heatmap/<method>[/<probe>]`` (with ``individual``) and
+    ``attribution_methods/all_probes`` (a row per probe, a column per method); with
+    ``sanity_check``, scalars ``attribution_sanity/<method>``.
 
     Args:
         probe: one image ``(H, W, C)`` or a batch ``(N, H, W, C)``, preprocessed like training
@@ -69,6 +70,9 @@ class AttributionLogger(VisualizationCallback):
             those of the model whose top layer's weights are re-initialized (Adebayo et al.,
             2018): near 1 means the map ignores what the model learned. The weights are
             restored exactly after each check.
+        individual: log each method's map per probe (``2 x methods x probes`` images per step);
+            ``False`` logs only the side-by-side picture, one image per step, which is what an
+            MLflow run (about 20 ms of CPU per uploaded image) can afford with many probes.
     """
 
     def __init__(
@@ -86,6 +90,7 @@ class AttributionLogger(VisualizationCallback):
         output: str | int | None = None,
         display: Any = None,
         sanity_check: bool = False,
+        individual: bool = True,
     ) -> None:
         super().__init__(writers, every_n_epochs)
         self.probe = check_probe(probe)
@@ -106,8 +111,9 @@ class AttributionLogger(VisualizationCallback):
             raise TypeError(f"output must be an output name or index. Received: output={output!r}")
         if layer is not None and (isinstance(layer, bool) or not isinstance(layer, (str, int))):
             raise TypeError(f"layer must be a layer name or index. Received: layer={layer!r}")
-        if not isinstance(sanity_check, bool):
-            raise TypeError(f"sanity_check must be True or False. Received: {sanity_check!r}")
+        for name, flag in (("sanity_check", sanity_check), ("individual", individual)):
+            if not isinstance(flag, bool):
+                raise TypeError(f"{name} must be True or False. Received: {name}={flag!r}")
         if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 <= alpha <= 1:
             raise ValueError(f"alpha must be a number in [0, 1]. Received: alpha={alpha!r}")
         self.class_index = class_index
@@ -119,6 +125,7 @@ class AttributionLogger(VisualizationCallback):
         self.output = output
         self.display = self.probe if display is None else checked_display(display, self.probe)
         self.sanity_check = sanity_check
+        self.individual = individual
         self._methods: dict[str, Explainer] = {}
         self._top: LayerRef | None = None
 
@@ -142,11 +149,14 @@ class AttributionLogger(VisualizationCallback):
         self.compute()  # traced here, before training, not in epoch 1
 
     def claims(self) -> set[tuple[str, ...]]:
-        return {
-            ("attribution", method) + ((probe,) if probe else ())
-            for method in self._methods
-            for probe in self.probe_names
-        }
+        keys: set[tuple[str, ...]] = {("attribution_methods", SIDE_BY_SIDE)}
+        if self.individual:
+            keys |= {
+                ("attribution", method) + ((probe,) if probe else ())
+                for method in self._methods
+                for probe in self.probe_names
+            }
+        return keys
 
     def compute(self) -> AttributionStep:
         results = {name: fn(self.probe, self.class_index) for name, fn in self._methods.items()}
@@ -173,4 +183,5 @@ class AttributionLogger(VisualizationCallback):
             self.alpha,
             self.class_names,
             payload.sanity,
+            self.individual,
         )

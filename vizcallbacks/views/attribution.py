@@ -42,10 +42,12 @@ def attribution_records(
     alpha: float,
     class_names: Sequence[str] | None = None,
     sanity: Mapping[str, float] | None = None,
+    individual: bool = True,
 ) -> list[Record]:
     """Images ``attribution/<method>[/<probe>]`` (over ``display``) and
-    ``attribution_heatmap/<method>[/<probe>]``, the side-by-side ``attribution_methods/all_probes``
-    (a row per probe: the image, then each method's overlay) and ``attribution_sanity/<method>``."""
+    ``attribution_heatmap/<method>[/<probe>]`` (unless not ``individual``), the side-by-side
+    ``attribution_methods/all_probes`` (a row per probe: the image, then each method's overlay)
+    and ``attribution_sanity/<method>``."""
     records: list[Record] = []
     overlays: dict[str, list[np.ndarray]] = {}
     for method, result in results.items():
@@ -53,6 +55,8 @@ def attribution_records(
         for i, name in enumerate(probe_names):
             overlay = overlay_heatmap(display[i], result.heatmaps[i], cmap, alpha)
             overlays[method].append(overlay)
+            if not individual:
+                continue
             records.append(Image(tag("attribution", method, name), enlarge(overlay)))
             bare = enlarge(heatmap_image(result.heatmaps[i], cmap))
             records.append(Image(tag("attribution_heatmap", method, name), bare))
