@@ -4,7 +4,8 @@ Every method of ``vc`` on the Fashion-MNIST CNN of ``experiments.fashion_cnn`` (
 model, so that the peers run; trained one epoch), 11 probe images, median of 3 calls after a
 warm-up, wall and process CPU (``resource.getrusage``), beside tf-explain and tf-keras-vis with
 the same settings where they run; then the whole AttributionLogger step with every method
-(compute on the training thread + drawing and writing to TensorBoard). About 3 minutes on 2 cores.
+(compute on the training thread + drawing and writing), to TensorBoard, and to TensorBoard and
+MLflow (SQLite store) with and without the per-probe images. About 5 minutes on 2 cores.
 """
 
 from __future__ import annotations
@@ -20,8 +21,10 @@ import numpy as np
 
 from benchmarks.common import (
     Row,
+    cpu_seconds,
     judged,
     machine_description,
+    make_writers,
     measured,
     progress,
     table_markdown,
@@ -134,14 +137,15 @@ def method_rows(model: keras.Model, images: np.ndarray) -> list[Row]:
 
 
 def logger_rows(model: keras.Model, images: np.ndarray, names: list[str], root: Path) -> list[Row]:
-    """The whole AttributionLogger step, every method, TensorBoard: compute (training thread) and
-    publish (background) wall per step, and the process CPU per step over a plain fit."""
+    """The whole AttributionLogger step, every method: compute (training thread) and publish
+    (background) wall per step, and the process CPU per step over a plain fit; to TensorBoard,
+    then to TensorBoard and MLflow (SQLite store) with and without the individual images."""
     import vizcallbacks as vc
-    from benchmarks.common import cpu_seconds
 
     x = np.repeat(images, 3, axis=0)[:32]
     y = np.argmax(model.predict(x, verbose=0), axis=1)
     epochs = 4
+    steps = epochs + 1  # step 0 and one per epoch
 
     def fit(callbacks: list[Any]) -> float:
         started = cpu_seconds()
@@ -151,25 +155,33 @@ def logger_rows(model: keras.Model, images: np.ndarray, names: list[str], root: 
         return cpu_seconds() - started
 
     fit([])  # the train step traced, untimed
-    plain = [fit([]) for _ in range(REPEATS)]
-    loggers, logged = [], []
-    for i in range(REPEATS):
-        writer = vc.TensorBoardWriter(root / f"logger_{i}")
-        logger = vc.AttributionLogger(images, [writer], probe_names=names)
-        logged.append(fit([logger]))
-        loggers.append(logger)
-    steps = epochs + 1  # step 0 and one per epoch
-    cpu = [1000 * (a - b) / steps for a, b in zip(logged, plain, strict=True)]
-    compute = [1000 * t for lg in loggers for t in lg.timings["compute"][1:]]  # not setup's
-    publish = [1000 * t for lg in loggers for t in lg.timings["publish"]]
-    whole = [c + p for c, p in zip(compute, publish, strict=False)]
-    what = f"AttributionLogger, all 10 methods, {len(images)} probes, TensorBoard"
-    return [
-        measured(f"{what}: compute per step (training thread), wall", compute, "ms"),
-        measured(f"{what}: draw + write per step (background), wall", publish, "ms"),
-        judged(f"{what}: compute + draw + write per step, wall", whole, "ms", 1000.0),
-        judged(f"{what}: process CPU per step over a plain fit", cpu, "ms", 1000.0),
-    ]
+    plain = float(np.median([fit([]) for _ in range(REPEATS)]))
+    setups = {
+        "TensorBoard": (lambda i: [vc.TensorBoardWriter(root / f"tb_{i}")], True),
+        "TensorBoard + MLflow": (lambda i: make_writers(root, f"both_{i}"), True),
+        "TensorBoard + MLflow, individual=False": (lambda i: make_writers(root, f"one_{i}"), False),
+    }
+    rows = []
+    for label, (writers, individual) in setups.items():
+        loggers, cpu = [], []
+        for i in range(REPEATS):
+            logger = vc.AttributionLogger(
+                images, writers(i), probe_names=names, individual=individual
+            )
+            cpu.append(1000 * (fit([logger]) - plain) / steps)
+            loggers.append(logger)
+        compute = [1000 * t for lg in loggers for t in lg.timings["compute"][1:]]  # not setup's
+        publish = [1000 * t for lg in loggers for t in lg.timings["publish"]]
+        whole = [c + p for c, p in zip(compute, publish, strict=False)]
+        what = f"AttributionLogger, all 10 methods, {len(images)} probes, {label}"
+        progress(f"{what}: {float(np.median(cpu)):.0f} ms CPU per step")
+        rows += [
+            measured(f"{what}: compute per step (training thread), wall", compute, "ms"),
+            measured(f"{what}: draw + write per step (background), wall", publish, "ms"),
+            judged(f"{what}: compute + draw + write per step, wall", whole, "ms", 1000.0),
+            judged(f"{what}: process CPU per step over a plain fit", cpu, "ms", 1000.0),
+        ]
+    return rows
 
 
 def main(argv: Sequence[str] | None = None) -> list[Row]:

@@ -15,6 +15,7 @@ from keras import layers
 import vizcallbacks as vc
 from tests import models
 from vizcallbacks.compute.attribution_methods import ALL_METHODS, build_method, method_options
+from vizcallbacks.compute.layers import all_layers
 
 
 def _binary(shape: tuple[int, ...] = (16, 16, 1)) -> keras.Model:
@@ -35,7 +36,7 @@ KINDS: dict[str, Callable[[], keras.Model]] = {
 
 
 def _state(model: keras.Model) -> tuple[list[np.ndarray], list, list]:
-    everything = [model, *(la for la in model._flatten_layers(include_self=False))]
+    everything = [model, *(layer for _, layer in all_layers(model))]
     return (
         [np.array(w) for w in model.weights],
         [(la.name, la.trainable) for la in everything],
