@@ -259,6 +259,11 @@ def test_bad_arguments_are_named() -> None:
         vc.score_cam(handset.square_detector(), handset.SQUARE, top_k=0)
     with pytest.raises(ValueError, match="layer='gap' has no 4-D"):
         vc.layer_cam(handset.square_detector(), handset.SQUARE, layer="gap")
+    conv = keras.layers.Conv2D(2, 3, data_format="channels_first", name="cf")
+    layers = [keras.Input((1, 8, 8)), conv, keras.layers.Flatten(), keras.layers.Dense(2)]
+    channels_first = keras.Sequential(layers)
+    with pytest.raises(ValueError, match="layer 'cf' is channels_first"):
+        vc.saliency(channels_first, np.zeros((1, 1, 8, 8), np.float32))
     with pytest.raises(ValueError, match="one image input"):
         vc.saliency(models.two_inputs(), (np.zeros((16, 16, 1)), np.zeros(3)))
 

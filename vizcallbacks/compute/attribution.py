@@ -22,7 +22,7 @@ from vizcallbacks.compute.class_scores import ClassIndex, ClassScores
 from vizcallbacks.compute.errors import view_failure
 from vizcallbacks.compute.forward import record_forward
 from vizcallbacks.compute.gradcam import GradCAMResult, input_image_shape
-from vizcallbacks.compute.layers import ensure_built
+from vizcallbacks.compute.layers import all_layers, ensure_built
 from vizcallbacks.compute.probe import check_probe, check_probe_fits_model
 
 __all__ = [
@@ -111,6 +111,14 @@ class InputAttribution(ClassScores):
         output: str | int | None = None,
         batch_size: int = BATCH_SIZE,
     ) -> None:
+        first = [
+            n for n, la in all_layers(model) if getattr(la, "data_format", "") == "channels_first"
+        ]
+        if first:
+            raise ValueError(
+                f"{self.what} explains channels_last images; layer {first[0]!r} is "
+                "channels_first. Use grad_cam, grad_cam_plus_plus or layer_cam for this model."
+            )
         shape = input_image_shape(model, image_shape, self.what)
         ensure_built(model, (1, *shape))
         recording = record_forward(model, tf.zeros((1, *shape), dtype=tf.float32))
