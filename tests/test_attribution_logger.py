@@ -81,7 +81,7 @@ def test_only_the_side_by_side_picture_and_one_owner_per_writer(digits, tmp_path
     x, y = digits
     writers = [vc.TensorBoardWriter(tmp_path)]
     loggers = [vc.AttributionLogger(x[:2], writers, ["saliency", "layer_cam"], individual=False)]
-    model = models.compiled(models.functional())
+    model = models.compiled(models.sequential_without_input())  # built by the logger
     model.fit(x[:32], y[:32], epochs=1, verbose=0, callbacks=loggers)
     assert tag_steps(read_events(tmp_path)) == {
         ("attribution_methods/all_probes", s) for s in (0, 1)
