@@ -11,6 +11,8 @@ from scipy.stats import spearmanr
 
 import vizcallbacks as vc
 from tests import handset, models
+from vizcallbacks.compute.attribution_cams import ScoreCAM
+from vizcallbacks.compute.attribution_gradients import Saliency
 from vizcallbacks.compute.attribution_occlusion import occlusion_masks
 from vizcallbacks.compute.attribution_sanity import reinitialized, spearman, top_layer
 from vizcallbacks.render.compare import labelled_columns
@@ -202,6 +204,26 @@ def test_score_cam_on_two_hand_set_channels() -> None:
     # Faster Score-CAM with one channel keeps A_0, whose spatial spread is larger
     # (sqrt(4/16 · 12/16) > sqrt(2/16 · 14/16)): the map is the square alone.
     np.testing.assert_allclose(vc.score_cam(model, x, class_index=0, top_k=1)[0], r0, rtol=1e-6)
+
+
+def test_expanded_batches_cut_into_chunks_give_the_same_maps() -> None:
+    # 3 images x 7 noisy copies = 21 images through the model 4 at a time; 2 images x 2 channels
+    # = 4 masked images one at a time: the same maps as in one pass.
+    linear = handset.linear_scorer()
+    chunked = Saliency(linear, smooth_samples=7, image_shape=(4, 4, 1), batch_size=4)
+    np.testing.assert_allclose(
+        chunked(X4, class_index=1).heatmaps,
+        vc.saliency(linear, X4, class_index=1, smooth_samples=7),
+        rtol=1e-6,
+    )
+    model = handset.two_channel_scorer()
+    x = np.concatenate([handset.TWO_REGIONS, handset.TWO_REGIONS[:, ::-1]])
+    one_by_one = ScoreCAM(model, image_shape=(4, 4, 2), batch_size=1)
+    np.testing.assert_allclose(
+        one_by_one(x, class_index=0).heatmaps,
+        vc.score_cam(model, x, class_index=0),
+        rtol=1e-6,
+    )
 
 
 # --- The sanity check -------------------------------------------------------------------------
