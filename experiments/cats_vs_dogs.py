@@ -19,11 +19,22 @@ import vizcallbacks as vc
 from experiments import common
 from experiments.folders import ImageFolder, binary_image_folder, image_datasets, load_images
 
-__all__ = ["IMAGE_SIZE", "build_model", "class_probe", "main"]
+__all__ = ["ATTRIBUTION_METHODS", "IMAGE_SIZE", "build_model", "class_probe", "main"]
 
 NAME = "cats_vs_dogs"
 IMAGE_SIZE = (150, 150)
 BATCH_SIZE = 20
+# At 150x150, 4-pixel occlusion patches would be 1,369 copies per image: 15-pixel ones are 100.
+ATTRIBUTION_METHODS = {
+    "saliency": {},
+    "smoothgrad": {},
+    "integrated_gradients": {},
+    "occlusion": {"patch": 15},
+    "grad_cam": {},
+    "grad_cam_plus_plus": {},
+    "layer_cam": {},
+    "faster_score_cam": {},
+}
 
 
 def build_model() -> keras.Model:
@@ -73,6 +84,13 @@ def main(argv: Sequence[str] | None = None) -> common.RunResult:
         vc.FilterLogger(run.writers),
         vc.GradCAMLogger(
             images / 255.0, run.writers, class_names=folder.class_names, probe_names=names
+        ),
+        vc.AttributionLogger(
+            images / 255.0,
+            run.writers,
+            ATTRIBUTION_METHODS,
+            class_names=folder.class_names,
+            probe_names=names,
         ),
     ]
     val = val.map(rescale)

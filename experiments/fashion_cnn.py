@@ -1,7 +1,8 @@
 """fashion_cnn: the 7-layer Fashion-MNIST CNN (243,786 parameters), every class in one probe.
 
 ``python -m experiments.fashion_cnn`` trains 5 epochs with Adam (about 0.90 test accuracy) and
-logs feature maps of test image 2000 (a bag) and of the first test image of each class.
+logs feature maps, Grad-CAM and every attribution method (with the sanity check) for test image
+2000 (a bag) and the first test image of each class.
 """
 
 from __future__ import annotations
@@ -70,6 +71,9 @@ def main(argv: Sequence[str] | None = None) -> common.RunResult:
         vc.ActivationLogger(images, run.writers, probe_names=names),
         vc.FilterLogger(run.writers),
         vc.GradCAMLogger(images, run.writers, class_names=FASHION_CLASSES, probe_names=names),
+        vc.AttributionLogger(
+            images, run.writers, class_names=FASHION_CLASSES, probe_names=names, sanity_check=True
+        ),
     ]
     return common.train_classifier(run, model, split, loggers)
 

@@ -8,7 +8,8 @@ a real ``mlflow server`` (SQLite store in a temporary folder), logs the pretrain
 - ``docs/mlflow_run.png``: the MLflow run page with an image card and its step slider;
 - ``docs/evolution.png``: the ``evolution/conv1`` strip (the bag's maps, a row per epoch);
 - ``docs/vgg16_filters.png``: VGG16's 64 first-layer kernels in colour (``filters_rgb``);
-- ``docs/gradcam.png``: the Grad-CAM overlays of the last epoch for the bag and four classes.
+- ``docs/gradcam.png``: the Grad-CAM overlays of the last epoch for the bag and four classes;
+- ``docs/attribution.png``: every attribution method side by side, a row per probe image.
 
 The pictures are read back from the event files and from the pages a user would open; each is
 kept under ``--max-kb`` (default 300). Needs ``.[mlflow,experiments,test]`` and Chromium
@@ -38,6 +39,7 @@ GRADCAM_PROBES = (PROBE, "tshirt", "trouser", "sneaker", "ankle_boot")
 GRADCAM_LAYER = "pool2"  # GradCAMLogger's default: the last layer with a 4-D output
 TB_FILTER = rf"^(activations/conv\d|gradcam/{GRADCAM_LAYER})/{PROBE}$"
 MLFLOW_CARD = f"activations/conv1/{PROBE}"
+ATTRIBUTION_TABLE = "attribution_methods/all_probes"  # a row per probe, a column per method
 
 # --logs mode: experiment -> (log dir below --logs, tags drawn left to right at their last step)
 PICTURES: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -126,6 +128,12 @@ def save(image: np.ndarray | bytes, path: Path, max_bytes: int, max_width: int =
         "wrote %s (%d x %d, %d KB)", path, candidate.width, candidate.height, buffer.tell() // 1024
     )
     return path
+
+
+def attribution_picture(log_dir: Path) -> np.ndarray:
+    """The last step's side-by-side picture of every attribution method, from the event file."""
+    (steps,) = event_images(log_dir, [ATTRIBUTION_TABLE]).values()
+    return steps[max(steps)]
 
 
 def train_fashion(work: Path, epochs: int, max_samples: int, tracking_uri: str) -> None:
@@ -255,6 +263,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         )
         last = [steps[max(steps)] for steps in gradcams.values()]
         save(compose(last, height=200), out / "gradcam.png", limit)
+        save(attribution_picture(fashion_dir), out / "attribution.png", limit, max_width=1600)
 
         save(tensorboard_picture(fashion_dir), out / "tensorboard_images.png", limit)
         save(mlflow_picture(server.uri), out / "mlflow_run.png", limit)

@@ -95,3 +95,73 @@ def frozen_edge_and_ramp(classes: int = 10) -> keras.Model:
     vertical = np.array([[-1.0, 0.0, 1.0]] * 3)
     conv.set_weights([np.stack([vertical, np.ones((3, 3))], -1)[:, :, None].astype("float32")])
     return model
+
+
+# --- Attribution: models whose attributions are written down on paper ----------------------
+
+# The weights of linear_scorer: logit of class 1 = w · x (class 0 = -w · x), on 4x4 grey images.
+LINEAR_W = np.arange(-8.0, 8.0, dtype=np.float32).reshape(4, 4) / 4.0
+
+
+def linear_scorer(head: str = "softmax") -> keras.Model:
+    """Flatten → Dense: softmax logits ``(-w·x, w·x)``; sigmoid head: one unit, logit ``w·x``."""
+    units = 2 if head == "softmax" else 1
+    inputs = keras.Input((4, 4, 1))
+    dense = layers.Dense(units, activation=head, name="head")
+    model = keras.Model(inputs, dense(layers.Flatten(name="flat")(inputs)))
+    w = LINEAR_W.reshape(16, 1)
+    dense.set_weights([np.concatenate([-w, w], 1) if units == 2 else w, np.zeros(units)])
+    return model
+
+
+# The 4x4 square of square_sum's score: rows and columns 2..5 of an 8x8 image.
+SUM_SQUARE = np.zeros((8, 8), dtype=np.float32)
+SUM_SQUARE[2:6, 2:6] = 1.0
+
+
+def square_sum() -> keras.Model:
+    """One sigmoid unit whose logit is the sum of the pixels inside SUM_SQUARE."""
+    inputs = keras.Input((8, 8, 1))
+    dense = layers.Dense(1, activation="sigmoid", name="head")
+    model = keras.Model(inputs, dense(layers.Flatten(name="flat")(inputs)))
+    dense.set_weights([SUM_SQUARE.reshape(64, 1), np.zeros(1)])
+    return model
+
+
+# The logit weight of each position of position_weighted's one-channel map (some negative).
+POSITION_V = np.array(
+    [[1.0, 2.0, -1.0, 0.5], [0.0, 3.0, 1.0, -2.0], [1.0, 1.0, 1.0, 1.0], [-1.0, 0.5, 2.0, 4.0]],
+    dtype=np.float32,
+)
+
+
+def position_weighted() -> keras.Model:
+    """4x4 grey input → identity 1x1 conv with ReLU (one channel, A = x for x ≥ 0) → Flatten →
+    one sigmoid unit, logit ``sum_ij v_ij A_ij``: d logit / d A = POSITION_V."""
+    inputs = keras.Input((4, 4, 1))
+    conv = layers.Conv2D(1, 1, activation="relu", name="identity")
+    dense = layers.Dense(1, activation="sigmoid", name="head")
+    model = keras.Model(inputs, dense(layers.Flatten(name="flat")(conv(inputs))))
+    conv.set_weights([np.ones((1, 1, 1, 1)), np.zeros(1)])
+    dense.set_weights([POSITION_V.reshape(16, 1), np.zeros(1)])
+    return model
+
+
+# Two channels on 4x4 images: channel 0 lights a 2x2 square, channel 1 two pixels.
+REGION_0 = np.zeros((4, 4), dtype=np.float32)
+REGION_0[:2, :2] = 1.0
+REGION_1 = np.zeros((4, 4), dtype=np.float32)
+REGION_1[3, 2:] = 1.0
+TWO_REGIONS = np.stack([REGION_0, REGION_1], -1)[None]  # (1, 4, 4, 2)
+
+
+def two_channel_scorer() -> keras.Model:
+    """(4, 4, 2) input → identity 1x1 conv with ReLU (A_k = x_k) → global mean → softmax over two
+    classes with logits ``4 · mean(A_0)`` and ``4 · mean(A_1)``."""
+    inputs = keras.Input((4, 4, 2))
+    conv = layers.Conv2D(2, 1, activation="relu", name="identity")
+    dense = layers.Dense(2, activation="softmax", name="head")
+    model = keras.Model(inputs, dense(layers.GlobalAveragePooling2D(name="gap")(conv(inputs))))
+    conv.set_weights([np.eye(2)[None, None], np.zeros(2)])
+    dense.set_weights([4.0 * np.eye(2), np.zeros(2)])
+    return model

@@ -1,9 +1,9 @@
 """vizcallbacks: see inside a Keras CNN while it trains.
 
-Callbacks log feature maps, filters, Grad-CAM heatmaps, filter patterns and activation statistics
-of a fixed probe every epoch to TensorBoard and MLflow; the same computations are plain functions
-for notebooks. The names below load on first use (PEP 562), so importing the rendering code or a
-writer loads no TensorFlow.
+Callbacks log feature maps, filters, Grad-CAM and other attribution maps, filter patterns and
+activation statistics of a fixed probe every epoch to TensorBoard and MLflow; the same
+computations are plain functions for notebooks. The names below load on first use (PEP 562), so
+importing the rendering code or a writer loads no TensorFlow.
 """
 
 from __future__ import annotations
@@ -15,10 +15,18 @@ from vizcallbacks._version import __version__
 
 if TYPE_CHECKING:
     from vizcallbacks.callbacks.activations import ActivationLogger
+    from vizcallbacks.callbacks.attribution import AttributionLogger
     from vizcallbacks.callbacks.filters import FilterLogger
     from vizcallbacks.callbacks.gradcam import GradCAMLogger
     from vizcallbacks.callbacks.patterns import FilterPatternLogger
     from vizcallbacks.compute.activations import layer_activations
+    from vizcallbacks.compute.attribution_cams import grad_cam_plus_plus, layer_cam, score_cam
+    from vizcallbacks.compute.attribution_gradients import (
+        gradients_x_inputs,
+        integrated_gradients,
+        saliency,
+    )
+    from vizcallbacks.compute.attribution_occlusion import occlusion_sensitivity
     from vizcallbacks.compute.filters import normalized_filters
     from vizcallbacks.compute.gradcam import grad_cam
     from vizcallbacks.compute.patterns import filter_patterns
@@ -31,6 +39,7 @@ if TYPE_CHECKING:
 
 _HOMES = {
     "ActivationLogger": "vizcallbacks.callbacks.activations",
+    "AttributionLogger": "vizcallbacks.callbacks.attribution",
     "FilterLogger": "vizcallbacks.callbacks.filters",
     "FilterPatternLogger": "vizcallbacks.callbacks.patterns",
     "GradCAMLogger": "vizcallbacks.callbacks.gradcam",
@@ -40,6 +49,13 @@ _HOMES = {
     "activation_statistics": "vizcallbacks.compute.statistics",
     "filter_patterns": "vizcallbacks.compute.patterns",
     "grad_cam": "vizcallbacks.compute.gradcam",
+    "grad_cam_plus_plus": "vizcallbacks.compute.attribution_cams",
+    "gradients_x_inputs": "vizcallbacks.compute.attribution_gradients",
+    "integrated_gradients": "vizcallbacks.compute.attribution_gradients",
+    "layer_cam": "vizcallbacks.compute.attribution_cams",
+    "occlusion_sensitivity": "vizcallbacks.compute.attribution_occlusion",
+    "saliency": "vizcallbacks.compute.attribution_gradients",
+    "score_cam": "vizcallbacks.compute.attribution_cams",
     "layer_activations": "vizcallbacks.compute.activations",
     "normalized_filters": "vizcallbacks.compute.filters",
     "overlay_heatmap": "vizcallbacks.render.overlay",
@@ -49,6 +65,7 @@ _HOMES = {
 
 __all__ = [
     "ActivationLogger",
+    "AttributionLogger",
     "FilterLogger",
     "FilterPatternLogger",
     "GradCAMLogger",
@@ -59,9 +76,16 @@ __all__ = [
     "activation_statistics",
     "filter_patterns",
     "grad_cam",
+    "grad_cam_plus_plus",
+    "gradients_x_inputs",
+    "integrated_gradients",
     "layer_activations",
+    "layer_cam",
     "normalized_filters",
+    "occlusion_sensitivity",
     "overlay_heatmap",
+    "saliency",
+    "score_cam",
     "tile_filters",
     "tile_maps",
 ]

@@ -43,6 +43,9 @@ IMAGE_KINDS = frozenset(
         "filter_evolution",
         "class_comparison",
         "probe",
+        "attribution",
+        "attribution_heatmap",
+        "attribution_methods",
     }
 )
 SCALAR_KINDS = frozenset(
@@ -57,6 +60,7 @@ SCALAR_KINDS = frozenset(
         "gradcam_predicted_class",
         "gradcam_probability",
         "filter_patterns_seconds",
+        "attribution_sanity",
     }
 )
 HISTOGRAM_KINDS = frozenset({"channel_means"})

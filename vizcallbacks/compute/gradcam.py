@@ -19,6 +19,7 @@ import tensorflow as tf
 
 from vizcallbacks.compute.cache import built_for
 from vizcallbacks.compute.cam_layouts import check_signals, model_signal_shape, signal_layer
+from vizcallbacks.compute.class_scores import ClassIndex, ClassScores, pick_output
 from vizcallbacks.compute.errors import view_failure
 from vizcallbacks.compute.forward import Recording, model_inputs, record_forward
 from vizcallbacks.compute.layers import LayerRef, ensure_built, leaf_layers, select_layers
@@ -36,8 +37,6 @@ __all__ = [
 ]
 
 log = logging.getLogger("vizcallbacks")
-
-ClassIndex = int | Sequence[int] | np.ndarray | None
 
 
 @dataclass(frozen=True)
@@ -161,44 +160,7 @@ def _shape(value: Any) -> str:
     return str(tuple(value.shape)) if hasattr(value, "shape") else "unknown"
 
 
-def pick_output(model: keras.Model, outputs: Any, output: str | int | None) -> Any:
-    """The model output named by ``output`` (a name or index; ``None``: the only one)."""
-    if not isinstance(outputs, (list, tuple, dict)):
-        if output not in (None, 0, *_output_names(model)[:1]):
-            raise ValueError(f"output={output!r}: the model has a single output.")
-        return outputs
-    names = _output_names(model)
-    if output is None:
-        if len(outputs) == 1:
-            return next(iter(outputs.values())) if isinstance(outputs, dict) else outputs[0]
-        raise ValueError(
-            f"The model has {len(outputs)} outputs; pass output= with one of their names "
-            f"{names} or an index 0..{len(outputs) - 1}."
-        )
-    if isinstance(output, bool) or not isinstance(output, (str, int)):
-        raise TypeError(f"output must be an output name or index. Received: output={output!r}")
-    if isinstance(output, int):
-        if not -len(outputs) <= output < len(outputs):
-            raise ValueError(
-                f"output={output} is out of range: the model has {len(outputs)} outputs {names}."
-            )
-        output = names[output] if isinstance(outputs, dict) else output
-    if isinstance(outputs, dict):
-        if output not in outputs:
-            raise ValueError(f"output={output!r}: the model's outputs are {list(outputs)}.")
-        return outputs[output]
-    if isinstance(output, str):
-        if output not in names:
-            raise ValueError(f"output={output!r}: the model's outputs are {names}.")
-        output = names.index(output)
-    return outputs[output]
-
-
-def _output_names(model: keras.Model) -> list[str]:
-    return [str(n) for n in (getattr(model, "output_names", None) or [])]
-
-
-class GradCAM:
+class GradCAM(ClassScores):
     """Grad-CAM of one layer of ``model``, built once, one compiled forward/backward per call.
 
     ``layer=None`` picks the last layer with a 4-D output larger than 1x1 (logged); ``output``
@@ -219,24 +181,16 @@ class GradCAM:
         self.signal = signal is not None  # a Conv1D model on (N, T, C): heatmaps (N, T)
         shape = signal or input_image_shape(model, image_shape, "grad_cam")
         ensure_built(model, (1, *shape))
-        self.model = model
-        self.output = output
         if signal is None:
             self.ref, _, recording = spatial_layer(model, layer, shape, "grad_cam", example)
         else:
             self.ref, recording = signal_layer(model, layer, shape, example)
         self.channels_first = is_channels_first(self.ref)  # input (N, C, H, W), maps too
-        chosen = pick_output(model, recording.outputs, output)
-        if len(chosen.shape) != 2:
-            raise ValueError(
-                "grad_cam needs a classifier output of shape (N, classes). "
-                f"Received an output of shape {tuple(chosen.shape)}."
-            )
-        self.num_classes = int(chosen.shape[-1])
-        self.squashing = recording.logits(chosen)[1]
+        super().__init__(model, recording, output, "grad_cam")
         if layer is None:
             log.info(
-                "vizcallbacks: Grad-CAM uses layer %r, the last layer with a 4-D output",
+                "vizcallbacks: %s uses layer %r, the last layer with a 4-D output",
+                type(self).__name__,
                 self.ref.name,
             )
         # A partial, not the bound method: TensorFlow counts retracing per code object, so one
@@ -249,34 +203,6 @@ class GradCAM:
     def layer_name(self) -> str:
         """The tag-safe name of the layer (``outer/inner`` inside nested models)."""
         return self.ref.name
-
-    def class_indices(self, class_index: ClassIndex, n: int) -> np.ndarray:
-        """``class_index`` as int32 ``(n,)``, ``-1`` meaning "the predicted class"; validated."""
-        classes = max(self.num_classes, 2)  # one sigmoid unit: class 0 (negative) or 1
-        if class_index is None:
-            return np.full(n, -1, dtype=np.int32)
-        if isinstance(class_index, (int, np.integer)) and not isinstance(class_index, bool):
-            values = np.full(n, int(class_index))
-        else:
-            values = np.asarray(class_index)
-            if values.dtype == bool or not np.issubdtype(values.dtype, np.integer):
-                raise TypeError(
-                    "class_index must be None, an int, or one int per image. "
-                    f"Received: class_index={class_index!r}"
-                )
-            if values.shape != (n,):
-                raise ValueError(
-                    f"class_index needs one class per image: shape ({n},). "
-                    f"Received shape {values.shape}"
-                )
-        bad = values[(values < 0) | (values >= classes)]
-        if bad.size:
-            raise ValueError(
-                f"class_index must lie in 0..{classes - 1} (the model has "
-                f"{self.num_classes} output unit{'s' if self.num_classes > 1 else ''}). "
-                f"Received: {bad.tolist()[:5]}"
-            )
-        return values.astype(np.int32)
 
     def __call__(self, images: np.ndarray, class_index: ClassIndex = None) -> GradCAMResult:
         """``images`` float32 ``(N, H, W, C)`` (``(N, C, H, W)`` for a channels_first layer, or
@@ -303,11 +229,9 @@ class GradCAM:
             for tensor in tf.nest.flatten(inputs):  # records every op, frozen layers included
                 if tensor.dtype.is_floating:
                     tape.watch(tensor)
-            recording = record_forward(self.model, inputs)
-            output = pick_output(self.model, recording.outputs, self.output)
-            logits = tf.cast(recording.logits(output)[0], tf.float32)
+            recording, logits = self.forward(inputs)
             maps = recording.calls[id(self.ref.layer)][0]
-            scores = self._scores(logits, classes)
+            scores = self.scores(logits, classes)
         grads = tape.gradient(scores["score"], maps)
         if grads is None:
             raise ValueError(
@@ -321,41 +245,22 @@ class GradCAM:
                 maps, grads = tf.transpose(maps, (0, 1, 3, 2)), tf.transpose(grads, (0, 1, 3, 2))
         if self.channels_first:  # (N, K, h, w) → (N, h, w, K)
             maps, grads = tf.transpose(maps, (0, 2, 3, 1)), tf.transpose(grads, (0, 2, 3, 1))
-        weights = tf.reduce_mean(grads, axis=(1, 2), keepdims=True)
-        cam = tf.nn.relu(tf.reduce_sum(weights * maps, axis=-1, keepdims=True))
-        cam = tf.image.resize(cam, size, method="bilinear")[..., 0]
-        cam = tf.math.divide_no_nan(cam, tf.reduce_max(cam, axis=(1, 2), keepdims=True))
-        scores["heatmaps"] = tf.clip_by_value(cam[..., 0] if self.signal else cam, 0.0, 1.0)
+        cam = self.to_input(self.combine(maps, grads), size)
+        scores["heatmaps"] = cam[..., 0] if self.signal else cam
         return scores
 
-    def _scores(self, logits: tf.Tensor, classes: tf.Tensor) -> dict[str, tf.Tensor]:
-        """Predicted class, probabilities and the summed score to differentiate."""
-        if self.num_classes == 1:  # one sigmoid unit: class 1 = logit, class 0 = -logit
-            logit = logits[:, 0]
-            positive = tf.sigmoid(logit)
-            predicted = tf.cast(logit > 0, tf.int32)
-            target = tf.where(classes < 0, predicted, classes)
-            sign = tf.where(target == 1, 1.0, -1.0)
-            score = sign * logit
+    def combine(self, maps: tf.Tensor, grads: tf.Tensor) -> tf.Tensor:
+        """The map ``(N, h, w)`` from the layer's maps and the score's gradients ``(N, h, w, K)``:
+        Grad-CAM's ``ReLU(sum_k mean_ij(grads_k) maps_k)``; the one step CAM variants change."""
+        weights = tf.reduce_mean(grads, axis=(1, 2), keepdims=True)
+        return tf.nn.relu(tf.reduce_sum(weights * maps, axis=-1))
 
-            def prob(c: tf.Tensor) -> tf.Tensor:
-                return tf.where(c == 1, positive, 1.0 - positive)
-
-            probability, class_probability = prob(predicted), prob(target)
-        else:
-            probs = tf.sigmoid(logits) if self.squashing == "sigmoid" else tf.nn.softmax(logits)
-            predicted = tf.argmax(logits, axis=-1, output_type=tf.int32)
-            target = tf.where(classes < 0, predicted, classes)
-            score = tf.gather(logits, target, batch_dims=1)
-            probability = tf.gather(probs, predicted, batch_dims=1)
-            class_probability = tf.gather(probs, target, batch_dims=1)
-        return {
-            "score": tf.reduce_sum(score),
-            "class_index": target,
-            "predicted": predicted,
-            "probability": probability,
-            "class_probability": class_probability,
-        }
+    @staticmethod
+    def to_input(cam: tf.Tensor, size: tf.Tensor) -> tf.Tensor:
+        """``cam`` ``(N, h, w)`` resized (bilinear) to ``size`` and divided by its maximum."""
+        cam = tf.image.resize(cam[..., None], size, method="bilinear")[..., 0]
+        cam = tf.math.divide_no_nan(cam, tf.reduce_max(cam, axis=(1, 2), keepdims=True))
+        return tf.clip_by_value(cam, 0.0, 1.0)
 
 
 def grad_cam(

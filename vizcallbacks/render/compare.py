@@ -10,12 +10,13 @@ import numpy as np
 
 from vizcallbacks.arrays import as_float_array
 from vizcallbacks.render.colormap import DEFAULT_CMAP, colorize
-from vizcallbacks.render.tiling import normalize_maps, tile_images
+from vizcallbacks.render.tiling import enlarge_tiles, normalize_maps, tile_images, upscale_factor
 
 __all__ = [
     "RUN_COLORS",
     "RunComparison",
     "class_comparison_grid",
+    "labelled_columns",
     "resize_nearest",
     "run_comparison",
     "statistic_curves",
@@ -28,6 +29,7 @@ _TITLE_HEIGHT = 28
 _HEADER_HEIGHT = 24
 _BAR = 3  # the coloured line under a run's header, matching its curve
 _GAP = 16
+_ROW_LABEL_WIDTH = 120
 
 
 def resize_nearest(maps: np.ndarray, size: int | tuple[int, int]) -> np.ndarray:
@@ -213,3 +215,42 @@ def statistic_curves(
     figure.tight_layout(pad=0.4)
     canvas.draw()
     return np.asarray(canvas.buffer_rgba())[..., :3].copy()
+
+
+def labelled_columns(
+    cells: np.ndarray,
+    labels: Sequence[str],
+    row_labels: Sequence[str] | None = None,
+    min_size: int = 96,
+) -> np.ndarray:
+    """A row per probe and a column per method: ``cells`` uint8 ``(N, M, h, w, 3)`` enlarged
+    (nearest) until a side reaches ``min_size``, under a header naming each column and, with
+    ``row_labels``, beside a caption per row (``\\n`` starts a new line). Returns uint8
+    ``(H, W, 3)``."""
+    cells = np.asarray(cells)
+    if cells.dtype != np.uint8 or cells.ndim != 5 or cells.shape[-1] != 3:
+        raise ValueError(
+            f"cells must be uint8 (N, M, h, w, 3). Received dtype {cells.dtype}, "
+            f"shape {cells.shape}"
+        )
+    n, m, h, w, _ = cells.shape
+    if len(labels) != m or (row_labels is not None and len(row_labels) != n):
+        raise ValueError(
+            f"labels needs one label per column ({m}) and row_labels one per row ({n}). "
+            f"Received {len(labels)} and {None if row_labels is None else len(row_labels)}"
+        )
+    factor = upscale_factor(h, w, min_size)
+    grid = tile_images(enlarge_tiles(cells.reshape(n * m, h, w, 3), factor), cols=m)
+    side = 0 if row_labels is None else _ROW_LABEL_WIDTH
+    canvas = np.full((_HEADER_HEIGHT + grid.shape[0], side + grid.shape[1], 3), _BACKGROUND)
+    canvas = canvas.astype(np.uint8)
+    canvas[_HEADER_HEIGHT:, side:] = grid
+    cell_h, cell_w = h * factor + 1, w * factor + 1  # one separator pixel after each cell
+    for j, label in enumerate(labels):
+        _write(canvas, label, 0, side + j * cell_w, cell_w - 1, 11)
+    for i, label in enumerate(row_labels or ()):
+        lines = label.split("\n")
+        top = _HEADER_HEIGHT + i * cell_h + (cell_h - 19 * len(lines)) // 2
+        for k, line in enumerate(lines):
+            _write(canvas, line, max(top + 19 * k, _HEADER_HEIGHT + i * cell_h), 0, side, 11)
+    return canvas

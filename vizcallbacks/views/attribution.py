@@ -1,0 +1,88 @@
+"""What AttributionLogger logs, as records: per method an overlay and a bare heatmap per probe,
+one picture of every method side by side, and the sanity scores."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from vizcallbacks.records import Image, Record, Scalars
+from vizcallbacks.render.compare import labelled_columns
+from vizcallbacks.render.overlay import enlarge, heatmap_image, image_to_rgb, overlay_heatmap
+from vizcallbacks.tags import tag
+
+if TYPE_CHECKING:  # views take computed values; they never run the computation
+    from vizcallbacks.compute.gradcam import GradCAMResult
+
+__all__ = ["METHOD_LABELS", "SIDE_BY_SIDE", "attribution_records"]
+
+# Column headers of the side-by-side picture.
+METHOD_LABELS = {
+    "saliency": "saliency",
+    "smoothgrad": "SmoothGrad",
+    "gradients_x_inputs": "grad x input",
+    "integrated_gradients": "integr. grads",
+    "occlusion": "occlusion",
+    "grad_cam": "Grad-CAM",
+    "grad_cam_plus_plus": "Grad-CAM++",
+    "layer_cam": "LayerCAM",
+    "score_cam": "Score-CAM",
+    "faster_score_cam": "Faster S-CAM",
+}
+SIDE_BY_SIDE = "all_probes"  # the layer segment of the side-by-side picture's tag
+
+
+def attribution_records(
+    display: np.ndarray,
+    results: Mapping[str, GradCAMResult],
+    probe_names: Sequence[str | None],
+    cmap: str,
+    alpha: float,
+    class_names: Sequence[str] | None = None,
+    sanity: Mapping[str, float] | None = None,
+    individual: bool = True,
+) -> list[Record]:
+    """Images ``attribution/<method>[/<probe>]`` (over ``display``) and
+    ``attribution_heatmap/<method>[/<probe>]`` (unless not ``individual``), the side-by-side
+    ``attribution_methods/all_probes`` (a row per probe: the image, then each method's overlay)
+    and ``attribution_sanity/<method>``."""
+    records: list[Record] = []
+    overlays: dict[str, list[np.ndarray]] = {}
+    for method, result in results.items():
+        overlays[method] = []
+        for i, name in enumerate(probe_names):
+            overlay = overlay_heatmap(display[i], result.heatmaps[i], cmap, alpha)
+            overlays[method].append(overlay)
+            if not individual:
+                continue
+            records.append(Image(tag("attribution", method, name), enlarge(overlay)))
+            bare = enlarge(heatmap_image(result.heatmaps[i], cmap))
+            records.append(Image(tag("attribution_heatmap", method, name), bare))
+    cells = np.stack(
+        [
+            np.stack([image_to_rgb(display[i])] + [overlays[m][i] for m in results])
+            for i in range(len(probe_names))
+        ]
+    )
+    labels = ["probe"] + [METHOD_LABELS.get(m, m) for m in results]
+    first = next(iter(results.values()))
+    rows = [
+        _class_caption(first, i, class_names)
+        if name is None
+        else f"{name}\n{_class_caption(first, i, class_names)}"
+        for i, name in enumerate(probe_names)
+    ]
+    table = labelled_columns(cells, labels, rows)
+    records.append(Image(tag("attribution_methods", SIDE_BY_SIDE), table))
+    if sanity:
+        records.append(Scalars({tag("attribution_sanity", m): v for m, v in sanity.items()}))
+    return records
+
+
+def _class_caption(result: GradCAMResult, i: int, class_names: Sequence[str] | None) -> str:
+    """``shirt p=0.91``: the class the maps explain and its probability."""
+    explained = int(result.class_index[i])
+    name = class_names[explained] if class_names is not None else f"class {explained}"
+    return f"{name} p={float(result.class_probability[i]):.2f}"
