@@ -1,0 +1,121 @@
+"""The dashboard as one self-contained HTML file: the plugin's frontend with every run and every
+image inlined (``data:`` URIs), so it opens from disk with no server and no network request.
+
+``python -m vizcallbacks report LOGDIR_OR_MLFLOW_RUN -o report.html`` and the MLflow writer's
+train-end artifact both come through :func:`build_report`.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import logging
+from collections.abc import Callable, Sequence
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from vizcallbacks.dashboard.model import RunData, network_index
+
+__all__ = ["REPORT_ARTIFACT", "build_report", "log_report", "read_source", "report_html"]
+
+log = logging.getLogger("vizcallbacks")
+
+REPORT_ARTIFACT = "vizcallbacks_report.html"  # the MLflow run's artifact written at train end
+
+
+def static_text(name: str) -> str:
+    """A frontend file shipped with the package (``dashboard.js``, ``dashboard.css``)."""
+    return resources.files("vizcallbacks.dashboard").joinpath("static", name).read_text("utf-8")
+
+
+def _mime(data: bytes) -> str:
+    if data.startswith(b"\x89PNG"):
+        return "image/png"
+    if data.startswith(b"GIF8"):
+        return "image/gif"
+    return "image/jpeg" if data.startswith(b"\xff\xd8") else "application/octet-stream"
+
+
+def _inlined(runs: Sequence[RunData], blob: Callable[[str], bytes]) -> dict[str, Any]:
+    """Every run's index with each image reference replaced by a short id, and the ids' images
+    as ``data:`` URIs."""
+    ids: dict[str, str] = {}
+    images: dict[str, str] = {}
+    indexes = []
+    for run in runs:
+        index = network_index(run)
+        series = index["inputs"] + [s for layer in index["layers"] for s in layer["images"]]
+        for entry in series:
+            for i, ref in enumerate(entry["values"]):
+                if ref not in ids:
+                    ids[ref] = f"i{len(ids)}"
+                    data = blob(ref)
+                    encoded = base64.b64encode(data).decode("ascii")
+                    images[ids[ref]] = f"data:{_mime(data)};base64,{encoded}"
+                entry["values"][i] = ids[ref]
+        indexes.append(index)
+    return {"runs": indexes, "images": images}
+
+
+def report_html(runs: Sequence[RunData], blob: Callable[[str], bytes], title: str) -> str:
+    """The report page of ``runs``; ``blob`` turns an image reference into its bytes."""
+    payload = json.dumps(_inlined(runs, blob), separators=(",", ":")).replace("</", "<\\/")
+    script = static_text("dashboard.js")
+    return (
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        f"<title>{html.escape(title)}</title>"
+        f"<style>{static_text('dashboard.css')}</style></head>\n"
+        f"<body><div id=\"vc-root\"></div>\n"
+        f"<script type=\"application/json\" id=\"vc-data\">{payload}</script>\n"
+        f"<script type=\"module\">{script}\n"
+        "render(JSON.parse(document.getElementById(\"vc-data\").textContent));\n"
+        "</script></body></html>\n"
+    )
+
+
+def read_source(source: str, tracking_uri: str | None = None) -> Any:
+    """A reader (``runs()``, ``blob(ref)``) for a TensorBoard log directory, else an MLflow run
+    (id or unique name) in ``tracking_uri``'s store."""
+    if Path(source).is_dir():
+        from vizcallbacks.dashboard.tensorboard_source import LogdirReader
+
+        return LogdirReader(source)
+    from vizcallbacks.dashboard.mlflow_source import MLflowRunReader
+    from vizcallbacks.writers.mlflow.readback import connect
+
+    return MLflowRunReader(connect(tracking_uri), source)
+
+
+def build_report(source: str, output: str | Path, tracking_uri: str | None = None) -> Path:
+    """Write the report of ``source`` (see :func:`read_source`) to ``output``; ``ValueError``
+    when it holds nothing vizcallbacks logged."""
+    reader = read_source(source, tracking_uri)
+    try:
+        runs = reader.runs()
+        if not runs:
+            raise ValueError(f"{source} holds no run logged by vizcallbacks")
+        page = report_html(runs, reader.blob, f"vizcallbacks · {runs[0].name or source}")
+    finally:
+        getattr(reader, "close", lambda: None)()
+    target = Path(output)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(page, encoding="utf-8")
+    return target
+
+
+def log_report(tracking_uri: str, run_id: str) -> None:
+    """Build the report of MLflow run ``run_id`` from what it holds and log it as the run's
+    artifact ``vizcallbacks_report.html``; a failure is a warning, never an error."""
+    import tempfile
+
+    try:
+        from vizcallbacks.writers.mlflow.stores import client_for
+
+        client = client_for(tracking_uri)
+        with tempfile.TemporaryDirectory(prefix="vizcallbacks-report-") as tmp:
+            path = build_report(run_id, Path(tmp) / REPORT_ARTIFACT, tracking_uri)
+            client.log_artifact(run_id, str(path))
+    except Exception as err:  # the report is a bonus: training and the run are already safe
+        log.warning("vizcallbacks: the HTML report of run %s was not written: %s", run_id, err)
