@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CHROMIUM",
     "CHROMIUM_ARGS",
+    "DASHBOARD_LAUNCHER",
     "MATCHES_NO_METRIC",
     "ImageCard",
     "TensorBoardServer",
@@ -85,12 +86,29 @@ def get_json(url: str, timeout: float = 10.0) -> Any:
 
 
 # TensorBoard -----------------------------------------------------------------------------------
-class TensorBoardServer:
-    """``tensorboard --logdir log_dir`` on 127.0.0.1 and a free port, in its own process group."""
+# ``tensorboard`` with the vizcallbacks plugin added by hand: what its ``tensorboard_plugins`` entry
+# point does once the package is installed, for a source tree that is not (or not this one).
+DASHBOARD_LAUNCHER = """
+from absl import app
+from tensorboard import default, main_lib, program
+from vizcallbacks.dashboard.plugin import VizCallbacksLoader
+main_lib.global_init()
+plugins = [p for p in default.get_plugins() if p is not VizCallbacksLoader]
+board = program.TensorBoard(plugins=[*plugins, VizCallbacksLoader])
+app.run(board.main, flags_parser=board.configure)
+"""
 
-    def __init__(self, log_dir: str | Path, samples_per_plugin: str = "images=1000") -> None:
+
+class TensorBoardServer:
+    """``tensorboard --logdir log_dir`` on 127.0.0.1 and a free port, in its own process group;
+    ``dashboard=True`` loads the vizcallbacks plugin from this source tree."""
+
+    def __init__(
+        self, log_dir: str | Path, samples_per_plugin: str = "images=1000", dashboard: bool = False
+    ) -> None:
         self.log_dir = Path(log_dir)
         self.samples_per_plugin = samples_per_plugin
+        self.dashboard = dashboard
         self.port = free_port()
         self.log_path = Path(tempfile.mkdtemp(prefix="vizcallbacks-tensorboard-")) / "server.log"
         self._process: subprocess.Popen[bytes] | None = None
@@ -101,10 +119,10 @@ class TensorBoardServer:
 
     def start(self, timeout: float = START_TIMEOUT) -> TensorBoardServer:
         """Start TensorBoard and return once its data endpoints answer; raise with its log."""
+        launcher = ["-c", DASHBOARD_LAUNCHER] if self.dashboard else ["-m", "tensorboard.main"]
         command = [
             sys.executable,
-            "-m",
-            "tensorboard.main",
+            *launcher,
             "--logdir",
             str(self.log_dir),
             "--host",

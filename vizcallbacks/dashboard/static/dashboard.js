@@ -6,6 +6,7 @@
 const CURVE_W = 150;
 const CURVE_H = 40;
 const POLL_MS = 5000;
+const MIN_SIDE = 96;  // pixels: smaller images are enlarged
 const COLORS = ["#1f77b4", "#e8710a"];
 
 function pluginSource() {
@@ -82,6 +83,10 @@ function imageFigure(series, step, caption, runIndex) {
     el("figcaption", {}, caption),
   );
   img.addEventListener("click", () => figure.classList.toggle("vc-zoom"));
+  img.addEventListener("load", () => {  // small grids drawn at a whole multiple, pixels sharp
+    const times = Math.max(1, Math.floor(MIN_SIDE / Math.max(img.naturalWidth, img.naturalHeight)));
+    img.style.width = times > 1 ? `${img.naturalWidth * times}px` : "";
+  });
   figure.update = (at) => setImage(img, missing, series, at);
   figure.update(step);
   lazy.observe(img);
