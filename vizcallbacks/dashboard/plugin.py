@@ -21,7 +21,10 @@ from vizcallbacks.dashboard.tensorboard_source import logged_runs, read_run
 __all__ = ["PLUGIN_NAME", "VizCallbacksLoader", "VizCallbacksPlugin"]
 
 PLUGIN_NAME = "vizcallbacks"
-_STATIC = {"/index.js": ("dashboard.js", "text/javascript"), "/dashboard.css": ("dashboard.css", "text/css")}
+_STATIC = {
+    "/index.js": ("dashboard.js", "text/javascript"),
+    "/dashboard.css": ("dashboard.css", "text/css"),
+}
 
 
 class VizCallbacksPlugin(base_plugin.TBPlugin):

@@ -64,13 +64,13 @@ def report_html(runs: Sequence[RunData], blob: Callable[[str], bytes], title: st
     payload = json.dumps(_inlined(runs, blob), separators=(",", ":")).replace("</", "<\\/")
     script = static_text("dashboard.js")
     return (
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f"<title>{html.escape(title)}</title>"
         f"<style>{static_text('dashboard.css')}</style></head>\n"
-        f"<body><div id=\"vc-root\"></div>\n"
-        f"<script type=\"application/json\" id=\"vc-data\">{payload}</script>\n"
-        f"<script type=\"module\">{script}\n"
-        "render(JSON.parse(document.getElementById(\"vc-data\").textContent));\n"
+        f'<body><div id="vc-root"></div>\n'
+        f'<script type="application/json" id="vc-data">{payload}</script>\n'
+        f'<script type="module">{script}\n'
+        'render(JSON.parse(document.getElementById("vc-data").textContent));\n'
         "</script></body></html>\n"
     )
 
