@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+from typing import Any
 
 import pytest
 
@@ -43,7 +44,9 @@ def _run() -> RunData:
         run.images[tag("probe", "input", probe)] = {0: f"in-{probe}"}
         for layer in layers[:2]:
             for kind in ("mean_activation", "activations"):
-                run.images[tag(kind, layer, probe)] = {s: f"{kind}-{layer}-{probe}-{s}" for s in (0, 1)}
+                run.images[tag(kind, layer, probe)] = {
+                    s: f"{kind}-{layer}-{probe}-{s}" for s in (0, 1)
+                }
         run.images[f"saliency/base/conv1/{probe}"] = {1: f"sal-{probe}"}  # a kind added later
         run.images[tag("gradcam", "pool", probe)] = {0: f"cam-{probe}-0", 1: f"cam-{probe}-1"}
     run.images[tag("filters", "base/conv1")] = {0: "f0", 1: "f1"}
@@ -60,7 +63,10 @@ def test_network_index_orders_layers_and_places_every_image() -> None:
     assert [layer["name"] for layer in index["layers"]] == ["base/conv1", "pool", "dense"]
     assert index["order"] == "logged" and index["steps"] == [0, 1]
     assert index["probes"] == ["cat", "dog"]
-    assert [(e["probe"], e["values"]) for e in index["inputs"]] == [("cat", ["in-cat"]), ("dog", ["in-dog"])]
+    assert [(e["probe"], e["values"]) for e in index["inputs"]] == [
+        ("cat", ["in-cat"]),
+        ("dog", ["in-dog"]),
+    ]
     conv, pool, dense = index["layers"]
     kinds = [(e["kind"], e["probe"]) for e in conv["images"]]
     assert kinds == [
@@ -68,7 +74,10 @@ def test_network_index_orders_layers_and_places_every_image() -> None:
         ("mean_activation", "dog"), ("filters", ""), ("saliency", "cat"), ("saliency", "dog"),
     ]  # fmt: skip
     assert conv["images"][0]["steps"] == [0, 1]
-    assert conv["images"][0]["values"] == ["activations-base/conv1-cat-0", "activations-base/conv1-cat-1"]
+    assert conv["images"][0]["values"] == [
+        "activations-base/conv1-cat-0",
+        "activations-base/conv1-cat-1",
+    ]
     assert [e["kind"] for e in pool["images"]].count("gradcam") == 2
     assert "evolution" not in {e["kind"] for e in pool["images"]}  # the layer view replaces it
     assert pool["dead"] == {"steps": [1], "values": ["1 of the channels are zero: 3"]}
@@ -84,14 +93,19 @@ def test_without_the_logged_layer_list_the_listing_order_is_kept() -> None:
     assert [layer["name"] for layer in index["layers"]] == ["pool", "base/conv1", "dense"]
 
 
+def report_data(page: str) -> dict[str, Any]:
+    """The runs and images a report page inlines (its ``vc-data`` JSON)."""
+    found = re.search(r'<script type="application/json" id="vc-data">(.*?)</script>', page, re.S)
+    assert found is not None, "no vc-data in the page"
+    return dict(json.loads(found.group(1)))
+
+
 def test_report_page_inlines_each_image_once_and_reads_its_own_data() -> None:
     run = _run()
     blobs = {ref: f"png:{ref}".encode() for refs in run.images.values() for ref in refs.values()}
     page = report_html([run], blobs.__getitem__, "a </script> title")
     assert "</script> title" not in page  # escaped
-    payload = re.search(r'<script type="application/json" id="vc-data">(.*?)</script>', page, re.S)
-    assert payload is not None
-    data = json.loads(payload.group(1))
+    data = report_data(page)
     (index,) = data["runs"]
     shown = [s for layer in index["layers"] for s in layer["images"]] + index["inputs"]
     ids = [ref for series in shown for ref in series["values"]]

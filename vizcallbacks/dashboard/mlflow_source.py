@@ -3,6 +3,7 @@ dead-channel texts (``text/<tag>/step_*.md`` artifacts) and the loggers' options
 
 from __future__ import annotations
 
+import contextlib
 import re
 import tempfile
 from pathlib import Path
@@ -51,10 +52,8 @@ class MLflowRunReader:
             if texts:
                 data.texts[folder.relative_to(self.root / "text").as_posix()] = texts
         layers = client.get_run(logged.run_id).data.tags.get(option_key(LAYERS_PARAM))
-        try:  # a list too long for a tag was cut short: the listing order then
+        with contextlib.suppress(ValueError):  # a list cut short (too long for a tag): no order
             data.params[LAYERS_PARAM] = json.loads(layers) if layers else None
-        except ValueError:
-            pass
         self.run = data
 
     def runs(self) -> list[RunData]:
