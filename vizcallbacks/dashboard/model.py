@@ -131,14 +131,14 @@ def network_index(run: RunData) -> dict[str, Any]:
         kind, layer, _ = parse_tag(key, layers, probes)
         if kind == DEAD_TEXT and layer in layers:
             layers[layer]["dead"] = _series(texts)
-    for layer in layers.values():
-        layer["images"].sort(key=lambda e: (kind_order(e["kind"]), e["probe"]))
-        layer["stats"].sort(key=lambda e: (e["kind"], e["probe"]))
+    for row in layers.values():
+        row["images"].sort(key=lambda e: (kind_order(e["kind"]), e["probe"]))
+        row["stats"].sort(key=lambda e: (e["kind"], e["probe"]))
     return {
         "name": run.name,
         "steps": sorted(steps),
         "probes": probes or [""],
         "inputs": inputs,
-        "layers": [layer for layer in layers.values() if layer["images"] or layer["stats"]],
+        "layers": [row for row in layers.values() if row["images"] or row["stats"]],
         "order": rule,
     }

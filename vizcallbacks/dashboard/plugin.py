@@ -37,7 +37,8 @@ class VizCallbacksPlugin(base_plugin.TBPlugin):
 
     def get_plugin_apps(self) -> dict[str, Any]:
         apps: dict[str, Any] = {path: self._static(*file) for path, file in _STATIC.items()}
-        apps |= {"/runs": self._runs, "/run": self._run, "/image": self._image}
+        handlers = {"/runs": self._runs, "/run": self._run, "/image": self._image}
+        apps |= {path: wrappers.Request.application(h) for path, h in handlers.items()}
         return apps
 
     def is_active(self) -> bool:
@@ -58,7 +59,6 @@ class VizCallbacksPlugin(base_plugin.TBPlugin):
 
         return serve
 
-    @wrappers.Request.application
     def _runs(self, request: wrappers.Request) -> wrappers.Response:
         ctx = plugin_util.context(request.environ)
         experiment = plugin_util.experiment_id(request.environ)
@@ -66,7 +66,6 @@ class VizCallbacksPlugin(base_plugin.TBPlugin):
             request, logged_runs(self._provider, ctx, experiment), "application/json"
         )
 
-    @wrappers.Request.application
     def _run(self, request: wrappers.Request) -> wrappers.Response:
         ctx = plugin_util.context(request.environ)
         experiment = plugin_util.experiment_id(request.environ)
@@ -76,7 +75,6 @@ class VizCallbacksPlugin(base_plugin.TBPlugin):
         data = read_run(self._provider, ctx, experiment, run)
         return http_util.Respond(request, network_index(data), "application/json")
 
-    @wrappers.Request.application
     def _image(self, request: wrappers.Request) -> wrappers.Response:
         ctx = plugin_util.context(request.environ)
         key = request.args.get("key", "")
