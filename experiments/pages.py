@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from experiments.servers import free_port
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Locator, Page
+    from playwright.sync_api import Frame, Locator, Page
 
 __all__ = [
     "CHROMIUM",
@@ -42,6 +42,7 @@ __all__ = [
     "TensorBoardServer",
     "browser_missing",
     "chromium_page",
+    "dashboard_frame",
     "mlflow_chart_points",
     "mlflow_image_cards",
     "mlflow_open_run",
@@ -346,6 +347,17 @@ def tensorboard_rendered_images(
             card.scroll_into_view_if_needed()
             sizes[tag] = _natural_size(card.locator("img"), timeout)
     return sizes
+
+
+# The vizcallbacks plugin: TensorBoard shows it in an iframe ---------------------------------------
+def dashboard_frame(page: Page, url: str) -> Frame:
+    """Open TensorBoard's "vizcallbacks" tab and return the plugin's frame once it has drawn
+    (its ``body[data-vc-ready]``); raise if the tab is not listed."""
+    page.goto(f"{url}/#vizcallbacks")
+    page.get_by_text("vizcallbacks", exact=True).first.wait_for()  # the tab, in the header
+    page.frame_locator("iframe").first.locator("body[data-vc-ready]").wait_for()
+    (frame,) = [f for f in page.frames if "plugin_entry.html" in f.url]
+    return frame
 
 
 # MLflow's run page (React; charts and image cards render when scrolled near) ------------------

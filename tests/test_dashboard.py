@@ -143,11 +143,7 @@ def test_plugin_tab_network_and_layer_views(logdir: tuple[Path, list[str]], tmp_
         assert server.data("vizcallbacks", "runs") == ["run_a", "run_b"]  # not Keras' own runs
         requested: list[str] = []
         page.on("request", lambda request: requested.append(request.url))
-        page.goto(f"{server.url}/#vizcallbacks")
-        page.get_by_text("vizcallbacks", exact=True).first.wait_for()  # the tab is listed
-        frame = page.frame_locator("iframe").first.locator("body[data-vc-ready]")
-        frame.wait_for()
-        (plugin,) = [f for f in page.frames if "plugin_entry.html" in f.url]
+        plugin = pages.dashboard_frame(page, server.url)  # the tab is listed, and opens
         # Lazy: the first paint fetched the images in view, not all of them.
         on_page = plugin.locator("section.vc-layer img[data-tag]:not([hidden])").count()
         fetched = [url for url in requested if "/vizcallbacks/image?" in url]
