@@ -28,6 +28,7 @@ from tests.events import read_events
 from tests.test_dashboard_model import report_data
 from vizcallbacks.__main__ import main as cli
 from vizcallbacks.dashboard import REPORT_ARTIFACT
+from vizcallbacks.records import Image as ImageRecord
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
@@ -165,6 +166,18 @@ def test_plugin_tab_network_and_layer_views(logdir: tuple[Path, list[str]], tmp_
         b_events = read_events(root / "run_b")
         expected = b_events["activations/conv_a/zero"][EPOCHS - 1]
         np.testing.assert_array_equal(decoded(http_get(image["src"])), expected)
+        # Live: a step logged while the page is open appears on its own (TensorBoard reloads
+        # every 5 s, the page asks every 5 s).
+        newer = np.full((20, 30, 3), 200, np.uint8)
+        writer = vc.TensorBoardWriter(root / "run_b")
+        writer.write([ImageRecord("activations/conv_a/zero", newer)], EPOCHS + 1)
+        writer.close()
+        plugin.wait_for_function(f"() => document.getElementById('vc-step').max === '{EPOCHS + 1}'")
+        plugin.locator("#vc-step").focus()
+        page.keyboard.press("End")
+        (image, *_) = loaded_images(plugin, f"{b_row} img[data-tag='activations/conv_a/zero']")
+        assert image["step"] == EPOCHS + 1
+        np.testing.assert_array_equal(decoded(http_get(image["src"])), newer)
 
 
 def test_report_opens_from_disk_with_no_request(
