@@ -109,11 +109,12 @@ function setImage(img, missing, series, step) {
   }
 }
 
-// A small curve of one statistic over every step (one line per run), the current step marked.
+// A small curve of one statistic over every step of the run (one line per run, all curves on
+// the same step axis), the current step marked.
 function curve(kind, seriesList, step) {
-  const all = seriesList.flatMap((s) => (s ? s.steps : []));
+  const all = allSteps();
   const values = seriesList.flatMap((s) => (s ? s.values : [])).filter(Number.isFinite);
-  const [x0, x1] = [Math.min(...all), Math.max(...all)];
+  const [x0, x1] = [all[0], all[all.length - 1]];
   const [y0, y1] = [Math.min(...values), Math.max(...values)];
   const x = (s) => (x1 > x0 ? ((s - x0) / (x1 - x0)) * (CURVE_W - 4) + 2 : CURVE_W / 2);
   const y = (v) => (y1 > y0 ? CURVE_H - 3 - ((v - y0) / (y1 - y0)) * (CURVE_H - 6) : CURVE_H / 2);
