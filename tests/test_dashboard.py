@@ -13,6 +13,7 @@ import io
 import os
 import subprocess
 import sys
+import time
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -96,6 +97,11 @@ def check_views(frame: Any, events: dict[str, Any], layers: list[str], fetch: An
     frame.wait_for_selector("section.vc-layer")
     shown = frame.eval_on_selector_all("section.vc-layer", "ns => ns.map(n => n.dataset.layer)")
     assert shown == layers
+    assert frame.eval_on_selector_all("#vc-probe option", "os => os.map(o => o.value)") == [
+        "one",
+        "zero",
+    ]
+    frame.select_option("#vc-probe", "zero")
     slider = frame.locator("#vc-step")
     slider.focus()
     frame.page.keyboard.press("Home")
@@ -105,6 +111,12 @@ def check_views(frame: Any, events: dict[str, Any], layers: list[str], fetch: An
         assert frame.inner_text("#vc-step-label") == f"step {step}"
         images = loaded_images(frame, "section.vc-layer img[data-tag]")
         tags = {image["tag"] for image in images}
+        print(
+            "DEBUG",
+            step,
+            sorted(tags),
+            frame.evaluate("() => document.getElementById('vc-probe').value"),
+        )
         assert {f"activations/{layer}/zero" for layer in ("conv_a", "pool_a", "conv_b")} <= tags
         assert {"filters/conv_a", "filters/conv_b", "gradcam/conv_b/zero"} <= tags
         for image in images:
@@ -135,6 +147,21 @@ def data_uri(url: str) -> bytes:
     return base64.b64decode(url.split(",", 1)[1])
 
 
+def wait_loaded(server: pages.TensorBoardServer, run: str, events: dict[str, Any]) -> None:
+    """Wait until the plugin serves every step of ``run``'s maps, filters, Grad-CAMs and probes
+    that its event files hold (TensorBoard reads them in the background)."""
+    kinds = ("activations", "mean_activation", "filters", "gradcam", "probe")
+    wanted = {(t, s) for t, steps in events.items() for s in steps if t.split("/")[0] in kinds}
+    deadline = time.monotonic() + 60
+    while True:
+        index = server.data("vizcallbacks", "run", run=run)
+        series = [s for layer in index["layers"] for s in layer["images"]] + index["inputs"]
+        if wanted <= {(s["tag"], step) for s in series for step in s["steps"]}:
+            return
+        assert time.monotonic() < deadline, "TensorBoard did not load the whole run"
+        time.sleep(0.5)
+
+
 def test_plugin_tab_network_and_layer_views(logdir: tuple[Path, list[str]], tmp_path: Path) -> None:
     needs_browser()
     root, layers = logdir
@@ -142,6 +169,7 @@ def test_plugin_tab_network_and_layer_views(logdir: tuple[Path, list[str]], tmp_
     with pages.TensorBoardServer(root, dashboard=True) as server, pages.chromium_page() as page:
         assert pages.get_json(f"{server.url}/data/plugins_listing")["vizcallbacks"]["enabled"]
         assert server.data("vizcallbacks", "runs") == ["run_a", "run_b"]  # not Keras' own runs
+        wait_loaded(server, "run_a", events)
         requested: list[str] = []
         page.on("request", lambda request: requested.append(request.url))
         plugin = pages.dashboard_frame(page, server.url)  # the tab is listed, and opens

@@ -84,13 +84,16 @@ def test_network_index_orders_layers_and_places_every_image() -> None:
     assert dense["images"] == [] and dense["stats"][0]["values"] == [0.5, 0.25]
 
 
-def test_without_the_logged_layer_list_the_listing_order_is_kept() -> None:
+def test_without_the_logged_layer_list_layers_come_by_name() -> None:
     run = _run()
     run.params = {}
-    run.images = dict(sorted(run.images.items(), key=lambda item: "pool" not in item[0]))
+    run.scalars[tag("activation_mean", "conv10")] = run.scalars[
+        tag("activation_mean", "conv2")
+    ] = []
     index = network_index(run)
-    assert index["order"] == "listing"
-    assert [layer["name"] for layer in index["layers"]] == ["pool", "base/conv1", "dense"]
+    assert index["order"] == "by name"
+    names = [layer["name"] for layer in index["layers"]]
+    assert names == ["base/conv1", "conv2", "conv10", "dense", "pool"]
 
 
 def report_data(page: str) -> dict[str, Any]:

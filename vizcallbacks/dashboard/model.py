@@ -9,6 +9,7 @@ order, each with its images (by kind and probe), statistic curves and dead-chann
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,6 +20,7 @@ __all__ = [
     "RunData",
     "is_logged_by_us",
     "kind_order",
+    "natural_key",
     "network_index",
     "params_from_markdown",
 ]
@@ -72,25 +74,30 @@ def kind_order(kind: str) -> tuple[int, str]:
     return (_ORDER.index(kind), "") if kind in _ORDER else (len(_ORDER), kind)
 
 
+def natural_key(name: str) -> list[Any]:
+    """Sort key that puts ``conv2`` before ``conv10``."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
+
+
 def _probes(run: RunData) -> list[str]:
-    """Probe names from the probe images ``probe/input/<name>`` (none: one unnamed probe)."""
+    """Probe names from the probe images ``probe/input/<name>`` (none: one unnamed probe), in
+    natural order: TensorBoard's fast loader lists tags sorted, not in the order written."""
     prefix = tag(INPUT_KIND, "input") + "/"
-    return [t[len(prefix) :] for t in run.images if t.startswith(prefix)]
+    return sorted((t[len(prefix) :] for t in run.images if t.startswith(prefix)), key=natural_key)
 
 
 def _layer_order(run: RunData, probes: list[str]) -> tuple[list[str], str]:
     """Layers in network order: those the ActivationLogger named (its ``layers_logged`` option,
-    forward order), then the others as the source listed their tags; and which rule applied."""
+    forward order), then any other layer by name (natural order); and which rule applied."""
     logged = run.params.get(LAYERS_PARAM)
     named = [str(n) for n in logged] if isinstance(logged, list) else []
-    order = dict.fromkeys(named)
-    tags = [*run.images, *run.scalars, *run.texts]
-    for key in tags:
+    others: set[str] = set()
+    for key in [*run.images, *run.scalars, *run.texts]:
         kind = key.partition("/")[0]
-        if kind in NOT_PER_LAYER or not is_logged_by_us(key):
-            continue
-        order.setdefault(parse_tag(key, order, probes)[1])
-    return list(order), "logged" if named else "listing"
+        if kind not in NOT_PER_LAYER and is_logged_by_us(key):
+            others.add(parse_tag(key, named, probes)[1])
+    rest = sorted(others - set(named), key=natural_key)
+    return named + rest, "logged" if named else "by name"
 
 
 def _series(points: Mapping[int, Any]) -> dict[str, list[Any]]:

@@ -250,7 +250,8 @@ function draw() {
   const steps = allSteps();
   const slider = document.getElementById("vc-step");
   slider.max = String(Math.max(steps.length - 1, 0));
-  if (!steps.includes(state.step)) state.step = steps.length ? steps[steps.length - 1] : 0;
+  const following = state.indexes.some((ix) => ix.following);  // at the newest step: stay there
+  if (following || !steps.includes(state.step)) state.step = steps.length ? steps[steps.length - 1] : 0;
   slider.value = String(steps.indexOf(state.step));
   note(steps);
   document.getElementById("vc-layer").hidden = state.view !== "layer";
@@ -282,9 +283,13 @@ function fillSelect(select, values, labels, chosen) {
   select.value = chosen;
 }
 
-async function loadRuns() {
-  const names = [state.run, state.compare].filter(Boolean);
-  state.indexes = await Promise.all(names.map((n) => state.source.run(n)));
+function fetchRuns() {
+  return Promise.all([state.run, state.compare].filter(Boolean).map((n) => state.source.run(n)));
+}
+
+// Show `indexes` (the run, and the one compared): the probe and layer choices, then the view.
+async function loadRuns(indexes) {
+  state.indexes = indexes ?? (await fetchRuns());
   const probes = [...new Set(state.indexes.flatMap((ix) => ix.probes))];
   if (!probes.includes(state.probe)) state.probe = probes[0] ?? "";
   fillSelect(document.getElementById("vc-probe"), probes, probes.map((p) => p || "(the probe)"), state.probe);
@@ -325,14 +330,11 @@ function signature(indexes) {
 
 async function poll() {
   if (document.hidden || !state.run) return;
-  const names = [state.run, state.compare].filter(Boolean);
-  const fresh = await Promise.all(names.map((n) => state.source.run(n)));
+  const fresh = await fetchRuns();
   if (signature(fresh) === signature(state.indexes)) return;
   const last = allSteps().at(-1);
-  state.indexes = fresh;
-  if (state.step === last) state.step = allSteps().at(-1);  // following the newest step
   const scroll = window.scrollY;
-  draw();
+  await loadRuns(fresh.map((ix) => ({ ...ix, following: state.step === last })));
   window.scrollTo(0, scroll);
 }
 
