@@ -43,6 +43,7 @@ __all__ = [
     "browser_missing",
     "chromium_page",
     "dashboard_frame",
+    "mlflow_artifact_frame",
     "mlflow_chart_points",
     "mlflow_image_cards",
     "mlflow_open_run",
@@ -384,6 +385,18 @@ def mlflow_open_run(page: Page, base: str, experiment_id: str, run_id: str) -> N
     page.locator(_CARD).first.wait_for()
     size = page.viewport_size or {"width": 1400, "height": 1000}
     page.mouse.move(size["width"] / 2, size["height"] / 2)  # the wheel scrolls what is under it
+
+
+def mlflow_artifact_frame(
+    page: Page, base: str, experiment_id: str, run_id: str, name: str, ready: str
+) -> Frame:
+    """Open the run's Artifacts tab, click the HTML artifact ``name`` and return the frame MLflow
+    shows it in, once ``ready`` (a CSS selector) is in it."""
+    page.goto(mlflow_run_url(base, experiment_id, run_id, "artifacts"))
+    page.get_by_text(name, exact=True).first.click()
+    page.frame_locator("iframe").first.locator(ready).first.wait_for()
+    (frame,) = [f for f in page.frames if f is not page.main_frame and f.locator(ready).count()]
+    return frame
 
 
 def _mlflow_card(page: Page, text: str, exact_title: bool) -> Locator:

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -250,6 +251,31 @@ def test_report_of_an_mlflow_run_written_at_train_end(digits: Any, tmp_path: Pat
     again = tmp_path / "again.html"
     assert cli(["report", run.info.run_id, "--tracking-uri", uri, "-o", str(again)]) == 0
     assert report_data(again.read_text("utf-8"))["runs"][0]["layers"] == index["layers"]
+
+
+def test_mlflow_artifacts_tab_shows_the_report(
+    digits: Any, tmp_path: Path, mlflow_server: Any, no_mlflow_env: None
+) -> None:
+    needs_browser()
+    from mlflow import MlflowClient
+
+    experiment = f"report-tab-{uuid.uuid4().hex[:8]}"
+    writer = vc.MLflowWriter(
+        mlflow_server.uri, experiment_name=experiment, spool_dir=tmp_path / "spool", report=True
+    )
+    layers = fit(digits, tmp_path, 1, writers=[writer])
+    client = MlflowClient(mlflow_server.uri)
+    found = client.get_experiment_by_name(experiment)
+    (run,) = client.search_runs([found.experiment_id])
+    with pages.chromium_page(init_script=pages.MLFLOW_UI_STATE) as page:
+        frame = pages.mlflow_artifact_frame(
+            page, mlflow_server.uri, found.experiment_id, run.info.run_id, REPORT_ARTIFACT,
+            "section.vc-layer",
+        )  # fmt: skip
+        shown = frame.eval_on_selector_all("section.vc-layer", "ns => ns.map(n => n.dataset.layer)")
+        assert shown == layers
+        (image, *_) = loaded_images(frame, "section.vc-layer img[data-tag='filters/conv_a']")
+        assert image["width"] > 0 and image["src"].startswith("data:image/png")
 
 
 def test_entry_point_is_found_by_tensorboard(tmp_path: Path) -> None:

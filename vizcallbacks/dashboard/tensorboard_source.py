@@ -78,17 +78,22 @@ class LogdirReader:
 
         keep_all = {"images": 0, "scalars": 0, "text": 0}  # 0: no reservoir limit
         multiplexer = EventMultiplexer(size_guidance={"tensors": 0}, tensor_size_guidance=keep_all)
+        self.log_dir = Path(log_dir).resolve()
         multiplexer.AddRunsFromDirectory(str(log_dir))
         multiplexer.Reload()
         self.provider = MultiplexerDataProvider(multiplexer, str(log_dir))
         self.ctx = RequestContext()
 
     def runs(self) -> list[RunData]:
-        """Every run in the directory that vizcallbacks logged to."""
-        return [
-            read_run(self.provider, self.ctx, "", run)
-            for run in logged_runs(self.provider, self.ctx, "")
+        """Every run in the directory that vizcallbacks logged to; the directory itself (run
+        ``.``) named after it."""
+        runs = [
+            read_run(self.provider, self.ctx, "", r)
+            for r in logged_runs(self.provider, self.ctx, "")
         ]
+        for run in runs:
+            run.name = self.log_dir.name if run.name == "." else run.name
+        return runs
 
     def blob(self, key: str) -> bytes:
         """The bytes of one image (a reference from :attr:`RunData.images`)."""
