@@ -196,14 +196,15 @@ def test_plugin_tab_network_and_layer_views(logdir: tuple[Path, list[str]], tmp_
         expected = b_events["activations/conv_a/zero"][EPOCHS - 1]
         np.testing.assert_array_equal(decoded(http_get(image["src"])), expected)
         # Live: a step logged while the page is open appears on its own (TensorBoard reloads
-        # every 5 s, the page asks every 5 s).
+        # every 5 s, the page asks every 5 s), and a page at the newest step follows it.
+        page.keyboard.press("End")
         newer = np.full((20, 30, 3), 200, np.uint8)
         writer = vc.TensorBoardWriter(root / "run_b")
         writer.write([ImageRecord("activations/conv_a/zero", newer)], EPOCHS + 1)
         writer.close()
-        plugin.wait_for_function(f"() => document.getElementById('vc-step').max === '{EPOCHS + 1}'")
-        plugin.locator("#vc-step").focus()
-        page.keyboard.press("End")
+        plugin.wait_for_function(
+            f"() => document.getElementById('vc-step-label').textContent === 'step {EPOCHS + 1}'"
+        )
         (image, *_) = loaded_images(plugin, f"{b_row} img[data-tag='activations/conv_a/zero']")
         assert image["step"] == EPOCHS + 1
         np.testing.assert_array_equal(decoded(http_get(image["src"])), newer)

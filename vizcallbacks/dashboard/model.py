@@ -17,6 +17,8 @@ from typing import Any
 from vizcallbacks.tags import IMAGE_KINDS, SCALAR_KINDS, TEXT_KINDS, parse_tag, tag
 
 __all__ = [
+    "DEAD_TEXT",
+    "LAYERS_PARAM",
     "RunData",
     "is_logged_by_us",
     "kind_order",

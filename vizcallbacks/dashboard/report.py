@@ -18,7 +18,14 @@ from typing import Any
 
 from vizcallbacks.dashboard.model import RunData, network_index
 
-__all__ = ["REPORT_ARTIFACT", "build_report", "log_report", "read_source", "report_html"]
+__all__ = [
+    "REPORT_ARTIFACT",
+    "build_report",
+    "log_report",
+    "read_source",
+    "report_html",
+    "static_text",
+]
 
 log = logging.getLogger("vizcallbacks")
 

@@ -250,12 +250,10 @@ function draw() {
   const steps = allSteps();
   const slider = document.getElementById("vc-step");
   slider.max = String(Math.max(steps.length - 1, 0));
-  const following = state.indexes.some((ix) => ix.following);  // at the newest step: stay there
-  if (following || !steps.includes(state.step)) state.step = steps.length ? steps[steps.length - 1] : 0;
+  if (!steps.includes(state.step)) state.step = steps.length ? steps[steps.length - 1] : 0;
   slider.value = String(steps.indexOf(state.step));
   note(steps);
   document.getElementById("vc-layer").hidden = state.view !== "layer";
-  document.getElementById("vc-step-box").hidden = false;
   if (state.view === "network") networkView(main);
   else layerView(main);
   setStep(state.step);
@@ -332,9 +330,14 @@ async function poll() {
   if (document.hidden || !state.run) return;
   const fresh = await fetchRuns();
   if (signature(fresh) === signature(state.indexes)) return;
-  const last = allSteps().at(-1);
+  const following = state.step === allSteps().at(-1);  // at the newest step: stay there
   const scroll = window.scrollY;
-  await loadRuns(fresh.map((ix) => ({ ...ix, following: state.step === last })));
+  await loadRuns(fresh);
+  if (following) {
+    const steps = allSteps();
+    document.getElementById("vc-step").value = String(steps.length - 1);
+    setStep(steps[steps.length - 1]);
+  }
   window.scrollTo(0, scroll);
 }
 
