@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import base64
 import html
+import io
 import json
 import logging
+import os
 from collections.abc import Callable, Sequence
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from vizcallbacks.dashboard.model import RunData, network_index
 
@@ -25,6 +27,7 @@ __all__ = [
     "read_source",
     "report_html",
     "static_text",
+    "write_report",
 ]
 
 log = logging.getLogger("vizcallbacks")
@@ -45,41 +48,49 @@ def _mime(data: bytes) -> str:
     return "image/jpeg" if data.startswith(b"\xff\xd8") else "application/octet-stream"
 
 
-def _inlined(runs: Sequence[RunData], blob: Callable[[str], bytes]) -> dict[str, Any]:
-    """Every run's index with each image reference replaced by a short id, and the ids' images
-    as ``data:`` URIs."""
+def _indexes(runs: Sequence[RunData]) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    """Every run's index with each image reference replaced by a short id; id → reference."""
     ids: dict[str, str] = {}
-    images: dict[str, str] = {}
     indexes = []
     for run in runs:
         index = network_index(run)
         series = index["inputs"] + [s for layer in index["layers"] for s in layer["images"]]
         for entry in series:
-            for i, ref in enumerate(entry["values"]):
-                if ref not in ids:
-                    ids[ref] = f"i{len(ids)}"
-                    data = blob(ref)
-                    encoded = base64.b64encode(data).decode("ascii")
-                    images[ids[ref]] = f"data:{_mime(data)};base64,{encoded}"
-                entry["values"][i] = ids[ref]
+            entry["values"] = [ids.setdefault(ref, f"i{len(ids)}") for ref in entry["values"]]
         indexes.append(index)
-    return {"runs": indexes, "images": images}
+    return indexes, {short: ref for ref, short in ids.items()}
 
 
-def report_html(runs: Sequence[RunData], blob: Callable[[str], bytes], title: str) -> str:
-    """The report page of ``runs``; ``blob`` turns an image reference into its bytes."""
-    payload = json.dumps(_inlined(runs, blob), separators=(",", ":")).replace("</", "<\\/")
-    script = static_text("dashboard.js")
-    return (
+def write_report(
+    runs: Sequence[RunData], blob: Callable[[str], bytes], title: str, out: TextIO
+) -> None:
+    """Write the report page of ``runs`` to ``out``, one image at a time (a large run's images
+    never sit in memory twice); ``blob`` turns an image reference into its bytes."""
+    indexes, refs = _indexes(runs)
+    out.write(
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f"<title>{html.escape(title)}</title>"
         f"<style>{static_text('dashboard.css')}</style></head>\n"
-        f'<body><div id="vc-root"></div>\n'
-        f'<script type="application/json" id="vc-data">{payload}</script>\n'
-        f'<script type="module">{script}\n'
+        '<body><div id="vc-root"></div>\n<script type="application/json" id="vc-data">'
+    )
+    out.write('{"runs":' + json.dumps(indexes, separators=(",", ":")).replace("</", "<\\/"))
+    out.write(',"images":{')
+    for n, (short, ref) in enumerate(refs.items()):
+        data = blob(ref)  # base64 holds no quote and no "</": written as is
+        encoded = base64.b64encode(data).decode("ascii")
+        out.write(f'{"," if n else ""}"{short}":"data:{_mime(data)};base64,{encoded}"')
+    out.write(
+        f'}}}}</script>\n<script type="module">{static_text("dashboard.js")}\n'
         'render(JSON.parse(document.getElementById("vc-data").textContent));\n'
         "</script></body></html>\n"
     )
+
+
+def report_html(runs: Sequence[RunData], blob: Callable[[str], bytes], title: str) -> str:
+    """The report page of ``runs`` as a string (see :func:`write_report`)."""
+    page = io.StringIO()
+    write_report(runs, blob, title, page)
+    return page.getvalue()
 
 
 def read_source(source: str, tracking_uri: str | None = None) -> Any:
@@ -99,16 +110,19 @@ def build_report(source: str, output: str | Path, tracking_uri: str | None = Non
     """Write the report of ``source`` (see :func:`read_source`) to ``output``; ``ValueError``
     when it holds nothing vizcallbacks logged."""
     reader = read_source(source, tracking_uri)
+    target = Path(output)
+    partial = target.with_name(target.name + ".partial")
     try:
         runs = reader.runs()
         if not runs:
             raise ValueError(f"{source} holds no run logged by vizcallbacks")
-        page = report_html(runs, reader.blob, f"vizcallbacks · {runs[0].name or source}")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with open(partial, "w", encoding="utf-8") as out:
+            write_report(runs, reader.blob, f"vizcallbacks · {runs[0].name or source}", out)
+        os.replace(partial, target)  # never a half-written report under the name asked for
     finally:
+        partial.unlink(missing_ok=True)
         getattr(reader, "close", lambda: None)()
-    target = Path(output)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(page, encoding="utf-8")
     return target
 
 
