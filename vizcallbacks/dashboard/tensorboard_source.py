@@ -8,7 +8,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from vizcallbacks.dashboard.model import RunData, is_logged_by_us, params_from_markdown
+from vizcallbacks.dashboard.model import (
+    DEAD_TEXT,
+    RunData,
+    is_logged_by_us,
+    params_from_markdown,
+)
 from vizcallbacks.tags import PARAMS_TAG
 
 __all__ = ["LogdirReader", "logged_runs", "read_run"]
@@ -40,9 +45,21 @@ def read_run(provider: Any, ctx: Any, experiment_id: str, run: str) -> RunData:
     scalars = provider.read_scalars(
         ctx, experiment_id=experiment_id, plugin_name="scalars", downsample=ALL, run_tag_filter=only
     ).get(run, {})
-    texts = provider.read_tensors(
-        ctx, experiment_id=experiment_id, plugin_name="text", downsample=ALL, run_tag_filter=only
-    ).get(run, {})
+    listed = provider.list_tensors(
+        ctx, experiment_id=experiment_id, plugin_name="text", run_tag_filter=only
+    ).get(run, {})  # read only the options and the dead channels, not the activation tables
+    wanted = [t for t in listed if t == PARAMS_TAG or t.partition("/")[0] == DEAD_TEXT]
+    texts = (
+        provider.read_tensors(
+            ctx,
+            experiment_id=experiment_id,
+            plugin_name="text",
+            downsample=ALL,
+            run_tag_filter=RunTagFilter(runs=[run], tags=wanted),
+        ).get(run, {})
+        if wanted
+        else {}
+    )
     data = RunData(name=run)
     for tag, sequence in blobs.items():
         if is_logged_by_us(tag):
@@ -55,7 +72,7 @@ def read_run(provider: Any, ctx: Any, experiment_id: str, run: str) -> RunData:
         if tag == PARAMS_TAG:
             for text in by_step.values():
                 data.params.update(params_from_markdown(text))
-        elif is_logged_by_us(tag):
+        else:
             data.texts[tag] = by_step
     return data
 
