@@ -19,6 +19,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import keras
 import numpy as np
 import pytest
 from PIL import Image
@@ -48,6 +49,7 @@ def needs_browser() -> None:
 def fit(digits: Any, log_dir: Path, epochs: int, writers: list[Any] | None = None) -> list[str]:
     """Train the tiny functional CNN with the three loggers; the layers it logged, in order."""
     x, y = digits
+    keras.utils.set_random_seed(0)  # a module fixture runs before the autouse seed
     writers = writers or [vc.TensorBoardWriter(log_dir)]
     activations = vc.ActivationLogger(x[:2], writers, probe_names=PROBES)
     loggers = [
@@ -120,6 +122,9 @@ def check_views(frame: Any, events: dict[str, Any], layers: list[str], fetch: An
         )
         assert {f"activations/{layer}/zero" for layer in ("conv_a", "pool_a", "conv_b")} <= tags
         assert {"filters/conv_a", "filters/conv_b", "gradcam/conv_b/zero"} <= tags
+        for layer in layers:  # dead channels named (a count for Dense-like outputs)
+            shown = frame.inner_text(f"section.vc-layer[data-layer='{layer}'] .vc-dead")
+            assert shown == dead_text(events, layer, step), layer
         for image in images:
             assert image["step"] == step and image["width"] > 0, image
             served = decoded(fetch(image["src"]))
@@ -136,6 +141,15 @@ def check_views(frame: Any, events: dict[str, Any], layers: list[str], fetch: An
     assert frame.locator("section.vc-strip[data-kind='filters']").count() == 1
     assert frame.locator(".vc-layer-stats .vc-stat[data-kind='filter_drift']").count() == 1
     frame.click("#vc-tab-network")
+
+
+def dead_text(events: dict[str, Any], layer: str, step: int) -> str:
+    """What the network view should say of ``layer``'s dead channels at ``step``."""
+    named = events.get(f"dead_channel_indices/{layer}", {}).get(step)
+    if named is not None:
+        return bytes(named.item()).decode("utf-8")
+    count = int(events[f"dead_channels/{layer}"][step])
+    return f"{count} dead channel{'' if count == 1 else 's'}" if count else ""
 
 
 def http_get(url: str) -> bytes:

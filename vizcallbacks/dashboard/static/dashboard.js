@@ -164,7 +164,7 @@ function deadText(layer, step) {
   if (text) return text;
   const count = layer.stats.find((s) => s.kind === "dead_channels");
   const n = count ? valueAt(count, step) : undefined;
-  return n ? `${n} dead channels` : "";
+  return n ? `${n} dead channel${n === 1 ? "" : "s"}` : "";
 }
 
 function layerRow(name, step) {
