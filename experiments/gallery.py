@@ -6,6 +6,8 @@ a real ``mlflow server`` (SQLite store in a temporary folder), logs the pretrain
 - ``docs/tensorboard_images.png``: TensorBoard's Images tab (``tensorboard`` started as the README
   says), filtered on the bag's first-layer maps and its Grad-CAM, in headless Chromium;
 - ``docs/mlflow_run.png``: the MLflow run page with an image card and its step slider;
+- ``docs/dashboard_network.png``: the vizcallbacks tab in TensorBoard, the bag down the layers;
+- ``docs/dashboard_layer.png``: the one-file report opened from disk, conv1 across the epochs;
 - ``docs/evolution.png``: the ``evolution/conv1`` strip (the bag's maps, a row per epoch);
 - ``docs/vgg16_filters.png``: VGG16's 64 first-layer kernels in colour (``filters_rgb``);
 - ``docs/gradcam.png``: the Grad-CAM overlays of the last epoch for the bag and four classes;
@@ -172,6 +174,34 @@ def tensorboard_picture(log_dir: Path) -> bytes:
         return bytes(page.screenshot())
 
 
+def dashboard_pictures(log_dir: Path, work: Path) -> tuple[bytes, bytes]:
+    """The plugin's network view in TensorBoard (the bag, a middle step), and the report file's
+    layer view of conv1 (every epoch side by side)."""
+    from experiments import pages
+    from vizcallbacks.dashboard import build_report
+
+    with pages.TensorBoardServer(log_dir, dashboard=True) as server:
+        server.wait_for_tags("images", [f"activations/conv1/{PROBE}"])
+        with pages.chromium_page(1400, 900) as page:
+            frame = pages.dashboard_frame(page, server.url)
+            frame.select_option("#vc-probe", PROBE)
+            frame.locator("#vc-step").focus()
+            page.keyboard.press("End")
+            page.keyboard.press("ArrowLeft")
+            page.wait_for_timeout(1500)  # the rows in view fetch their images
+            network = bytes(page.screenshot())
+    report = build_report(str(log_dir), work / "report.html")
+    with pages.chromium_page(1400, 900) as page:
+        page.goto(report.resolve().as_uri())
+        page.wait_for_selector("body[data-vc-ready]")
+        page.select_option("#vc-probe", PROBE)
+        page.click("#vc-tab-layer")
+        page.select_option("#vc-layer", "conv1")
+        page.wait_for_timeout(1000)
+        layer = bytes(page.screenshot())
+    return network, layer
+
+
 def mlflow_picture(uri: str, experiment: str = "fashion_cnn") -> bytes:
     """The MLflow run page: the bag's first-layer maps in their card, with the step slider."""
     from mlflow import MlflowClient
@@ -266,6 +296,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         save(attribution_picture(fashion_dir), out / "attribution.png", limit, max_width=1600)
 
         save(tensorboard_picture(fashion_dir), out / "tensorboard_images.png", limit)
+        network, layer = dashboard_pictures(fashion_dir, work)
+        save(network, out / "dashboard_network.png", limit)
+        save(layer, out / "dashboard_layer.png", limit)
         save(mlflow_picture(server.uri), out / "mlflow_run.png", limit)
     finally:
         server.stop()

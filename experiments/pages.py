@@ -31,16 +31,19 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from experiments.servers import free_port
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Locator, Page
+    from playwright.sync_api import Frame, Locator, Page
 
 __all__ = [
     "CHROMIUM",
     "CHROMIUM_ARGS",
+    "DASHBOARD_LAUNCHER",
     "MATCHES_NO_METRIC",
     "ImageCard",
     "TensorBoardServer",
     "browser_missing",
     "chromium_page",
+    "dashboard_frame",
+    "mlflow_artifact_frame",
     "mlflow_chart_points",
     "mlflow_image_cards",
     "mlflow_open_run",
@@ -85,12 +88,29 @@ def get_json(url: str, timeout: float = 10.0) -> Any:
 
 
 # TensorBoard -----------------------------------------------------------------------------------
-class TensorBoardServer:
-    """``tensorboard --logdir log_dir`` on 127.0.0.1 and a free port, in its own process group."""
+# ``tensorboard`` with the vizcallbacks plugin added by hand: what its ``tensorboard_plugins`` entry
+# point does once the package is installed, for a source tree that is not (or not this one).
+DASHBOARD_LAUNCHER = """
+from absl import app
+from tensorboard import default, main_lib, program
+from vizcallbacks.dashboard.plugin import VizCallbacksLoader
+main_lib.global_init()
+plugins = [p for p in default.get_plugins() if p is not VizCallbacksLoader]
+board = program.TensorBoard(plugins=[*plugins, VizCallbacksLoader])
+app.run(board.main, flags_parser=board.configure)
+"""
 
-    def __init__(self, log_dir: str | Path, samples_per_plugin: str = "images=1000") -> None:
+
+class TensorBoardServer:
+    """``tensorboard --logdir log_dir`` on 127.0.0.1 and a free port, in its own process group;
+    ``dashboard=True`` loads the vizcallbacks plugin from this source tree."""
+
+    def __init__(
+        self, log_dir: str | Path, samples_per_plugin: str = "images=1000", dashboard: bool = False
+    ) -> None:
         self.log_dir = Path(log_dir)
         self.samples_per_plugin = samples_per_plugin
+        self.dashboard = dashboard
         self.port = free_port()
         self.log_path = Path(tempfile.mkdtemp(prefix="vizcallbacks-tensorboard-")) / "server.log"
         self._process: subprocess.Popen[bytes] | None = None
@@ -101,10 +121,10 @@ class TensorBoardServer:
 
     def start(self, timeout: float = START_TIMEOUT) -> TensorBoardServer:
         """Start TensorBoard and return once its data endpoints answer; raise with its log."""
+        launcher = ["-c", DASHBOARD_LAUNCHER] if self.dashboard else ["-m", "tensorboard.main"]
         command = [
             sys.executable,
-            "-m",
-            "tensorboard.main",
+            *launcher,
             "--logdir",
             str(self.log_dir),
             "--host",
@@ -330,6 +350,17 @@ def tensorboard_rendered_images(
     return sizes
 
 
+# The vizcallbacks plugin: TensorBoard shows it in an iframe ---------------------------------------
+def dashboard_frame(page: Page, url: str) -> Frame:
+    """Open TensorBoard's "vizcallbacks" tab and return the plugin's frame once it has drawn
+    (its ``body[data-vc-ready]``); raise if the tab is not listed."""
+    page.goto(f"{url}/#vizcallbacks")
+    page.get_by_text("vizcallbacks", exact=True).first.wait_for()  # the tab, in the header
+    page.frame_locator("iframe").first.locator("body[data-vc-ready]").wait_for()
+    (frame,) = [f for f in page.frames if "plugin_entry.html" in f.url]
+    return frame
+
+
 # MLflow's run page (React; charts and image cards render when scrolled near) ------------------
 MLFLOW_UI_STATE = """
 localStorage.setItem('mlflow.workflowType_v1', '"machine_learning"');
@@ -354,6 +385,18 @@ def mlflow_open_run(page: Page, base: str, experiment_id: str, run_id: str) -> N
     page.locator(_CARD).first.wait_for()
     size = page.viewport_size or {"width": 1400, "height": 1000}
     page.mouse.move(size["width"] / 2, size["height"] / 2)  # the wheel scrolls what is under it
+
+
+def mlflow_artifact_frame(
+    page: Page, base: str, experiment_id: str, run_id: str, name: str, ready: str
+) -> Frame:
+    """Open the run's Artifacts tab, click the HTML artifact ``name`` and return the frame MLflow
+    shows it in, once ``ready`` (a CSS selector) is in it."""
+    page.goto(mlflow_run_url(base, experiment_id, run_id, "artifacts"))
+    page.get_by_text(name, exact=True).first.click()
+    page.frame_locator("iframe").first.locator(ready).first.wait_for()
+    (frame,) = [f for f in page.frames if f is not page.main_frame and f.locator(ready).count()]
+    return frame
 
 
 def _mlflow_card(page: Page, text: str, exact_title: bool) -> Locator:

@@ -21,7 +21,17 @@ from vizcallbacks import records, tags
 PACKAGE = Path(vc.__file__).parent
 ROOT = PACKAGE.parent
 # Rooms that must load without TensorFlow, and never reach into callbacks, compute or the root.
-PURE = ("render", "views", "records", "tags", "writers", "messages", "arrays", "_version")
+PURE = (
+    "render",
+    "views",
+    "records",
+    "tags",
+    "writers",
+    "messages",
+    "arrays",
+    "_version",
+    "dashboard",
+)
 
 
 def _modules() -> dict[str, Path]:
@@ -60,6 +70,7 @@ def test_pure_rooms_load_no_tensorflow() -> None:
     )
     assert out.stdout.strip() == "[]", (pure, out.stdout)
     assert "vizcallbacks.writers.mlflow" in pure and "vizcallbacks.views.activations" in pure
+    assert "vizcallbacks.dashboard.plugin" in pure
 
 
 def test_imports_run_one_way_and_stay_public() -> None:

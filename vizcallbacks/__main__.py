@@ -1,4 +1,5 @@
-"""Command line: ``python -m vizcallbacks sync SPOOL_DIR`` and ``compare RUN_A RUN_B``.
+"""Command line: ``python -m vizcallbacks sync SPOOL_DIR``, ``compare RUN_A RUN_B`` and
+``report LOGDIR_OR_MLFLOW_RUN -o report.html``.
 
 Each subcommand is a ``_add_<name>`` function that registers its parser and handler; a handler
 takes the parsed arguments and returns the exit status.
@@ -38,6 +39,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_sync(commands)
     _add_compare(commands)
+    _add_report(commands)
     args = parser.parse_args(argv)
 
     handler = logging.StreamHandler(sys.stderr)
@@ -286,6 +288,56 @@ def _compare(args: argparse.Namespace) -> int:
             result.key,
         )
     print(f"Wrote {printable(str(output))}: {result.summary()}")
+    return 0
+
+
+# report ----------------------------------------------------------------------------------------
+def _add_report(commands: argparse._SubParsersAction) -> None:
+    report = commands.add_parser(
+        "report",
+        help="the network and layer views of a run as one self-contained HTML file",
+        description=(
+            "Write the dashboard of a run (the network view: one probe down every logged layer "
+            "at a step; the layer view: one layer across every step) as one HTML file with "
+            "every image inlined: it opens from disk, with no server and no network request. "
+            "SOURCE is a TensorBoard log directory (every run in it) or an MLflow run id or "
+            "unique run name."
+        ),
+        epilog=EXIT_STATUS,
+    )
+    report.add_argument("source", metavar="LOGDIR_OR_MLFLOW_RUN")
+    report.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        default=Path("report.html"),
+        metavar="PATH",
+        help="HTML file to write (default: report.html)",
+    )
+    report.add_argument(
+        "--tracking-uri",
+        metavar="URI",
+        help="for an MLflow run: its server or store (default: $MLFLOW_TRACKING_URI, else "
+        "sqlite:///mlflow.db)",
+    )
+    report.set_defaults(handler=_report_command)
+
+
+def _report_command(args: argparse.Namespace) -> int:
+    from vizcallbacks.dashboard.report import build_report
+
+    try:
+        output = build_report(args.source, args.output, args.tracking_uri)
+    except ImportError as err:  # an MLflow run without MLflow installed
+        log.error("MLflow is not available (%s): pip install 'vizcallbacks[mlflow]'", err)
+        return USAGE
+    except (LookupError, ValueError) as err:  # no such run or store, or nothing logged
+        log.error("%s", err)
+        return USAGE
+    except (ConnectionError, OSError) as err:
+        log.error("%s", short_text(err))
+        return FAILED
+    log.info("Wrote %s (%d kB)", output, output.stat().st_size // 1024)
     return 0
 
 

@@ -22,6 +22,7 @@ __all__ = [
     "TEXT_KINDS",
     "layer_candidates",
     "option_key",
+    "parse_tag",
     "quantile_tag",
     "safe_name",
     "shorten",
@@ -150,3 +151,20 @@ def layer_candidates(key: str) -> list[str]:
     ``["base/conv1/cat", "base/conv1", "base"]`` (a probe suffix cannot be told from a layer)."""
     parts = key.split("/")[1:]
     return ["/".join(parts[:end]) for end in range(len(parts), 0, -1)]
+
+
+def parse_tag(
+    key: str, layers: Iterable[str] = (), probes: Iterable[str] = ()
+) -> tuple[str, str, str | None]:
+    """``(kind, layer, probe)`` of a tag: ``activations/base/conv1/cat`` → ``("activations",
+    "base/conv1", "cat")`` when ``base/conv1`` is among the known ``layers``; else a last segment
+    among the known ``probes`` is the probe, and the rest the layer."""
+    kind, _, rest = key.partition("/")
+    known = set(layers)
+    for layer in layer_candidates(key):
+        if layer in known:
+            return kind, layer, rest[len(layer) + 1 :] or None
+    head, _, last = rest.rpartition("/")
+    if head and last in set(probes):
+        return kind, head, last
+    return kind, rest, None

@@ -1,11 +1,5 @@
-"""MLflow writer: images with a step slider, metric charts, run options, and nothing lost.
-
-Everything written goes first to a spool on local disk (``spool.py``) and is sent by a background
-sender thread (``sender.py``); the callbacks never wait for the network. While the tracking
-server does not answer, items wait in the spool and are retried; what is still there at the end
-is named in one warning with the command that replays it, ``python -m vizcallbacks sync DIR``,
-which sends each item once (see ``sync.py``).
-"""
+"""MLflow writer: images with a step slider, metrics, options and nothing lost: items wait in a
+spool on disk for a sending thread (``spool.py``, ``sender.py``); ``sync`` replays the rest."""
 
 from __future__ import annotations
 
@@ -16,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from vizcallbacks.dashboard.report import log_report
 from vizcallbacks.messages import say
 from vizcallbacks.records import File, Histogram, Image, Params, Record, Scalars, Text
 from vizcallbacks.tags import option_key, shorten
@@ -76,6 +71,7 @@ class MLflowWriter:
             ``ConnectionError`` before the first step.
         close_timeout: seconds ``close()`` waits for a server that answers to take the rest.
         retry_interval: longest pause, in seconds, between attempts while the server is down.
+        report: at close, once all arrived, log the run's one-file HTML dashboard as an artifact.
     """
 
     def __init__(
@@ -88,6 +84,7 @@ class MLflowWriter:
         on_unreachable: str = "spool",
         close_timeout: float = 60.0,
         retry_interval: float = 10.0,
+        report: bool = False,
     ) -> None:
         import_mlflow()  # fail at construction, with the install hint, not at train end
         names = {
@@ -106,6 +103,7 @@ class MLflowWriter:
         self.on_unreachable = on_unreachable
         self.close_timeout = seconds("close_timeout", close_timeout)
         self.retry_interval = seconds("retry_interval", retry_interval)
+        self.report = bool(report)
 
         self._lock = threading.RLock()
         self._notices = Notices(self._lock)
@@ -330,6 +328,8 @@ class MLflowWriter:
                 sender.use(None)
         if left:
             self._report_undelivered(spool, left)
+        elif self.report:  # built from what the run holds; a failure is only a warning
+            log_report(str(record["tracking_uri"]), str(record["run_id"]))
         self._announce(record)
 
     def end_at_exit(self) -> None:

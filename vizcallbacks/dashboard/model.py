@@ -1,0 +1,153 @@
+"""What one logged run holds, and the network the dashboard draws from it (pure, no backend).
+
+:class:`RunData` is what a source read back (TensorBoard's data provider, an MLflow run): image
+references, scalars and texts by tag and step, and the loggers' options. :func:`network_index`
+turns it into the JSON the frontend draws: the probe images, then every logged layer in network
+order, each with its images (by kind and probe), statistic curves and dead-channel texts.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from vizcallbacks.tags import IMAGE_KINDS, SCALAR_KINDS, TEXT_KINDS, parse_tag, tag
+
+__all__ = [
+    "DEAD_TEXT",
+    "LAYERS_PARAM",
+    "RunData",
+    "is_logged_by_us",
+    "kind_order",
+    "natural_key",
+    "network_index",
+    "params_from_markdown",
+]
+
+# Image kinds that name no layer of the network: the probe shown above the first layer, and the
+# class comparison (a column per layer). The evolution strips are the layer view itself.
+INPUT_KIND = "probe"
+NOT_PER_LAYER = frozenset({"probe", "class_comparison", "evolution", "filter_evolution"})
+DEAD_TEXT = "dead_channel_indices"  # text kind naming the dead channels
+LAYERS_PARAM = "layers_logged"  # ActivationLogger's options: its layers in forward order
+_ORDER = ("activations", "mean_activation", "gradcam", "gradcam_heatmap", "filters", "filters_rgb")
+
+
+@dataclass
+class RunData:
+    """A run read back: ``images`` tag → step → reference (a blob key, an artifact path) that
+    the source turns into bytes; ``scalars`` tag → ``[(step, value)]``; ``texts`` tag → step →
+    text; ``params`` the loggers' options. Tags keep the order the source listed them in."""
+
+    name: str
+    images: dict[str, dict[int, str]] = field(default_factory=dict)
+    scalars: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
+    texts: dict[str, dict[int, str]] = field(default_factory=dict)
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+def is_logged_by_us(key: str) -> bool:
+    """True for a tag of the vizcallbacks vocabulary (not Keras' own ``epoch_loss``)."""
+    kind = key.partition("/")[0]
+    return kind in IMAGE_KINDS or kind in SCALAR_KINDS or kind in TEXT_KINDS
+
+
+def params_from_markdown(text: str) -> dict[str, Any]:
+    """The options table ``| parameter | value |`` (JSON values) that the TensorBoard writer logs
+    as ``vizcallbacks/params``, back as a dict; rows that do not parse are left out."""
+    params: dict[str, Any] = {}
+    for line in text.splitlines()[2:]:
+        name, sep, value = line.strip().strip("|").partition(" | ")
+        if not sep:
+            continue
+        try:
+            params[name.strip()] = json.loads(value.strip())
+        except ValueError:
+            continue
+    return params
+
+
+def kind_order(kind: str) -> tuple[int, str]:
+    """Sort key of image kinds in a layer's row: maps first, then explanations, then kernels;
+    kinds the dashboard does not know (attribution maps, say) after them, by name."""
+    return (_ORDER.index(kind), "") if kind in _ORDER else (len(_ORDER), kind)
+
+
+def natural_key(name: str) -> list[Any]:
+    """Sort key that puts ``conv2`` before ``conv10``."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
+
+
+def _probes(run: RunData) -> list[str]:
+    """Probe names from the probe images ``probe/input/<name>`` (none: one unnamed probe), in
+    natural order: TensorBoard's fast loader lists tags sorted, not in the order written."""
+    prefix = tag(INPUT_KIND, "input") + "/"
+    return sorted((t[len(prefix) :] for t in run.images if t.startswith(prefix)), key=natural_key)
+
+
+def _layer_order(run: RunData, probes: list[str]) -> tuple[list[str], str]:
+    """Layers in network order: those the ActivationLogger named (its ``layers_logged`` option,
+    forward order), then any other layer by name (natural order); and which rule applied."""
+    logged = run.params.get(LAYERS_PARAM)
+    named = [str(n) for n in logged] if isinstance(logged, list) else []
+    others: set[str] = set()
+    for key in [*run.images, *run.scalars, *run.texts]:
+        kind = key.partition("/")[0]
+        if kind not in NOT_PER_LAYER and is_logged_by_us(key):
+            others.add(parse_tag(key, named, probes)[1])
+    rest = sorted(others - set(named), key=natural_key)
+    return named + rest, "logged" if named else "by name"
+
+
+def _series(points: Mapping[int, Any]) -> dict[str, list[Any]]:
+    steps = sorted(points)
+    return {"steps": steps, "values": [points[s] for s in steps]}
+
+
+def network_index(run: RunData) -> dict[str, Any]:
+    """The run as the frontend draws it: ``{name, steps, probes, inputs, layers, order}``.
+
+    Each layer: ``images`` ``[{kind, probe, steps, values: refs}]`` (kinds in
+    :func:`kind_order`), ``stats`` ``[{kind, probe, steps, values}]`` and ``dead``
+    ``{steps, values: texts}``; ``probe`` is ``""`` where the tag has none.
+    """
+    probes = _probes(run)
+    names, rule = _layer_order(run, probes)
+    layers: dict[str, dict[str, Any]] = {
+        name: {"name": name, "images": [], "stats": [], "dead": {"steps": [], "values": []}}
+        for name in names
+    }
+    steps: set[int] = set()
+    inputs = []
+    for key, by_step in run.images.items():
+        kind, layer, probe = parse_tag(key, layers, probes)
+        entry = {"kind": kind, "probe": probe or "", "tag": key, **_series(by_step)}
+        if kind == INPUT_KIND:
+            inputs.append(entry)
+        elif kind not in NOT_PER_LAYER and layer in layers:
+            layers[layer]["images"].append(entry)
+            steps.update(by_step)
+    for key, points in run.scalars.items():
+        kind, layer, probe = parse_tag(key, layers, probes)
+        if kind in SCALAR_KINDS and layer in layers:
+            series = _series(dict(points))
+            layers[layer]["stats"].append({"kind": kind, "probe": probe or "", **series})
+            steps.update(series["steps"])
+    for key, texts in run.texts.items():
+        kind, layer, _ = parse_tag(key, layers, probes)
+        if kind == DEAD_TEXT and layer in layers:
+            layers[layer]["dead"] = _series(texts)
+    for row in layers.values():
+        row["images"].sort(key=lambda e: (kind_order(e["kind"]), e["probe"]))
+        row["stats"].sort(key=lambda e: (e["kind"], e["probe"]))
+    return {
+        "name": run.name,
+        "steps": sorted(steps),
+        "probes": probes or [""],
+        "inputs": inputs,
+        "layers": [row for row in layers.values() if row["images"] or row["stats"]],
+        "order": rule,
+    }

@@ -1,0 +1,142 @@
+"""The dashboard as one self-contained HTML file: the plugin's frontend with every run and every
+image inlined (``data:`` URIs), so it opens from disk with no server and no network request.
+
+``python -m vizcallbacks report LOGDIR_OR_MLFLOW_RUN -o report.html`` and the MLflow writer's
+train-end artifact both come through :func:`build_report`.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import logging
+import os
+from collections.abc import Callable, Sequence
+from importlib import resources
+from pathlib import Path
+from typing import Any, TextIO
+
+from vizcallbacks.dashboard.model import RunData, network_index
+
+__all__ = [
+    "REPORT_ARTIFACT",
+    "build_report",
+    "log_report",
+    "read_source",
+    "report_html",
+    "static_text",
+    "write_report",
+]
+
+log = logging.getLogger("vizcallbacks")
+
+REPORT_ARTIFACT = "vizcallbacks_report.html"  # the MLflow run's artifact written at train end
+
+
+def static_text(name: str) -> str:
+    """A frontend file shipped with the package (``dashboard.js``, ``dashboard.css``)."""
+    return resources.files("vizcallbacks.dashboard").joinpath("static", name).read_text("utf-8")
+
+
+def _mime(data: bytes) -> str:
+    if data.startswith(b"\x89PNG"):
+        return "image/png"
+    if data.startswith(b"GIF8"):
+        return "image/gif"
+    return "image/jpeg" if data.startswith(b"\xff\xd8") else "application/octet-stream"
+
+
+def _indexes(runs: Sequence[RunData]) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    """Every run's index with each image reference replaced by a short id; id → reference."""
+    ids: dict[str, str] = {}
+    indexes = []
+    for run in runs:
+        index = network_index(run)
+        series = index["inputs"] + [s for layer in index["layers"] for s in layer["images"]]
+        for entry in series:
+            entry["values"] = [ids.setdefault(ref, f"i{len(ids)}") for ref in entry["values"]]
+        indexes.append(index)
+    return indexes, {short: ref for ref, short in ids.items()}
+
+
+def write_report(
+    runs: Sequence[RunData], blob: Callable[[str], bytes], title: str, out: TextIO
+) -> None:
+    """Write the report page of ``runs`` to ``out``, one image at a time (a large run's images
+    never sit in memory twice); ``blob`` turns an image reference into its bytes."""
+    indexes, refs = _indexes(runs)
+    out.write(
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>{html.escape(title)}</title>"
+        f"<style>{static_text('dashboard.css')}</style></head>\n"
+        '<body><div id="vc-root"></div>\n<script type="application/json" id="vc-data">'
+    )
+    out.write('{"runs":' + json.dumps(indexes, separators=(",", ":")).replace("</", "<\\/"))
+    out.write(',"images":{')
+    for n, (short, ref) in enumerate(refs.items()):
+        data = blob(ref)  # base64 holds no quote and no "</": written as is
+        encoded = base64.b64encode(data).decode("ascii")
+        out.write(f'{"," if n else ""}"{short}":"data:{_mime(data)};base64,{encoded}"')
+    out.write(
+        f'}}}}</script>\n<script type="module">{static_text("dashboard.js")}\n'
+        'render(JSON.parse(document.getElementById("vc-data").textContent));\n'
+        "</script></body></html>\n"
+    )
+
+
+def report_html(runs: Sequence[RunData], blob: Callable[[str], bytes], title: str) -> str:
+    """The report page of ``runs`` as a string (see :func:`write_report`)."""
+    page = io.StringIO()
+    write_report(runs, blob, title, page)
+    return page.getvalue()
+
+
+def read_source(source: str, tracking_uri: str | None = None) -> Any:
+    """A reader (``runs()``, ``blob(ref)``) for a TensorBoard log directory, else an MLflow run
+    (id or unique name) in ``tracking_uri``'s store."""
+    if Path(source).is_dir():
+        from vizcallbacks.dashboard.tensorboard_source import LogdirReader
+
+        return LogdirReader(source)
+    from vizcallbacks.dashboard.mlflow_source import MLflowRunReader
+    from vizcallbacks.writers.mlflow.readback import connect
+
+    return MLflowRunReader(connect(tracking_uri), source)
+
+
+def build_report(source: str, output: str | Path, tracking_uri: str | None = None) -> Path:
+    """Write the report of ``source`` (see :func:`read_source`) to ``output``; ``ValueError``
+    when it holds nothing vizcallbacks logged."""
+    reader = read_source(source, tracking_uri)
+    target = Path(output)
+    partial = target.with_name(target.name + ".partial")
+    try:
+        runs = reader.runs()
+        if not runs:
+            raise ValueError(f"{source} holds no run logged by vizcallbacks")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with open(partial, "w", encoding="utf-8") as out:
+            write_report(runs, reader.blob, f"vizcallbacks · {runs[0].name or source}", out)
+        os.replace(partial, target)  # never a half-written report under the name asked for
+    finally:
+        partial.unlink(missing_ok=True)
+        getattr(reader, "close", lambda: None)()
+    return target
+
+
+def log_report(tracking_uri: str, run_id: str) -> None:
+    """Build the report of MLflow run ``run_id`` from what it holds and log it as the run's
+    artifact ``vizcallbacks_report.html``; a failure is a warning, never an error."""
+    import tempfile
+
+    try:
+        from vizcallbacks.writers.mlflow.stores import client_for
+
+        client = client_for(tracking_uri)
+        with tempfile.TemporaryDirectory(prefix="vizcallbacks-report-") as tmp:
+            path = build_report(run_id, Path(tmp) / REPORT_ARTIFACT, tracking_uri)
+            client.log_artifact(run_id, str(path))
+    except Exception as err:  # the report is a bonus: training and the run are already safe
+        log.warning("vizcallbacks: the HTML report of run %s was not written: %s", run_id, err)
