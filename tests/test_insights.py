@@ -174,3 +174,14 @@ def test_evolution_gif_frames_come_back_in_order_with_one_palette() -> None:
             gif.seek(index)
             back = np.asarray(gif.convert("RGB"), dtype=int)[: frame.shape[0], : frame.shape[1]]
             assert np.abs(back - frame).max() <= 12, index  # 256 shared colours, no dithering
+
+
+def test_evolution_memory_is_shared_by_all_layers_of_a_logger() -> None:
+    from vizcallbacks.render.evolution import EVOLUTION_BUDGET, steps_kept
+
+    assert steps_kept(7) == 64  # a small CNN keeps every step up to 64
+    assert steps_kept(175) == 8  # ResNet50's every layer: fewer steps each, never fewer than 8
+    per_step = 256 * 256 * 3 + 16 * 32 * 32 * 3  # the largest frame and a row, in bytes
+    for layers in (10, 20, 40):
+        kept = steps_kept(layers)
+        assert 8 < kept < 64 and layers * kept * per_step <= EVOLUTION_BUDGET, (layers, kept)

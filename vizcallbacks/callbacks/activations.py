@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
+from functools import partial
 from typing import Any
 
 import keras
@@ -25,7 +26,7 @@ from vizcallbacks.compute.probe import (
 from vizcallbacks.compute.statistics import DeadChannelTracker, activation_statistics
 from vizcallbacks.records import Params, Record
 from vizcallbacks.render.colormap import DEFAULT_CMAP, check_cmap
-from vizcallbacks.render.evolution import EvolutionRecorder, evolution_row
+from vizcallbacks.render.evolution import EvolutionRecorder, evolution_row, steps_kept
 from vizcallbacks.render.tiling import MAX_GRID_SIZE
 from vizcallbacks.views.activations import (
     class_comparison_records,
@@ -132,7 +133,9 @@ class ActivationLogger(VisualizationCallback):
         self._extractor = ActivationExtractor(self.model, refs)
         trial = self.compute()  # fails here, before training, rather than later
         self._check_table(trial)
-        if not any(drawable(values) for values in trial.values()):
+        drawn = sum(drawable(values) for values in trial.values())
+        self._evolution = defaultdict(partial(EvolutionRecorder, max_steps=steps_kept(drawn)))
+        if not drawn:
             found = sorted({type(ref.layer).__name__ for ref in refs})
             raise ValueError(
                 "ActivationLogger found no layer with a 4-D (N, H, W, C), 3-D (N, T, C) or 5-D "

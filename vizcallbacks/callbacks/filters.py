@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -20,7 +21,7 @@ from vizcallbacks.compute.filters import (
 from vizcallbacks.compute.layers import LayerRef, LayerSelection, select_layers
 from vizcallbacks.records import Record
 from vizcallbacks.render.colormap import DEFAULT_CMAP, check_cmap
-from vizcallbacks.render.evolution import EvolutionRecorder, evolution_row
+from vizcallbacks.render.evolution import EvolutionRecorder, evolution_row, steps_kept
 from vizcallbacks.render.tiling import MAX_GRID_SIZE
 from vizcallbacks.views.evolution import evolution_records
 from vizcallbacks.views.filters import drift_records, filter_records
@@ -72,6 +73,8 @@ class FilterLogger(VisualizationCallback):
         self._refs = kernel_layers(self.model, self.layers)
         self._depthwise = {ref.name for ref in self._refs if is_depthwise(ref.layer)}
         self._one_d = {ref.name for ref in self._refs if is_one_dimensional(ref.layer)}
+        keep = steps_kept(len(self._refs))
+        self._evolution = defaultdict(partial(EvolutionRecorder, max_steps=keep))
         if not self._refs:
             found = sorted({type(r.layer).__name__ for r in select_layers(self.model, self.layers)})
             raise ValueError(
