@@ -29,7 +29,7 @@ from benchmarks.common import (
     progress,
     table_markdown,
 )
-from benchmarks.notebook import _calls
+from benchmarks.notebook import repeated_calls
 
 __all__ = ["logger_rows", "main", "method_rows"]
 
@@ -125,7 +125,7 @@ def method_rows(model: keras.Model, images: np.ndarray) -> list[Row]:
             if method not in jobs:
                 continue
             try:
-                walls, cpus = _calls(jobs[method], REPEATS)
+                walls, cpus = repeated_calls(jobs[method], REPEATS)
             except Exception as err:  # a peer broken against Keras 3 for this method
                 progress(f"{library} {method} failed: {type(err).__name__}: {str(err)[:120]}")
                 continue
