@@ -38,8 +38,7 @@ from vizcallbacks.writers.mlflow.validate import (
 
 __all__ = ["Entry", "Spool", "describe_items", "find_spools"]
 
-# One item to spool: its kind, its fields and its file (name, bytes), if it has one.
-Entry = tuple[str, Mapping[str, Any], tuple[str, bytes] | None]
+Entry = tuple[str, Mapping[str, Any], tuple[str, bytes] | None]  # kind, fields, file or None
 
 _RUN = "run.json"
 _ITEMS = "items.jsonl"
@@ -268,7 +267,12 @@ class Spool:
         self._delivered.add(item_id)
         item = self._pending.pop(item_id, None)
         if item is not None and "file" in item:
-            shutil.rmtree(self.directory / _PAYLOADS / str(item_id), ignore_errors=True)
+            folder = self.directory / _PAYLOADS / str(item_id)
+            try:  # the one file, then its folder: a third of rmtree's system calls
+                (folder / str(item["file"])).unlink(missing_ok=True)
+                folder.rmdir()
+            except OSError:
+                shutil.rmtree(folder, ignore_errors=True)
 
     def delivered_count(self) -> int:
         with self._mutex:
