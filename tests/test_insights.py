@@ -173,7 +173,8 @@ def test_evolution_gif_frames_come_back_in_order_with_one_palette() -> None:
         for index, frame in enumerate(frames):
             gif.seek(index)
             back = np.asarray(gif.convert("RGB"), dtype=int)[: frame.shape[0], : frame.shape[1]]
-            assert np.abs(back - frame).max() <= 12, index  # 256 shared colours, no dithering
+            error = np.abs(back - frame)  # 256 shared colours, no dithering
+            assert error.max() <= 24 and error.mean() <= 4, (index, error.max(), error.mean())
 
 
 def test_evolution_memory_is_shared_by_all_layers_of_a_logger() -> None:

@@ -68,28 +68,25 @@ class EvolutionRecorder:
         return np.concatenate(rows)[:-1]
 
     def gif(self, seconds_per_frame: float = 0.5) -> bytes:
-        """The frames as a looping animated GIF, all frames sharing one 256-colour palette.
+        """The frames as a looping animated GIF, all frames on one 256-colour palette.
 
-        One quantization of all frames stacked (fast octree) instead of Pillow's per-frame
-        median cut: about a quarter of the time, and no palette flicker between frames.
+        The palette is made once (fast octree) from every other pixel of every frame (a quarter),
+        and each frame mapped to it: about a fifth of the time of Pillow's per-frame median
+        cut, a small fraction of the memory of quantizing all frames stacked, no flicker.
         """
         from PIL import Image
 
-        width = max(frame.shape[1] for frame in self._frames)
-        padded = [
-            np.pad(f, ((0, 0), (0, width - f.shape[1]), (0, 0)), constant_values=SEPARATOR_VALUE)
-            for f in self._frames
+        samples = [frame[::2, ::2] for frame in self._frames]
+        width = max(sample.shape[1] for sample in samples)
+        palette = Image.fromarray(
+            np.concatenate(
+                [np.pad(s, ((0, 0), (0, width - s.shape[1]), (0, 0)), mode="edge") for s in samples]
+            )
+        ).quantize(256, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE)
+        images = [
+            Image.fromarray(frame).quantize(palette=palette, dither=Image.Dither.NONE)
+            for frame in self._frames
         ]
-        stacked = Image.fromarray(np.concatenate(padded)).quantize(
-            256, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE
-        )
-        indices, palette = np.asarray(stacked), stacked.getpalette()
-        images, top = [], 0
-        for frame in self._frames:
-            image = Image.fromarray(indices[top : top + frame.shape[0], : frame.shape[1]], "P")
-            image.putpalette(palette or [])
-            images.append(image)
-            top += frame.shape[0]
         buffer = io.BytesIO()
         images[0].save(
             buffer,
