@@ -54,8 +54,8 @@ def forward_seconds(model: keras.Model, image: np.ndarray, repeats: int = 5) -> 
 
 def resnet_rows(root: Path, size: int, steps: int, quick: bool) -> list[Row]:
     """ActivationLogger on every layer of ResNet50 (``quick``: an 8-layer stack), TensorBoard
-    alone, ``steps`` logged steps: blocking, background CPU and RSS per step. (With MLflow too,
-    a step costs ~24 s of CPU here, mostly ``client.log_image``: too slow for 50 steps.)"""
+    alone (the target's configuration), ``steps`` logged steps: blocking, background CPU and
+    RSS per step."""
     import vizcallbacks as vc
 
     if quick:
