@@ -184,8 +184,11 @@ def _mlflow_writer(experiment: str, run_name: str | None = None) -> Any | None:
             err,
         )
         return None
-    return writer_class(
-        tracking_uri=mlflow_tracking_uri(), experiment_name=experiment, run_name=run_name
+    return writer_class(  # report: the run's one-file HTML report, in its Artifacts tab
+        tracking_uri=mlflow_tracking_uri(),
+        experiment_name=experiment,
+        run_name=run_name,
+        report=True,
     )
 
 
