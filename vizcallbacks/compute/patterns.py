@@ -11,15 +11,20 @@ import functools
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import keras
 import numpy as np
-import tensorflow as tf
 
+from vizcallbacks.compute.backend import tensorflow_only
 from vizcallbacks.compute.forward import record_forward
 from vizcallbacks.compute.gradcam import input_image_shape, spatial_layer
 from vizcallbacks.compute.layers import ensure_built
+
+if TYPE_CHECKING:
+    import tensorflow as tf
+else:
+    tf = tensorflow_only("filter_patterns and FilterPatternLogger")
 
 __all__ = [
     "FilterPatterns",
