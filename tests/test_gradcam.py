@@ -161,6 +161,7 @@ def _trained(kind: str, digits) -> keras.Model:
     return model
 
 
+@pytest.mark.tensorflow_only
 @pytest.mark.parametrize("kind", sorted(KINDS))
 def test_matches_plain_gradient_tape_on_trained_models(kind: str, digits) -> None:
     model = _trained(kind, digits)
