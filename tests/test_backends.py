@@ -49,7 +49,8 @@ def test_unported_methods_refuse_naming_the_backend() -> None:
 
 def _run(backend: str, weights: Path, out: Path) -> subprocess.Popen:
     out.mkdir()
-    env = {**os.environ, "KERAS_BACKEND": backend, "PYTHONPATH": str(ROOT)}
+    path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
+    env = {**os.environ, "KERAS_BACKEND": backend, "PYTHONPATH": path}
     return subprocess.Popen(
         [sys.executable, "-m", "tests.backend_run", str(weights), str(out)],
         cwd=ROOT,
