@@ -42,7 +42,7 @@ def test_compiled_pass_reads_the_weights_training_left(digits) -> None:
 
 @pytest.mark.skipif(keras.backend.backend() == "tensorflow", reason="ported methods only")
 def test_unported_methods_refuse_naming_the_backend() -> None:
-    for name in ("FilterPatternLogger", "AttributionLogger", "saliency", "score_cam"):
+    for name in ("AttributionLogger", "saliency", "score_cam", "occlusion_sensitivity"):
         with pytest.raises(UnsupportedBackendError, match=keras.backend.backend()):
             getattr(vc, name)
 

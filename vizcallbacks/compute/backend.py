@@ -18,6 +18,7 @@ __all__ = [
     "UnsupportedBackendError",
     "backend",
     "compiled",
+    "input_gradient",
     "layer_gradient",
     "require_backend",
     "runtime_errors",
@@ -43,9 +44,10 @@ def require_backend(what: str, supported: Sequence[str] = ("tensorflow",)) -> No
     if name not in supported:
         raise UnsupportedBackendError(
             f"{what}: not ported to Keras' {name!r} backend yet (runs on: "
-            f"{', '.join(supported)}). On {name}, ActivationLogger, FilterLogger and "
-            "GradCAMLogger work (and grad_cam, layer_activations, activation_statistics, "
-            "normalized_filters); set KERAS_BACKEND=tensorflow for the others."
+            f"{', '.join(supported)}). On {name}, ActivationLogger, FilterLogger, GradCAMLogger "
+            "and FilterPatternLogger work (and grad_cam, filter_patterns, layer_activations, "
+            "activation_statistics, normalized_filters); set KERAS_BACKEND=tensorflow for the "
+            "others."
         )
 
 
@@ -136,6 +138,27 @@ def layer_gradient(run: Callable[[Tap], tuple[Any, T]]) -> tuple[Any, Any, T]:
         score, aux = run(leaf)
         grads = torch.autograd.grad(score, seen[0], allow_unused=True)[0]
     return seen[0].detach(), grads, aux
+
+
+def input_gradient(function: Callable[[Any], Any], x: Any) -> Any:
+    """``d sum(function(x)) / dx``, the gradient with respect to an input tensor ``x``."""
+    name = backend()
+    if name == "tensorflow":
+        import tensorflow as tf
+
+        with tf.GradientTape(watch_accessed_variables=False) as tape:
+            tape.watch(x)
+            y = function(x)
+        return tape.gradient(y, x)
+    if name == "jax":
+        import jax
+
+        return jax.grad(lambda v: keras.ops.sum(function(v)))(x)
+    import torch
+
+    with torch.enable_grad():
+        leaf = x.detach().requires_grad_()
+        return torch.autograd.grad(keras.ops.sum(function(leaf)), leaf)[0]
 
 
 def tensorflow_only(what: str) -> ModuleType:
