@@ -47,10 +47,46 @@ def test_unported_methods_refuse_naming_the_backend() -> None:
             getattr(vc, name)
 
 
+PORTED = (
+    "ActivationLogger",
+    "FilterLogger",
+    "GradCAMLogger",
+    "FilterPatternLogger",
+    "MLflowWriter",
+    "TensorBoardWriter",
+    "activation_statistics",
+    "filter_patterns",
+    "grad_cam",
+    "layer_activations",
+    "normalized_filters",
+)
+
+
+def _env(backend: str) -> dict[str, str]:
+    path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
+    return {**os.environ, "KERAS_BACKEND": backend, "PYTHONPATH": path}
+
+
+@pytest.mark.parametrize("backend", BACKENDS[1:])
+def test_other_backends_load_no_tensorflow(backend: str) -> None:
+    """Every ported name (loggers, writers, functions) loads without TensorFlow, and a lone
+    process is the one that logs."""
+    code = (
+        "import sys, vizcallbacks as vc\n"
+        f"for name in {PORTED!r}: getattr(vc, name)\n"
+        "from vizcallbacks.callbacks.base import is_chief\n"
+        "print(is_chief(), 'tensorflow' in sys.modules)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=_env(backend), capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.split() == ["True", "False"]
+
+
 def _run(backend: str, weights: Path, out: Path) -> subprocess.Popen:
     out.mkdir()
-    path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
-    env = {**os.environ, "KERAS_BACKEND": backend, "PYTHONPATH": path}
+    env = _env(backend)
     return subprocess.Popen(
         [sys.executable, "-m", "tests.backend_run", str(weights), str(out)],
         cwd=ROOT,

@@ -1,5 +1,6 @@
 """The one place that knows Keras' backend: compile a pass once per model, differentiate a score
-with respect to a layer's output, and refuse a method the backend cannot run yet.
+with respect to a layer's output or an input, tell this process's rank, and refuse a method the
+backend cannot run yet.
 
 TensorFlow traces a ``tf.function``; JAX jits a *stateless* pass (the variables' current values
 are arguments, so training's updates are seen; a jitted closure over the variables would bake
@@ -20,7 +21,7 @@ __all__ = [
     "compiled",
     "input_gradient",
     "layer_gradient",
-    "require_backend",
+    "process_index",
     "runtime_errors",
     "tensorflow_only",
 ]
@@ -38,17 +39,20 @@ def backend() -> str:
     return str(keras.backend.backend())
 
 
-def require_backend(what: str, supported: Sequence[str] = ("tensorflow",)) -> None:
-    """Raise :class:`UnsupportedBackendError` naming ``what`` unless the backend is supported."""
+def process_index() -> int:
+    """This process's rank in a multi-process run of JAX (``keras.distribution``) or PyTorch
+    (``torch.distributed``); 0 alone and on TensorFlow, whose workers ``TF_CONFIG`` names."""
     name = backend()
-    if name not in supported:
-        raise UnsupportedBackendError(
-            f"{what}: not ported to Keras' {name!r} backend yet (runs on: "
-            f"{', '.join(supported)}). On {name}, ActivationLogger, FilterLogger, GradCAMLogger "
-            "and FilterPatternLogger work (and grad_cam, filter_patterns, layer_activations, "
-            "activation_statistics, normalized_filters); set KERAS_BACKEND=tensorflow for the "
-            "others."
-        )
+    if name == "jax":
+        import jax
+
+        return int(jax.process_index())
+    if name == "torch":
+        import torch.distributed
+
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            return int(torch.distributed.get_rank())
+    return 0
 
 
 def runtime_errors() -> tuple[type[Exception], ...]:
@@ -164,7 +168,14 @@ def input_gradient(function: Callable[[Any], Any], x: Any) -> Any:
 def tensorflow_only(what: str) -> ModuleType:
     """TensorFlow, for a module not yet ported to other backends: :class:`UnsupportedBackendError`
     naming ``what`` on JAX or PyTorch (at import, so before any training starts)."""
-    require_backend(what)
+    name = backend()
+    if name != "tensorflow":
+        raise UnsupportedBackendError(
+            f"{what}: not ported to Keras' {name!r} backend yet (TensorFlow only). On {name}, "
+            "ActivationLogger, FilterLogger, GradCAMLogger and FilterPatternLogger work (and "
+            "grad_cam, filter_patterns, layer_activations, activation_statistics, "
+            "normalized_filters); set KERAS_BACKEND=tensorflow for the others."
+        )
     import tensorflow
 
     return tensorflow
