@@ -110,7 +110,7 @@ def test_exact_tags_steps_and_means(case: str, digits, tmp_path: Path) -> None:
         target = inner.get_layer(layer.split("/")[-1])
         if inner is model and built:
             sub = keras.Model(model.inputs, target.output)
-            expected = np.asarray(sub(probe, training=False)).mean()
+            expected = keras.ops.convert_to_numpy(sub(probe, training=False)).mean()
         else:
             expected = vc.layer_activations(model, probe, [layer])[layer].mean()
         np.testing.assert_allclose(
@@ -191,11 +191,12 @@ def test_notebook_functions_match_keras(digits) -> None:
     acts = vc.layer_activations(model, images)
     assert list(acts) == ["conv_a", "bn_a", "relu_a", "pool_a", "conv_b", "gap", "probs"]
     sub = keras.Model(model.inputs, model.get_layer("conv_b").output)
-    np.testing.assert_allclose(acts["conv_b"], sub(images, training=False), rtol=1e-5, atol=1e-6)
+    expected = keras.ops.convert_to_numpy(sub(images, training=False))
+    np.testing.assert_allclose(acts["conv_b"], expected, rtol=1e-5, atol=1e-6)
     filters = vc.normalized_filters(model)
     assert filters["conv_b"].shape == (8, 3, 3, 4)
     assert filters["conv_b"].min() == 0.0 and filters["conv_b"].max() == 1.0
-    kernel = np.asarray(model.get_layer("conv_b").kernel)
+    kernel = keras.ops.convert_to_numpy(model.get_layer("conv_b").kernel)
     order = np.argsort(np.transpose(kernel, (3, 0, 1, 2)).ravel())
     assert (np.diff(filters["conv_b"].ravel()[order]) >= 0).all()  # a monotone rescaling
     picture = vc.tile_maps(acts["conv_a"][0])

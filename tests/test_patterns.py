@@ -125,7 +125,8 @@ def test_deterministic_one_batch_one_trace() -> None:
     np.testing.assert_array_equal(first, again)
     assert not np.allclose(first, other)
     # All filters in one batch: a single traced loop, whatever the number of filters or seeds.
-    assert patterns._ascend.experimental_get_tracing_count() == 1
+    if keras.backend.backend() == "tensorflow":
+        assert patterns._ascend.experimental_get_tracing_count() == 1
     assert first.shape == (3, 16, 16, 1) and np.isfinite(first).all()
     assert first.min() >= 0.0 and first.max() <= 1.0
 
@@ -147,6 +148,7 @@ def test_nested_unbuilt_and_model_unchanged() -> None:
     assert filter_patterns(unbuilt, "conv_a", image_shape=(16, 16, 1), steps=2).shape[0] == 6
 
 
+@pytest.mark.tensorflow_only  # XLA's float16 on CPU rounds more (mean 0.006 on JAX)
 def test_mixed_precision() -> None:
     keras.mixed_precision.set_global_policy("mixed_float16")
     try:
@@ -203,8 +205,10 @@ def test_logger_defaults_on_nested_and_unbuilt_models(digits, tmp_path: Path) ->
         for layer in ("conv_a", "conv_b")
     }
     assert sorted(read_events(nested_dir)["filter_patterns/base/conv_a"]) == [0, 2]
-    # An unbuilt Sequential gets its input size from the first training step: no step 0.
-    assert sorted(read_events(unbuilt_dir)["filter_patterns/conv_a"]) == [2]
+    # An unbuilt Sequential gets its input size from the first training step: no step 0 on
+    # TensorFlow; JAX's and PyTorch's fit build the model before on_train_begin.
+    first = [2] if keras.backend.backend() == "tensorflow" else [0, 2]
+    assert sorted(read_events(unbuilt_dir)["filter_patterns/conv_a"]) == first
     with pytest.raises(ValueError, match="filters must be ≥ 1"):
         FilterPatternLogger([vc.TensorBoardWriter(tmp_path)], filters=0)
 

@@ -14,6 +14,7 @@ import numpy as np
 from vizcallbacks.arrays import check_positive_int
 from vizcallbacks.callbacks.background import BackgroundQueue, warn_once
 from vizcallbacks.callbacks.fanout import FanOut
+from vizcallbacks.compute.backend import process_index
 from vizcallbacks.records import Record
 from vizcallbacks.writers.base import check_writers
 
@@ -27,8 +28,12 @@ BACKLOG_SECONDS = 10.0
 
 
 def is_chief() -> bool:
-    """False on the non-chief workers of a multi-worker run (``TF_CONFIG``), which log nothing."""
+    """False on the non-chief workers of a multi-worker run (``TF_CONFIG``) and on every process
+    but 0 of a JAX or PyTorch multi-process run: they log nothing."""
     import json
+
+    if process_index() != 0:
+        return False
 
     config = json.loads(os.environ.get("TF_CONFIG", "{}") or "{}")
     task = config.get("task", {})

@@ -12,18 +12,23 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import keras
 import numpy as np
-import tensorflow as tf
 
+from vizcallbacks.compute.backend import tensorflow_only
 from vizcallbacks.compute.class_scores import ClassIndex, ClassScores
 from vizcallbacks.compute.errors import view_failure
 from vizcallbacks.compute.forward import record_forward
 from vizcallbacks.compute.gradcam import GradCAMResult, input_image_shape
 from vizcallbacks.compute.layers import all_layers, ensure_built
 from vizcallbacks.compute.probe import check_probe, check_probe_fits_model
+
+if TYPE_CHECKING:
+    import tensorflow as tf
+else:
+    tf = tensorflow_only("The attribution methods and AttributionLogger")
 
 __all__ = [
     "BATCH_SIZE",

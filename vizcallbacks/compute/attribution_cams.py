@@ -13,16 +13,21 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 from vizcallbacks.compute.attribution import BATCH_SIZE, attribution_probe, check_count, chunked
+from vizcallbacks.compute.backend import tensorflow_only
 from vizcallbacks.compute.cache import built_for
 from vizcallbacks.compute.class_scores import ClassIndex
 from vizcallbacks.compute.gradcam import GradCAM
+
+if TYPE_CHECKING:
+    import tensorflow as tf
+else:
+    tf = tensorflow_only("grad_cam_plus_plus, layer_cam and score_cam")
 
 __all__ = [
     "GradCAMPlusPlus",

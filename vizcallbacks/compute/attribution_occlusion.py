@@ -9,11 +9,10 @@ through the model as one batch in one compiled call.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 from vizcallbacks.compute.attribution import (
     BATCH_SIZE,
@@ -23,8 +22,14 @@ from vizcallbacks.compute.attribution import (
     check_number,
     chosen_map,
 )
+from vizcallbacks.compute.backend import tensorflow_only
 from vizcallbacks.compute.cache import built_for
 from vizcallbacks.compute.class_scores import ClassIndex
+
+if TYPE_CHECKING:
+    import tensorflow as tf
+else:
+    tf = tensorflow_only("occlusion_sensitivity")
 
 __all__ = ["Occlusion", "occlusion_masks", "occlusion_sensitivity"]
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import keras
 import numpy as np
-import tensorflow as tf
+from keras import ops
 
 from vizcallbacks.arrays import is_real
 from vizcallbacks.compute.forward import Recording, model_inputs, record_forward
@@ -39,7 +39,7 @@ def signal_layer(
     """The layer with a 3-D ``(N, T', C')`` output named by ``layer`` (``None``: the last one
     called) and the recorded pass on ``example`` (default: a blank signal)."""
     refs = leaf_layers(model) if layer is None else select_layers(model, [layer])
-    inputs = tf.zeros((1, *shape)) if example is None else model_inputs(model, example)
+    inputs = ops.zeros((1, *shape)) if example is None else model_inputs(model, example)
     recording = record_forward(model, inputs)
     called = {key: i for i, key in enumerate(recording.order)}
     found = sorted(

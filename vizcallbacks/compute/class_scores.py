@@ -8,8 +8,9 @@ from typing import Any
 
 import keras
 import numpy as np
-import tensorflow as tf
+from keras import ops
 
+from vizcallbacks.compute.backend import Tap
 from vizcallbacks.compute.forward import Recording, record_forward
 
 __all__ = ["ClassIndex", "ClassScores", "pick_output"]
@@ -100,36 +101,37 @@ class ClassScores:
             )
         return values.astype(np.int32)
 
-    def forward(self, inputs: Any) -> tuple[Recording, tf.Tensor]:
-        """One recorded pass of ``inputs`` and the explained output's float32 logits."""
-        recording = record_forward(self.model, inputs)
+    def forward(self, inputs: Any, taps: dict[int, Tap] | None = None) -> tuple[Recording, Any]:
+        """One recorded pass of ``inputs`` (``taps``: see ``record_forward``) and the explained
+        output's float32 logits."""
+        recording = record_forward(self.model, inputs, taps)
         output = pick_output(self.model, recording.outputs, self.output)
-        return recording, tf.cast(recording.logits(output)[0], tf.float32)
+        return recording, ops.cast(recording.logits(output)[0], "float32")
 
-    def class_logit(self, logits: tf.Tensor, classes: tf.Tensor) -> tf.Tensor:
+    def class_logit(self, logits: Any, classes: Any) -> Any:
         """The score of ``classes`` ``(N,)`` (all ≥ 0) per image: its logit; for one sigmoid
         unit, ``+logit`` for class 1 and ``-logit`` for class 0."""
         if self.num_classes == 1:
-            return tf.where(classes == 1, 1.0, -1.0) * logits[:, 0]
-        return tf.gather(logits, classes, batch_dims=1)
+            return ops.where(classes == 1, 1.0, -1.0) * logits[:, 0]
+        return ops.take_along_axis(logits, ops.cast(classes, "int32")[:, None], axis=1)[:, 0]
 
-    def class_probability(self, logits: tf.Tensor, classes: tf.Tensor) -> tf.Tensor:
+    def class_probability(self, logits: Any, classes: Any) -> Any:
         """The probability the model gives ``classes`` ``(N,)`` (all ≥ 0)."""
         if self.num_classes == 1:
-            return tf.sigmoid(self.class_logit(logits, classes))
-        probs = tf.sigmoid(logits) if self.squashing == "sigmoid" else tf.nn.softmax(logits)
-        return tf.gather(probs, classes, batch_dims=1)
+            return ops.sigmoid(self.class_logit(logits, classes))
+        probs = ops.sigmoid(logits) if self.squashing == "sigmoid" else ops.softmax(logits)
+        return ops.take_along_axis(probs, ops.cast(classes, "int32")[:, None], axis=1)[:, 0]
 
-    def scores(self, logits: tf.Tensor, classes: tf.Tensor) -> dict[str, tf.Tensor]:
+    def scores(self, logits: Any, classes: Any) -> dict[str, Any]:
         """Predicted class, probabilities and the summed score to differentiate; ``classes``
         ``-1`` means the predicted class."""
         if self.num_classes == 1:
-            predicted = tf.cast(logits[:, 0] > 0, tf.int32)
+            predicted = ops.cast(logits[:, 0] > 0, "int32")
         else:
-            predicted = tf.argmax(logits, axis=-1, output_type=tf.int32)
-        target = tf.where(classes < 0, predicted, classes)
+            predicted = ops.cast(ops.argmax(logits, axis=-1), "int32")
+        target = ops.where(classes < 0, predicted, ops.cast(classes, "int32"))
         return {
-            "score": tf.reduce_sum(self.class_logit(logits, target)),
+            "score": ops.sum(self.class_logit(logits, target)),
             "class_index": target,
             "predicted": predicted,
             "probability": self.class_probability(logits, predicted),

@@ -86,9 +86,9 @@ def filter_weights(layer: keras.layers.Layer) -> np.ndarray:
     layout whatever the layer's ``data_format``.
     """
     if isinstance(layer, (keras.layers.SeparableConv1D, keras.layers.SeparableConv2D)):
-        kernel = np.asarray(layer.depthwise_kernel, dtype=np.float32)
+        kernel = keras.ops.convert_to_numpy(layer.depthwise_kernel).astype(np.float32)
     else:
-        kernel = np.asarray(layer.kernel, dtype=np.float32)
+        kernel = keras.ops.convert_to_numpy(layer.kernel).astype(np.float32)
     if kernel.ndim == 3:  # 1-D: taps along x
         kernel = kernel[None]
     if is_depthwise(layer):

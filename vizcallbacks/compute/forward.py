@@ -15,8 +15,8 @@ from typing import Any
 
 import keras
 import numpy as np
-import tensorflow as tf
 
+from vizcallbacks.compute.backend import Tap, compiled, runtime_errors
 from vizcallbacks.compute.errors import view_failure
 from vizcallbacks.compute.layers import LayerRef, all_layers
 from vizcallbacks.compute.probe import ProbeInputs, probe_inputs
@@ -68,9 +68,12 @@ class Recording:
 class _Recorder:
     """Installs and removes the recording wrappers; names the layer at fault on failure."""
 
-    def __init__(self, model: keras.layers.Layer, recording: Recording) -> None:
+    def __init__(
+        self, model: keras.layers.Layer, recording: Recording, taps: dict[int, Tap] | None = None
+    ) -> None:
         self.model = model
         self.recording = recording
+        self.taps = dict(taps or {})
         self.layers = all_layers(model)
         self.fault: tuple[str, keras.layers.Layer] | None = None
         self.saved: list[tuple[keras.layers.Layer, Any]] = []
@@ -84,6 +87,8 @@ class _Recorder:
         def call(*args: Any, **kwargs: Any) -> Any:
             try:
                 out = original(*args, **kwargs)
+                if id(layer) not in calls and id(layer) in self.taps:
+                    out = self.taps[id(layer)](out)
                 first = args[0] if args else next(iter(kwargs.values()), None)
                 pre.setdefault(id(layer), []).append(_pre_activation(layer, first))
             except Exception:
@@ -126,14 +131,17 @@ class _Recorder:
 _ABSENT = object()
 
 
-def record_forward(model: keras.layers.Layer, inputs: Any) -> Recording:
-    """Run ``model(inputs, training=False)`` once, recording every layer's output per call.
+def record_forward(
+    model: keras.layers.Layer, inputs: Any, taps: dict[int, Tap] | None = None
+) -> Recording:
+    """Run ``model(inputs, training=False)`` once, recording every layer's output per call;
+    ``taps[id(layer)]`` maps that layer's first output before the pass goes on (for gradients).
 
     Raises ValueError/TypeError naming the layer at fault when the inputs do not fit it, and
     :class:`~vizcallbacks.compute.errors.ViewFailure` for anything else.
     """
     recording = Recording()
-    recorder = _Recorder(model, recording)
+    recorder = _Recorder(model, recording, taps)
     # Inside an outer scope a layer may be named ">c1" or "-c1" (TensorFlow refuses those as
     # root scope names, and a traced function has no other scope around it).
     try:
@@ -145,26 +153,27 @@ def record_forward(model: keras.layers.Layer, inputs: Any) -> Recording:
 
 
 def model_inputs(model: keras.layers.Layer, probe: Any) -> Any:
-    """The probe as tensors for ``model``: one float32 tensor, or its inputs' structure."""
+    """The probe as backend tensors for ``model``: one float32 tensor, or its inputs' structure."""
     structure = probe_inputs(probe)
     if isinstance(structure, Mapping):
         return {name: _tensor(value) for name, value in structure.items()}
     if isinstance(structure, (tuple, list)):
         return [_tensor(value) for value in structure]
-    return tf.convert_to_tensor(structure, dtype=tf.float32)
+    return keras.ops.convert_to_tensor(structure, dtype="float32")
 
 
-def _tensor(value: np.ndarray) -> tf.Tensor:
+def _tensor(value: np.ndarray) -> Any:
     if np.issubdtype(value.dtype, np.floating):
-        return tf.convert_to_tensor(value, dtype=tf.float32)
-    return tf.convert_to_tensor(value)
+        return keras.ops.convert_to_tensor(value, dtype="float32")
+    return keras.ops.convert_to_tensor(value)
 
 
 class ActivationExtractor:
     """Outputs of the chosen layers for a probe, from one compiled forward pass of the model.
 
-    Built once per training run; the ``tf.function`` is traced on the first call and reused for
-    every later batch of the same shape, so weights are read fresh but nothing is rebuilt. A
+    Built once per training run; the pass is compiled on the first call (see
+    :func:`~vizcallbacks.compute.backend.compiled`) and reused for every later batch of the same
+    shape, so weights are read fresh but nothing is rebuilt. A
     layer called twice (shared weights) gives ``name`` and ``name_2``: after the first call,
     ``refs`` holds one entry per recorded call.
     """
@@ -174,26 +183,26 @@ class ActivationExtractor:
         self.refs = list(refs)
         self._requested = list(refs)
 
-        def forward(inputs: Any) -> dict[str, tf.Tensor]:
+        def forward(inputs: Any) -> dict[str, Any]:
             calls = record_forward(model, inputs).calls
             return {
                 f"{i}/{k}": value
                 for i, ref in enumerate(self._requested)
                 for k, value in enumerate(calls.get(id(ref.layer), []))
-                if isinstance(value, tf.Tensor)
+                if keras.ops.is_tensor(value)
             }
 
-        self._forward = tf.function(forward, reduce_retracing=True, autograph=False)
+        self._forward = compiled(model, forward)
 
     def __call__(self, images: np.ndarray | ProbeInputs) -> dict[str, np.ndarray]:
         """A probe ``(N, H, W, C)`` (or a multi-input one) → ``{layer name: float32 (N, ...)}``."""
         try:
             outputs = self._forward(model_inputs(self.model, images))
-        except tf.errors.OpError as err:  # the traced graph failed while running
+        except runtime_errors() as err:  # the traced graph failed while running
             raise view_failure(f"model {self.model.name!r}", err) from err
         self.refs = self._name_calls(outputs)
         return {
-            ref.name: np.asarray(outputs[key], dtype=np.float32)
+            ref.name: np.asarray(keras.ops.convert_to_numpy(outputs[key]), dtype=np.float32)
             for key, ref in zip(sorted(outputs, key=_call_key), self.refs, strict=True)
         }
 

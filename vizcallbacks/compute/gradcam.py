@@ -15,8 +15,9 @@ from typing import Any
 
 import keras
 import numpy as np
-import tensorflow as tf
+from keras import ops
 
+from vizcallbacks.compute.backend import Tap, compiled, layer_gradient, runtime_errors
 from vizcallbacks.compute.cache import built_for
 from vizcallbacks.compute.cam_layouts import check_signals, model_signal_shape, signal_layer
 from vizcallbacks.compute.class_scores import ClassIndex, ClassScores, pick_output
@@ -90,7 +91,7 @@ def spatial_layer(
     """
     refs = leaf_layers(model) if layer is None else select_layers(model, [layer])
     inputs = (
-        tf.zeros((1, *image_shape), dtype=tf.float32)
+        ops.zeros((1, *image_shape), dtype="float32")
         if example is None
         else model_inputs(model, example)
     )
@@ -195,9 +196,7 @@ class GradCAM(ClassScores):
             )
         # A partial, not the bound method: TensorFlow counts retracing per code object, so one
         # instance per call (grad_cam() in a notebook loop) would warn about retracing.
-        self._function = tf.function(
-            functools.partial(self._run), autograph=False, reduce_retracing=True
-        )
+        self._function = compiled(model, functools.partial(self._run), static_argnums=(1,))
 
     @property
     def layer_name(self) -> str:
@@ -211,56 +210,58 @@ class GradCAM(ClassScores):
         spatial = images.shape[2:4] if self.channels_first else images.shape[1:3]
         if self.signal:  # a signal is drawn as a T x 1 image
             spatial = (images.shape[2] if self.channels_first else images.shape[1], 1)
-        size = tf.constant(spatial)
+        size = (int(spatial[0]), int(spatial[1]))
         try:
-            out = self._function(model_inputs(self.model, images), size, tf.constant(classes))
-        except tf.errors.OpError as err:  # the traced graph failed while running
+            out = self._function(
+                model_inputs(self.model, images), size, ops.convert_to_tensor(classes)
+            )
+        except runtime_errors() as err:  # the traced graph failed while running
             raise view_failure(f"Grad-CAM of layer {self.ref.name!r}", err) from err
+        out = {key: ops.convert_to_numpy(value) for key, value in out.items()}
         return GradCAMResult(
-            heatmaps=np.asarray(out["heatmaps"], dtype=np.float32),
-            class_index=np.asarray(out["class_index"], dtype=np.int64),
-            predicted=np.asarray(out["predicted"], dtype=np.int64),
-            probability=np.asarray(out["probability"], dtype=np.float32),
-            class_probability=np.asarray(out["class_probability"], dtype=np.float32),
+            heatmaps=out["heatmaps"].astype(np.float32),
+            class_index=out["class_index"].astype(np.int64),
+            predicted=out["predicted"].astype(np.int64),
+            probability=out["probability"].astype(np.float32),
+            class_probability=out["class_probability"].astype(np.float32),
         )
 
-    def _run(self, inputs: Any, size: tf.Tensor, classes: tf.Tensor) -> dict[str, tf.Tensor]:
-        with tf.GradientTape(watch_accessed_variables=False) as tape:
-            for tensor in tf.nest.flatten(inputs):  # records every op, frozen layers included
-                if tensor.dtype.is_floating:
-                    tape.watch(tensor)
-            recording, logits = self.forward(inputs)
-            maps = recording.calls[id(self.ref.layer)][0]
-            scores = self.scores(logits, classes)
-        grads = tape.gradient(scores["score"], maps)
+    def _run(self, inputs: Any, size: tuple[int, int], classes: Any) -> dict[str, Any]:
+        def run(tap: Tap) -> tuple[Any, dict[str, Any]]:
+            scores = self.scores(self.forward(inputs, {id(self.ref.layer): tap})[1], classes)
+            return scores["score"], scores
+
+        maps, grads, scores = layer_gradient(run)
         if grads is None:
             raise ValueError(
                 f"grad_cam: the model's output does not depend on layer {self.ref.name!r}; "
                 "choose a layer on the path from the input to the output."
             )
-        maps, grads = tf.cast(maps, tf.float32), tf.cast(grads, tf.float32)
+        maps, grads = ops.cast(maps, "float32"), ops.cast(grads, "float32")
         if self.signal:  # (N, T', K) as (N, T', 1, K); channels_first (N, K, T') as (N, K, T', 1)
             maps, grads = maps[:, :, :, None], grads[:, :, :, None]
             if not self.channels_first:
-                maps, grads = tf.transpose(maps, (0, 1, 3, 2)), tf.transpose(grads, (0, 1, 3, 2))
+                maps, grads = ops.transpose(maps, (0, 1, 3, 2)), ops.transpose(grads, (0, 1, 3, 2))
         if self.channels_first:  # (N, K, h, w) → (N, h, w, K)
-            maps, grads = tf.transpose(maps, (0, 2, 3, 1)), tf.transpose(grads, (0, 2, 3, 1))
+            maps, grads = ops.transpose(maps, (0, 2, 3, 1)), ops.transpose(grads, (0, 2, 3, 1))
         cam = self.to_input(self.combine(maps, grads), size)
         scores["heatmaps"] = cam[..., 0] if self.signal else cam
         return scores
 
-    def combine(self, maps: tf.Tensor, grads: tf.Tensor) -> tf.Tensor:
+    def combine(self, maps: Any, grads: Any) -> Any:
         """The map ``(N, h, w)`` from the layer's maps and the score's gradients ``(N, h, w, K)``:
         Grad-CAM's ``ReLU(sum_k mean_ij(grads_k) maps_k)``; the one step CAM variants change."""
-        weights = tf.reduce_mean(grads, axis=(1, 2), keepdims=True)
-        return tf.nn.relu(tf.reduce_sum(weights * maps, axis=-1))
+        weights = ops.mean(grads, axis=(1, 2), keepdims=True)
+        return ops.relu(ops.sum(weights * maps, axis=-1))
 
     @staticmethod
-    def to_input(cam: tf.Tensor, size: tf.Tensor) -> tf.Tensor:
+    def to_input(cam: Any, size: tuple[int, int]) -> Any:
         """``cam`` ``(N, h, w)`` resized (bilinear) to ``size`` and divided by its maximum."""
-        cam = tf.image.resize(cam[..., None], size, method="bilinear")[..., 0]
-        cam = tf.math.divide_no_nan(cam, tf.reduce_max(cam, axis=(1, 2), keepdims=True))
-        return tf.clip_by_value(cam, 0.0, 1.0)
+        cam = ops.image.resize(
+            cam[..., None], size, interpolation="bilinear", data_format="channels_last"
+        )[..., 0]
+        cam = ops.divide_no_nan(cam, ops.max(cam, axis=(1, 2), keepdims=True))
+        return ops.clip(cam, 0.0, 1.0)
 
 
 def grad_cam(

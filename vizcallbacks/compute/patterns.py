@@ -15,8 +15,9 @@ from typing import Any
 
 import keras
 import numpy as np
-import tensorflow as tf
+from keras import ops
 
+from vizcallbacks.compute.backend import compiled, input_gradient
 from vizcallbacks.compute.forward import record_forward
 from vizcallbacks.compute.gradcam import input_image_shape, spatial_layer
 from vizcallbacks.compute.layers import ensure_built
@@ -83,9 +84,7 @@ class FilterPatterns:
         self._kernel = _gaussian_kernel(self.blur, self.image_shape[-1]) if self.blur else None
         # A partial, not the bound method: TensorFlow counts retracing per code object, so one
         # instance per call (filter_patterns() in a notebook loop) would warn about retracing.
-        self._ascend = tf.function(
-            functools.partial(self._run), autograph=False, reduce_retracing=True
-        )
+        self._ascend = compiled(model, functools.partial(self._run))
 
     @property
     def layer_name(self) -> str:
@@ -106,46 +105,42 @@ class FilterPatterns:
         shifts = rng.integers(-self.jitter, self.jitter + 1, size=(self.steps, 2))
         onehot = np.eye(self.num_filters, dtype=np.float32)[self.filters]
         images, responded = self._ascend(
-            tf.constant(start, tf.float32),
-            tf.constant(shifts, tf.int32),
-            tf.constant(onehot),
+            ops.convert_to_tensor(start, "float32"),
+            ops.convert_to_tensor(shifts, "int32"),
+            ops.convert_to_tensor(onehot),
         )
         return PatternResult(
-            np.asarray(images, dtype=np.float32), np.asarray(responded, dtype=bool)
+            ops.convert_to_numpy(images).astype(np.float32),
+            ops.convert_to_numpy(responded).astype(bool),
         )
 
-    def _objective(self, images: tf.Tensor, onehot: tf.Tensor) -> tf.Tensor:
+    def _objective(self, images: Any, onehot: Any) -> Any:
         """Mean activation of filter ``f`` in image ``f``, float32 ``(F,)``."""
         maps = record_forward(self.model, images).calls[id(self.ref.layer)][0]
-        means = tf.reduce_mean(tf.cast(maps, tf.float32), axis=(1, 2))
-        return tf.reduce_sum(means * onehot, axis=-1)
+        means = ops.mean(ops.cast(maps, "float32"), axis=(1, 2))
+        return ops.sum(means * onehot, axis=-1)
 
-    def _run(
-        self, start: tf.Tensor, shifts: tf.Tensor, onehot: tf.Tensor
-    ) -> tuple[tf.Tensor, tf.Tensor]:
+    def _run(self, start: Any, shifts: Any, onehot: Any) -> tuple[Any, Any]:
         low, high = self.value_range
         step = self.step_size * (high - low)
 
-        def body(
-            i: tf.Tensor, images: tf.Tensor, largest: tf.Tensor
-        ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
-            with tf.GradientTape(watch_accessed_variables=False) as tape:
-                tape.watch(images)
-                moved = tf.roll(images, shifts[i], axis=[1, 2]) if self.jitter else images
-                objective = self._objective(moved, onehot)
-            grads = tf.cast(tape.gradient(objective, images), tf.float32)
-            rms = tf.sqrt(tf.reduce_mean(tf.square(grads), axis=(1, 2, 3), keepdims=True))
+        def body(i: Any, state: tuple[Any, Any]) -> tuple[Any, Any]:
+            images, largest = state
+            shift = shifts[i]
+
+            def objective(x: Any) -> Any:
+                return self._objective(_roll(x, shift) if self.jitter else x, onehot)
+
+            grads = ops.cast(input_gradient(objective, images), "float32")
+            rms = ops.sqrt(ops.mean(ops.square(grads), axis=(1, 2, 3), keepdims=True))
             images = images + step * grads / (rms + 1e-12)
             if self._kernel is not None:
                 images = _apply_blur(images, self._kernel)
-            largest = tf.maximum(largest, tf.reshape(rms, [-1]))
-            return i + 1, tf.clip_by_value(images, low, high), largest
+            largest = ops.maximum(largest, ops.reshape(rms, (-1,)))
+            return ops.clip(images, low, high), largest
 
-        _, result, largest = tf.while_loop(
-            lambda i, *_: i < self.steps,
-            body,
-            (tf.constant(0), start, tf.zeros(tf.shape(start)[:1])),
-            parallel_iterations=1,
+        result, largest = ops.fori_loop(
+            0, self.steps, body, (start, ops.zeros_like(start[:, 0, 0, 0]))
         )
         return result, largest > 0
 
@@ -239,16 +234,26 @@ def _check_filters(filters: FilterSelection, available: int, layer: str) -> list
     return [int(v) for v in form]
 
 
-def _gaussian_kernel(sigma: float, channels: int) -> tf.Tensor:
-    """A 3x3 Gaussian for ``tf.nn.depthwise_conv2d``: ``(3, 3, C, 1)``, weights summing to 1."""
+def _gaussian_kernel(sigma: float, channels: int) -> np.ndarray:
+    """A 3x3 Gaussian for a depthwise convolution: ``(3, 3, C, 1)``, weights summing to 1."""
     taps = np.exp(-(np.arange(-1, 2) ** 2) / (2 * sigma**2))
     kernel = np.outer(taps, taps) / np.outer(taps, taps).sum()
-    return tf.constant(np.tile(kernel[:, :, None, None], (1, 1, channels, 1)), tf.float32)
+    return np.tile(kernel[:, :, None, None], (1, 1, channels, 1)).astype(np.float32)
 
 
-def _apply_blur(images: tf.Tensor, kernel: tf.Tensor) -> tf.Tensor:
-    padded = tf.pad(images, [[0, 0], [1, 1], [1, 1], [0, 0]], mode="REFLECT")
-    return tf.nn.depthwise_conv2d(padded, kernel, strides=[1, 1, 1, 1], padding="VALID")
+def _apply_blur(images: Any, kernel: np.ndarray) -> Any:
+    padded = ops.pad(images, [[0, 0], [1, 1], [1, 1], [0, 0]], mode="reflect")
+    return ops.depthwise_conv(padded, kernel, strides=1, padding="valid")
+
+
+def _roll(images: Any, shift: Any) -> Any:
+    """``images`` ``(N, H, W, C)`` rolled by ``shift`` ``(2,)`` pixels along H and W, as gathers
+    (so the shift may be a tensor on every backend)."""
+    for axis in (1, 2):
+        size = ops.shape(images)[axis]
+        index = (ops.arange(size, dtype="int32") - shift[axis - 1]) % size
+        images = ops.take(images, index, axis=axis)
+    return images
 
 
 def filter_patterns(

@@ -1,0 +1,181 @@
+"""The one place that knows Keras' backend: compile a pass once per model, differentiate a score
+with respect to a layer's output or an input, tell this process's rank, and refuse a method the
+backend cannot run yet.
+
+TensorFlow traces a ``tf.function``; JAX jits a *stateless* pass (the variables' current values
+are arguments, so training's updates are seen; a jitted closure over the variables would bake
+them in as constants); PyTorch runs eagerly, under ``torch.no_grad()`` unless a gradient is taken.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from types import ModuleType
+from typing import Any, TypeVar
+
+import keras
+
+__all__ = [
+    "UnsupportedBackendError",
+    "backend",
+    "compiled",
+    "input_gradient",
+    "layer_gradient",
+    "process_index",
+    "runtime_errors",
+    "tensorflow_only",
+]
+
+T = TypeVar("T")
+Tap = Callable[[Any], Any]
+
+
+class UnsupportedBackendError(NotImplementedError):
+    """The method has not been ported to the Keras backend in use (raised before training)."""
+
+
+def backend() -> str:
+    """Keras' backend: ``"tensorflow"``, ``"jax"`` or ``"torch"``."""
+    return str(keras.backend.backend())
+
+
+def process_index() -> int:
+    """This process's rank in a multi-process run of JAX (``keras.distribution``) or PyTorch
+    (``torch.distributed``); 0 alone and on TensorFlow, whose workers ``TF_CONFIG`` names."""
+    name = backend()
+    if name == "jax":
+        import jax
+
+        return int(jax.process_index())
+    if name == "torch":
+        import torch.distributed
+
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            return int(torch.distributed.get_rank())
+    return 0
+
+
+def runtime_errors() -> tuple[type[Exception], ...]:
+    """Errors a compiled pass raises while running (TensorFlow's graph errors), to restate."""
+    if backend() == "tensorflow":
+        import tensorflow as tf
+
+        return (tf.errors.OpError,)
+    return ()
+
+
+def compiled(
+    model: keras.Model, function: Callable[..., T], static_argnums: Sequence[int] = ()
+) -> Callable[..., T]:
+    """``function`` compiled once for ``model`` (``static_argnums``: hashable arguments, such as
+    sizes, that select a trace); each call reads the model's variables as they are now."""
+    name = backend()
+    if name == "tensorflow":
+        import tensorflow as tf
+
+        return tf.function(function, reduce_retracing=True, autograph=False)
+    if name == "jax":
+        import jax
+
+        variables = list(model.variables)
+
+        def stateless(values: list[Any], *args: Any) -> T:
+            with keras.StatelessScope(state_mapping=list(zip(variables, values, strict=True))):
+                return function(*args)
+
+        jitted = jax.jit(stateless, static_argnums=tuple(i + 1 for i in static_argnums))
+        return lambda *args: jitted([v.value for v in variables], *args)
+    if name == "torch":
+        import torch
+
+        def eager(*args: Any) -> T:
+            with torch.no_grad():
+                return function(*args)
+
+        return eager
+    raise UnsupportedBackendError(f"vizcallbacks does not know Keras' backend {name!r}.")
+
+
+def layer_gradient(run: Callable[[Tap], tuple[Any, T]]) -> tuple[Any, Any, T]:
+    """``(maps, d score / d maps, aux)`` where ``run(tap)`` makes one forward pass that sends the
+    layer's output ``maps`` through ``tap`` (and uses what it returns), giving ``(score, aux)``
+    with ``score`` a scalar. The gradient is ``None`` when the score does not depend on ``maps``
+    (TensorFlow, PyTorch; JAX gives zeros)."""
+    name = backend()
+    seen: list[Any] = []
+
+    def keep(maps: Any) -> Any:
+        seen.append(maps)
+        return maps
+
+    if name == "tensorflow":
+        import tensorflow as tf
+
+        with tf.GradientTape(watch_accessed_variables=False) as tape:
+
+            def watch(maps: Any) -> Any:
+                tape.watch(maps)
+                return keep(maps)
+
+            score, aux = run(watch)
+        return seen[0], tape.gradient(score, seen[0]), aux
+    if name == "jax":
+        import jax
+
+        jax.eval_shape(lambda: run(keep)[0])  # the layer's output shape, no computation
+        spec = seen.pop()
+        shift = jax.numpy.zeros(spec.shape, spec.dtype)
+
+        def score_of(shift: Any) -> tuple[Any, tuple[Any, T]]:
+            score, aux = run(lambda maps: keep(maps) + shift)
+            return score, (seen.pop(), aux)
+
+        grads, (maps, aux) = jax.grad(score_of, has_aux=True)(shift)
+        return maps, grads, aux
+    import torch
+
+    with torch.enable_grad():
+
+        def leaf(maps: Any) -> Any:
+            return keep(maps if maps.requires_grad else maps.detach().requires_grad_())
+
+        score, aux = run(leaf)
+        grads = torch.autograd.grad(score, seen[0], allow_unused=True)[0]
+    return seen[0].detach(), grads, aux
+
+
+def input_gradient(function: Callable[[Any], Any], x: Any) -> Any:
+    """``d sum(function(x)) / dx``, the gradient with respect to an input tensor ``x``."""
+    name = backend()
+    if name == "tensorflow":
+        import tensorflow as tf
+
+        with tf.GradientTape(watch_accessed_variables=False) as tape:
+            tape.watch(x)
+            y = function(x)
+        return tape.gradient(y, x)
+    if name == "jax":
+        import jax
+
+        return jax.grad(lambda v: keras.ops.sum(function(v)))(x)
+    import torch
+
+    with torch.enable_grad():
+        leaf = x.detach().requires_grad_()
+        return torch.autograd.grad(keras.ops.sum(function(leaf)), leaf)[0]
+
+
+def tensorflow_only(what: str) -> ModuleType:
+    """TensorFlow, for a module not yet ported to other backends: :class:`UnsupportedBackendError`
+    naming ``what`` on JAX or PyTorch (at import, so before any training starts)."""
+    name = backend()
+    if name != "tensorflow":
+        raise UnsupportedBackendError(
+            f"{what}: not ported to Keras' {name!r} backend yet (TensorFlow only). On {name}, "
+            "ActivationLogger, FilterLogger, GradCAMLogger and FilterPatternLogger work (and "
+            "grad_cam, filter_patterns, layer_activations, activation_statistics, "
+            "normalized_filters); set KERAS_BACKEND=tensorflow for the others."
+        )
+    import tensorflow
+
+    return tensorflow
