@@ -152,12 +152,12 @@ def run(cfg: Config, root: Path) -> tuple[list[Row], list[large.Scale]]:
     data = epoch.load_data(cfg.samples, cfg.probe_images)
     progress(f"data: {data.source}; training on {len(data.x):,} images")
     cost = epoch.measure_epochs(data, cfg.pairs, cfg.batch_size, cfg.warm_samples, root)
-    rows = epoch.epoch_rows(cost, len(data.x), cfg.batch_size)
     model = cost.model
     assert model is not None
     costs = step_costs(model, data, cfg, root)
-    rows += steps.step_rows(costs, len(data.probe))
+    rows = epoch.epoch_rows(cost, len(data.x), cfg.batch_size)
     rows.append(epoch_bound_row(cost.plain_cpu, costs["both"]))
+    rows += steps.step_rows(costs, len(data.probe))
     rows += large.resnet_rows(root, cfg.resnet_size, cfg.resnet_steps, cfg.resnet_size != 224)
     scaling = large.scaling(root, cfg.scaling_steps, cfg.resnet_size != 224)
     rows += large.scaling_rows(scaling)

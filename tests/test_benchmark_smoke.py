@@ -25,6 +25,7 @@ VERDICTS = ("holds", "**does not hold**", "inconclusive")
 TARGETS = [
     "1. added CPU time of a whole epoch's fit incl. drain",
     "1. added wall time of the same fit incl. drain",
+    "1. the same from the hook loop",
     "2. CPU per logged step, 1 probe, TensorBoard alone",
     "2. CPU per logged step, 1 probe, TensorBoard + MLflow",
     "2. CPU per logged step, the 2-probe demo",
