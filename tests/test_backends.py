@@ -98,8 +98,9 @@ def _run(backend: str, weights: Path, out: Path) -> subprocess.Popen:
 
 @pytest.mark.skipif(len(BACKENDS) < 2, reason="only TensorFlow is installed")
 def test_backends_log_the_same_values(tmp_path: Path) -> None:
-    """Weights trained here, loaded into one process per backend: activations, Grad-CAM maps and
-    the logged statistics agree within float32 tolerance; only TensorFlow imports TensorFlow."""
+    """Weights trained here, loaded into one process per backend: activations, Grad-CAM and
+    attribution maps and the logged statistics agree within float32 tolerance; only TensorFlow
+    imports TensorFlow."""
     x, y = probe()
     model = models.compiled(models.functional())
     model.fit(x, y, epochs=2, batch_size=16, verbose=0)  # BatchNorm statistics move too
