@@ -3,7 +3,8 @@ vizcallbacks sees of a fixed probe; run as a subprocess, one per backend.
 
 ``python -m tests.backend_run WEIGHTS OUT_DIR``: ``fit(epochs=0)`` with ActivationLogger and
 GradCAMLogger writes ``OUT_DIR/logs`` (the snapshot before training), and ``OUT_DIR/arrays.npz``
-keeps the float arrays (activations, Grad-CAM heatmaps) and whether TensorFlow was imported.
+keeps the float arrays (activations, Grad-CAM and attribution heatmaps) and whether TensorFlow
+was imported.
 """
 
 from __future__ import annotations
@@ -37,6 +38,14 @@ def main(weights: str, out_dir: str) -> None:
     arrays = {f"act/{k}": v for k, v in vc.layer_activations(model, x[:8]).items()}
     arrays["gradcam"] = vc.grad_cam(model, x[:8])
     arrays["gradcam_class3"] = vc.grad_cam(model, x[:8], class_index=3)
+    arrays["saliency"] = vc.saliency(model, x[:8])
+    arrays["smoothgrad"] = vc.saliency(model, x[:8], smooth_samples=8)
+    arrays["gradients_x_inputs"] = vc.gradients_x_inputs(model, x[:8])
+    arrays["integrated_gradients"] = vc.integrated_gradients(model, x[:8], steps=8)
+    arrays["occlusion"] = vc.occlusion_sensitivity(model, x[:8])
+    arrays["grad_cam_plus_plus"] = vc.grad_cam_plus_plus(model, x[:8])
+    arrays["layer_cam"] = vc.layer_cam(model, x[:8])
+    arrays["score_cam"] = vc.score_cam(model, x[:8])
     arrays["tensorflow_imported"] = np.array("tensorflow" in sys.modules)
     np.savez(os.path.join(out_dir, "arrays.npz"), **arrays)
 

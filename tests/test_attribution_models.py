@@ -63,7 +63,8 @@ def test_every_method_on_every_model_kind(kind: str, digits) -> None:
     for name, heatmaps in maps.items():
         assert heatmaps.shape == (3, 16, 16) and heatmaps.dtype == np.float32, name
         assert np.isfinite(heatmaps).all() and heatmaps.min() >= 0 and heatmaps.max() <= 1, name
-        assert np.allclose(heatmaps.max(axis=(1, 2)), 1.0) or not heatmaps.any(), name
+        peaks = heatmaps.max(axis=(1, 2))  # 0: no positive evidence in that image (ReLU)
+        assert np.all(np.isclose(peaks, 1.0) | (peaks == 0.0)), name
     after = _state(model)
     assert all(np.array_equal(a, b) for a, b in zip(before[0], after[0], strict=True))
     assert before[1:] == after[1:]
@@ -97,6 +98,7 @@ def test_every_method_under_mixed_precision(digits, mixed_precision) -> None:
     assert all(np.array_equal(a, b) for a, b in zip(before[0], after[0], strict=True))
 
 
+@pytest.mark.tensorflow_only
 def test_gradients_match_a_plain_gradient_tape_on_a_nested_model(digits) -> None:
     x, y = digits
     model = models.compiled(models.nested())
@@ -143,6 +145,7 @@ def _logit_model() -> keras.Model:
     return keras.Model(inputs, layers.Dense(10, name="logits")(x))  # linear: scores = logits
 
 
+@pytest.mark.tensorflow_only
 def test_agrees_with_tf_keras_vis(digits) -> None:
     pytest.importorskip("tf_keras_vis")
     from tf_keras_vis.gradcam_plus_plus import GradcamPlusPlus

@@ -1,5 +1,5 @@
-"""Keras backends: the compiled pass sees training's updates, unported methods refuse before
-training, and TensorFlow, JAX (and PyTorch, when installed) log the same values for the same
+"""Keras backends: the compiled pass sees training's updates, every public name loads without
+TensorFlow, and TensorFlow, JAX (and PyTorch, when installed) log the same values for the same
 weights, each backend in its own process."""
 
 from __future__ import annotations
@@ -14,11 +14,9 @@ import keras
 import numpy as np
 import pytest
 
-import vizcallbacks as vc
 from tests import models
 from tests.backend_run import probe
 from tests.events import read_events
-from vizcallbacks.compute.backend import UnsupportedBackendError
 from vizcallbacks.compute.forward import ActivationExtractor
 from vizcallbacks.compute.layers import leaf_layers
 
@@ -40,15 +38,9 @@ def test_compiled_pass_reads_the_weights_training_left(digits) -> None:
     assert np.abs(after - before).max() > 1e-3
 
 
-@pytest.mark.skipif(keras.backend.backend() == "tensorflow", reason="ported methods only")
-def test_unported_methods_refuse_naming_the_backend() -> None:
-    for name in ("AttributionLogger", "saliency", "score_cam", "occlusion_sensitivity"):
-        with pytest.raises(UnsupportedBackendError, match=keras.backend.backend()):
-            getattr(vc, name)
-
-
 PORTED = (
     "ActivationLogger",
+    "AttributionLogger",
     "FilterLogger",
     "GradCAMLogger",
     "FilterPatternLogger",
@@ -57,8 +49,15 @@ PORTED = (
     "activation_statistics",
     "filter_patterns",
     "grad_cam",
+    "grad_cam_plus_plus",
+    "gradients_x_inputs",
+    "integrated_gradients",
     "layer_activations",
+    "layer_cam",
     "normalized_filters",
+    "occlusion_sensitivity",
+    "saliency",
+    "score_cam",
 )
 
 
@@ -99,8 +98,9 @@ def _run(backend: str, weights: Path, out: Path) -> subprocess.Popen:
 
 @pytest.mark.skipif(len(BACKENDS) < 2, reason="only TensorFlow is installed")
 def test_backends_log_the_same_values(tmp_path: Path) -> None:
-    """Weights trained here, loaded into one process per backend: activations, Grad-CAM maps and
-    the logged statistics agree within float32 tolerance; only TensorFlow imports TensorFlow."""
+    """Weights trained here, loaded into one process per backend: activations, Grad-CAM and
+    attribution maps and the logged statistics agree within float32 tolerance; only TensorFlow
+    imports TensorFlow."""
     x, y = probe()
     model = models.compiled(models.functional())
     model.fit(x, y, epochs=2, batch_size=16, verbose=0)  # BatchNorm statistics move too

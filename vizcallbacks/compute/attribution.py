@@ -12,23 +12,19 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import keras
 import numpy as np
+from keras import ops
 
-from vizcallbacks.compute.backend import tensorflow_only
+from vizcallbacks.compute.backend import compiled, input_gradient, runtime_errors
 from vizcallbacks.compute.class_scores import ClassIndex, ClassScores
 from vizcallbacks.compute.errors import view_failure
 from vizcallbacks.compute.forward import record_forward
 from vizcallbacks.compute.gradcam import GradCAMResult, input_image_shape
 from vizcallbacks.compute.layers import all_layers, ensure_built
 from vizcallbacks.compute.probe import check_probe, check_probe_fits_model
-
-if TYPE_CHECKING:
-    import tensorflow as tf
-else:
-    tf = tensorflow_only("The attribution methods and AttributionLogger")
 
 __all__ = [
     "BATCH_SIZE",
@@ -90,20 +86,21 @@ def check_number(name: str, value: object, minimum: float | None = None) -> floa
     return number
 
 
-def chunked(fn: Callable[..., tf.Tensor], size: int, *tensors: tf.Tensor) -> tf.Tensor:
+def chunked(fn: Callable[..., Any], size: int, *tensors: Any) -> Any:
     """``fn(*tensors)`` computed ``size`` rows at a time (static shapes) and concatenated, so a
     method's expanded batch (samples, steps, patches, channels) never has to fit at once."""
     n = tensors[0].shape[0]
     if n is None or n <= size:
         return fn(*tensors)
-    return tf.concat([fn(*(t[i : i + size] for t in tensors)) for i in range(0, n, size)], axis=0)
+    parts = [fn(*(t[i : i + size] for t in tensors)) for i in range(0, n, size)]
+    return ops.concatenate(parts, axis=0)
 
 
 class InputAttribution(ClassScores):
     """Base of the methods that attribute the class score to the input's pixels.
 
-    Subclasses implement :meth:`attribute`. The call is one ``tf.function`` traced once per
-    probe shape; weights are read fresh each call and the model is never changed.
+    Subclasses implement :meth:`attribute`. The call is compiled once per model (see
+    ``backend.compiled``); weights are read fresh each call and the model is never changed.
     """
 
     what = "attribution"
@@ -126,72 +123,76 @@ class InputAttribution(ClassScores):
             )
         shape = input_image_shape(model, image_shape, self.what)
         ensure_built(model, (1, *shape))
-        recording = record_forward(model, tf.zeros((1, *shape), dtype=tf.float32))
+        recording = record_forward(model, ops.zeros((1, *shape), dtype="float32"))
         super().__init__(model, recording, output, self.what)
         self.image_shape = shape  # (H, W, C)
         self.batch_size = check_count("batch_size", batch_size, 1)
         # A partial, not the bound method: TensorFlow counts retracing per code object.
-        self._function = tf.function(functools.partial(self._run), autograph=False)
+        self._function = compiled(model, functools.partial(self._run))
 
     def __call__(self, images: np.ndarray, class_index: ClassIndex = None) -> Attribution:
         """``images`` float32 ``(N, H, W, C)`` → heatmaps, signed maps and the classes."""
         return self.explain(images, class_index)
 
     def explain(self, images: np.ndarray, class_index: ClassIndex, *extra: Any) -> Attribution:
-        """Run the compiled call; ``extra`` arrays (a baseline) are passed on to attribute()."""
-        classes = tf.constant(self.class_indices(class_index, images.shape[0]))
-        tensors = [tf.convert_to_tensor(e, dtype=tf.float32) for e in extra]
+        """Run the compiled call; ``extra`` arrays (a baseline, noise) are passed to attribute()."""
+        classes = ops.convert_to_tensor(self.class_indices(class_index, images.shape[0]))
+        tensors = [ops.convert_to_tensor(np.asarray(e, dtype=np.float32)) for e in extra]
         try:
-            out = self._function(tf.convert_to_tensor(images, tf.float32), classes, *tensors)
-        except tf.errors.OpError as err:  # the traced graph failed while running
+            out = self._function(
+                ops.convert_to_tensor(np.asarray(images, dtype=np.float32)), classes, *tensors
+            )
+        except runtime_errors() as err:  # the traced graph failed while running
             raise view_failure(f"{self.what} of model {self.model.name!r}", err) from err
+        out = {key: ops.convert_to_numpy(value) for key, value in out.items()}
         return Attribution(
-            heatmaps=np.asarray(out["heatmaps"], dtype=np.float32),
-            class_index=np.asarray(out["class_index"], dtype=np.int64),
-            predicted=np.asarray(out["predicted"], dtype=np.int64),
-            probability=np.asarray(out["probability"], dtype=np.float32),
-            class_probability=np.asarray(out["class_probability"], dtype=np.float32),
-            signed=np.asarray(out["signed"], dtype=np.float32),
+            heatmaps=out["heatmaps"].astype(np.float32),
+            class_index=out["class_index"].astype(np.int64),
+            predicted=out["predicted"].astype(np.int64),
+            probability=out["probability"].astype(np.float32),
+            class_probability=out["class_probability"].astype(np.float32),
+            signed=out["signed"].astype(np.float32),
         )
 
-    def _run(self, x: tf.Tensor, classes: tf.Tensor, *extra: tf.Tensor) -> dict[str, tf.Tensor]:
-        with tf.GradientTape(watch_accessed_variables=False) as tape:
-            tape.watch(x)
-            _, logits = self.forward(x)
-            scores = self.scores(logits, classes)
-        gradient = tape.gradient(scores["score"], x) if self.needs_gradient else None
+    def _run(self, x: Any, classes: Any, *extra: Any) -> dict[str, Any]:
+        _, logits = self.forward(x)
+        scores = self.scores(logits, classes)
+        gradient = None
+        if self.needs_gradient:
+            gradient = input_gradient(lambda v: self.score_of(v, classes), x)
         target = scores["class_index"]
         signed, magnitude = self.attribute(x, target, logits, gradient, *extra)
-        heat = tf.reduce_max(magnitude, axis=-1)
-        heat = tf.math.divide_no_nan(heat, tf.reduce_max(heat, axis=(1, 2), keepdims=True))
-        scores["heatmaps"] = tf.clip_by_value(heat, 0.0, 1.0)
-        scores["signed"] = tf.reduce_sum(signed, axis=-1)
+        heat = ops.max(magnitude, axis=-1)
+        heat = ops.divide_no_nan(heat, ops.max(heat, axis=(1, 2), keepdims=True))
+        scores["heatmaps"] = ops.clip(heat, 0.0, 1.0)
+        scores["signed"] = ops.sum(signed, axis=-1)
         return scores
+
+    def score_of(self, x: Any, classes: Any) -> Any:
+        """The summed class score of images ``x`` (``classes`` ``-1``: the predicted class)."""
+        return self.scores(self.forward(x)[1], classes)["score"]
 
     def attribute(
         self,
-        x: tf.Tensor,
-        target: tf.Tensor,
-        logits: tf.Tensor,
-        gradient: tf.Tensor | None,
-        *extra: tf.Tensor,
-    ) -> tuple[tf.Tensor, tf.Tensor]:
+        x: Any,
+        target: Any,
+        logits: Any,
+        gradient: Any | None,
+        *extra: Any,
+    ) -> tuple[Any, Any]:
         """The signed attribution and its magnitude, both ``(N, H, W, C)``, for the classes
         ``target`` ``(N,)``; ``logits`` and ``gradient`` are those of the images themselves."""
         raise NotImplementedError
 
-    def gradients(self, batch: tf.Tensor, target: tf.Tensor) -> tf.Tensor:
+    def gradients(self, batch: Any, target: Any) -> Any:
         """d score / d input for an expanded ``batch`` ``(M, H, W, C)`` and classes ``(M,)``."""
 
-        def part(images: tf.Tensor, classes: tf.Tensor) -> tf.Tensor:
-            with tf.GradientTape(watch_accessed_variables=False) as tape:
-                tape.watch(images)
-                score = tf.reduce_sum(self.class_logit(self.forward(images)[1], classes))
-            return tape.gradient(score, images)
+        def part(images: Any, classes: Any) -> Any:
+            return input_gradient(lambda v: self.class_logit(self.forward(v)[1], classes), images)
 
         return chunked(part, self.batch_size, batch, target)
 
-    def class_scores_of(self, batch: tf.Tensor, target: tf.Tensor) -> tf.Tensor:
+    def class_scores_of(self, batch: Any, target: Any) -> Any:
         """The class score ``(M,)`` of an expanded ``batch`` for classes ``target``."""
         return chunked(
             lambda images, classes: self.class_logit(self.forward(images)[1], classes),

@@ -11,23 +11,17 @@ standard deviation. All end as Grad-CAM does: ReLU, bilinear resize, divided by 
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import keras
 import numpy as np
+from keras import ops
 
 from vizcallbacks.compute.attribution import BATCH_SIZE, attribution_probe, check_count, chunked
-from vizcallbacks.compute.backend import tensorflow_only
 from vizcallbacks.compute.cache import built_for
 from vizcallbacks.compute.class_scores import ClassIndex
 from vizcallbacks.compute.gradcam import GradCAM
-
-if TYPE_CHECKING:
-    import tensorflow as tf
-else:
-    tf = tensorflow_only("grad_cam_plus_plus, layer_cam and score_cam")
 
 __all__ = [
     "GradCAMPlusPlus",
@@ -44,21 +38,21 @@ _SPATIAL = (1, 2)
 class GradCAMPlusPlus(GradCAM):
     """Grad-CAM++: positive gradients weighted per position by the second-order ``alpha``."""
 
-    def combine(self, maps: tf.Tensor, grads: tf.Tensor) -> tf.Tensor:
-        squared = tf.square(grads)
-        total = tf.reduce_sum(maps, axis=_SPATIAL, keepdims=True)
-        alphas = tf.math.divide_no_nan(squared, 2.0 * squared + squared * grads * total)
-        norm = tf.reduce_sum(alphas, axis=_SPATIAL, keepdims=True)
-        alphas = tf.math.divide_no_nan(alphas, norm)
-        weights = tf.reduce_sum(alphas * tf.nn.relu(grads), axis=_SPATIAL, keepdims=True)
-        return tf.nn.relu(tf.reduce_sum(weights * maps, axis=-1))
+    def combine(self, maps: Any, grads: Any) -> Any:
+        squared = ops.square(grads)
+        total = ops.sum(maps, axis=_SPATIAL, keepdims=True)
+        alphas = ops.divide_no_nan(squared, 2.0 * squared + squared * grads * total)
+        norm = ops.sum(alphas, axis=_SPATIAL, keepdims=True)
+        alphas = ops.divide_no_nan(alphas, norm)
+        weights = ops.sum(alphas * ops.relu(grads), axis=_SPATIAL, keepdims=True)
+        return ops.relu(ops.sum(weights * maps, axis=-1))
 
 
 class LayerCAM(GradCAM):
     """LayerCAM: each position's own positive gradient weighs the maps there."""
 
-    def combine(self, maps: tf.Tensor, grads: tf.Tensor) -> tf.Tensor:
-        return tf.nn.relu(tf.reduce_sum(tf.nn.relu(grads) * maps, axis=-1))
+    def combine(self, maps: Any, grads: Any) -> Any:
+        return ops.relu(ops.sum(ops.relu(grads) * maps, axis=-1))
 
 
 class ScoreCAM(GradCAM):
@@ -85,38 +79,37 @@ class ScoreCAM(GradCAM):
                 f"layer {self.ref.name!r} is {'a signal' if self.signal else 'channels_first'}. "
                 "Use grad_cam, grad_cam_plus_plus or layer_cam."
             )
-        # Static shapes (no reduce_retracing): the masked batch is cut into fixed chunks.
-        self._function = tf.function(functools.partial(self._run), autograph=False)
 
-    def _run(self, inputs: Any, size: tf.Tensor, classes: tf.Tensor) -> dict[str, tf.Tensor]:
-        if not isinstance(inputs, tf.Tensor):
+    def _run(self, inputs: Any, size: tuple[int, int], classes: Any) -> dict[str, Any]:
+        if isinstance(inputs, (tuple, list, dict)):
             raise ValueError("score_cam explains models with one image input.")
         recording, logits = self.forward(inputs)
         scores = self.scores(logits, classes)
-        maps = tf.cast(recording.calls[id(self.ref.layer)][0], tf.float32)  # (N, h, w, K)
+        maps = ops.cast(recording.calls[id(self.ref.layer)][0], "float32")  # (N, h, w, K)
         channels = int(maps.shape[-1])
         if self.top_k is not None and self.top_k < channels:
-            spread = tf.math.reduce_std(maps, axis=_SPATIAL)  # (N, K)
-            keep = tf.math.top_k(spread, self.top_k).indices
-            maps = tf.gather(maps, keep, axis=-1, batch_dims=1)
+            spread = ops.std(maps, axis=_SPATIAL)  # (N, K)
+            keep = ops.top_k(spread, self.top_k)[1]
+            maps = ops.take_along_axis(maps, keep[:, None, None, :], axis=-1)
             channels = self.top_k
-        spatial = inputs.shape[1:3]  # static, unlike ``size``: the batch is cut into chunks
-        upsampled = tf.image.resize(maps, spatial, method="bilinear")  # (N, H, W, k)
-        low = tf.reduce_min(upsampled, axis=_SPATIAL, keepdims=True)
-        high = tf.reduce_max(upsampled, axis=_SPATIAL, keepdims=True)
-        masks = tf.math.divide_no_nan(upsampled - low, high - low)
-        masks = tf.transpose(masks, (0, 3, 1, 2))[..., None]  # (N, k, H, W, 1)
-        masked = tf.reshape(inputs[:, None] * masks, (-1, *inputs.shape[1:]))
-        target = tf.repeat(scores["class_index"], channels)
+        upsampled = ops.image.resize(
+            maps, size, interpolation="bilinear", data_format="channels_last"
+        )  # (N, H, W, k)
+        low = ops.min(upsampled, axis=_SPATIAL, keepdims=True)
+        high = ops.max(upsampled, axis=_SPATIAL, keepdims=True)
+        masks = ops.divide_no_nan(upsampled - low, high - low)
+        masks = ops.transpose(masks, (0, 3, 1, 2))[..., None]  # (N, k, H, W, 1)
+        masked = ops.reshape(inputs[:, None] * masks, (-1, *inputs.shape[1:]))
+        target = ops.repeat(scores["class_index"], channels)
         probability = chunked(
             lambda images, cls: self.class_probability(self.forward(images)[1], cls),
             self.batch_size,
             masked,
             target,
         )
-        weights = tf.reshape(probability, (-1, 1, 1, channels))
-        cam = tf.nn.relu(tf.reduce_sum(weights * maps, axis=-1))
-        scores["heatmaps"] = self.to_input(cam, spatial)
+        weights = ops.reshape(probability, (-1, 1, 1, channels))
+        cam = ops.relu(ops.sum(weights * maps, axis=-1))
+        scores["heatmaps"] = self.to_input(cam, size)
         return scores
 
 

@@ -11,10 +11,11 @@ copies and the path steps go through the model as one batch.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import keras
 import numpy as np
+from keras import ops
 
 from vizcallbacks.compute.attribution import (
     BATCH_SIZE,
@@ -25,14 +26,8 @@ from vizcallbacks.compute.attribution import (
     check_number,
     chosen_map,
 )
-from vizcallbacks.compute.backend import tensorflow_only
 from vizcallbacks.compute.cache import built_for
 from vizcallbacks.compute.class_scores import ClassIndex
-
-if TYPE_CHECKING:
-    import tensorflow as tf
-else:
-    tf = tensorflow_only("saliency, gradients_x_inputs and integrated_gradients")
 
 __all__ = [
     "GradientsXInputs",
@@ -43,7 +38,7 @@ __all__ = [
     "saliency",
 ]
 
-NOISE_SEED = (1602, 2017)  # the same noise every call, so epochs are compared on equal terms
+NOISE_SEED = 1602  # the same noise every call and backend, so epochs are compared on equal terms
 
 
 class Saliency(InputAttribution):
@@ -66,19 +61,27 @@ class Saliency(InputAttribution):
         self.needs_gradient = self.smooth_samples == 0
         super().__init__(model, image_shape, output, batch_size)
 
+    def __call__(self, images: np.ndarray, class_index: ClassIndex = None) -> Attribution:
+        """``images`` float32 ``(N, H, W, C)`` → heatmaps, signed maps and the classes."""
+        if self.smooth_samples == 0:
+            return self.explain(images, class_index)
+        shape = (images.shape[0], self.smooth_samples, *images.shape[1:])
+        noise = np.random.default_rng(NOISE_SEED).standard_normal(shape, dtype=np.float32)
+        return self.explain(images, class_index, noise)
+
     def attribute(
-        self, x: tf.Tensor, target: tf.Tensor, logits: tf.Tensor, gradient: Any, *extra: Any
-    ) -> tuple[tf.Tensor, tf.Tensor]:
+        self, x: Any, target: Any, logits: Any, gradient: Any, *extra: Any
+    ) -> tuple[Any, Any]:
         if gradient is not None:
-            return gradient, tf.abs(gradient)
-        samples = self.smooth_samples
-        span = tf.reduce_max(x, axis=(1, 2, 3)) - tf.reduce_min(x, axis=(1, 2, 3))
-        sigma = tf.reshape(self.noise * span, (-1, 1, 1, 1, 1))
-        shape = (x.shape[0], samples, *x.shape[1:])  # static: traced per probe shape
-        noisy = x[:, None] + sigma * tf.random.stateless_normal(shape, seed=NOISE_SEED)
-        grads = self.gradients(tf.reshape(noisy, (-1, *x.shape[1:])), tf.repeat(target, samples))
-        grads = tf.reshape(grads, shape)
-        return tf.reduce_mean(grads, axis=1), tf.reduce_mean(tf.abs(grads), axis=1)
+            return gradient, ops.abs(gradient)
+        (noise,) = extra  # (N, S, H, W, C) standard normal, drawn with NOISE_SEED
+        samples, image = self.smooth_samples, tuple(x.shape[1:])
+        span = ops.max(x, axis=(1, 2, 3)) - ops.min(x, axis=(1, 2, 3))
+        sigma = ops.reshape(self.noise * span, (-1, 1, 1, 1, 1))
+        noisy = x[:, None] + sigma * noise
+        grads = self.gradients(ops.reshape(noisy, (-1, *image)), ops.repeat(target, samples))
+        grads = ops.reshape(grads, (-1, samples, *image))
+        return ops.mean(grads, axis=1), ops.mean(ops.abs(grads), axis=1)
 
 
 class GradientsXInputs(InputAttribution):
@@ -87,10 +90,10 @@ class GradientsXInputs(InputAttribution):
     what = "gradients_x_inputs"
 
     def attribute(
-        self, x: tf.Tensor, target: tf.Tensor, logits: tf.Tensor, gradient: Any, *extra: Any
-    ) -> tuple[tf.Tensor, tf.Tensor]:
+        self, x: Any, target: Any, logits: Any, gradient: Any, *extra: Any
+    ) -> tuple[Any, Any]:
         product = gradient * x
-        return product, tf.abs(product)
+        return product, ops.abs(product)
 
 
 class IntegratedGradients(InputAttribution):
@@ -119,17 +122,18 @@ class IntegratedGradients(InputAttribution):
         return self.explain(images, class_index, baseline_for(images, baseline))
 
     def attribute(
-        self, x: tf.Tensor, target: tf.Tensor, logits: tf.Tensor, gradient: Any, *extra: Any
-    ) -> tuple[tf.Tensor, tf.Tensor]:
+        self, x: Any, target: Any, logits: Any, gradient: Any, *extra: Any
+    ) -> tuple[Any, Any]:
         (baseline,) = extra
-        alphas = (tf.range(self.steps, dtype=tf.float32) + 0.5) / self.steps
-        alphas = tf.reshape(alphas, (1, -1, 1, 1, 1))
+        image = tuple(x.shape[1:])
+        alphas = (ops.arange(self.steps, dtype="float32") + 0.5) / self.steps
+        alphas = ops.reshape(alphas, (1, -1, 1, 1, 1))
         path = baseline[:, None] + alphas * (x - baseline)[:, None]  # (N, steps, H, W, C)
-        flat = tf.reshape(path, (-1, *x.shape[1:]))
-        grads = self.gradients(flat, tf.repeat(target, self.steps))
-        mean = tf.reduce_mean(tf.reshape(grads, path.shape), axis=1)
+        flat = ops.reshape(path, (-1, *image))
+        grads = self.gradients(flat, ops.repeat(target, self.steps))
+        mean = ops.mean(ops.reshape(grads, (-1, self.steps, *image)), axis=1)
         attribution = (x - baseline) * mean
-        return attribution, tf.abs(attribution)
+        return attribution, ops.abs(attribution)
 
 
 def baseline_for(images: np.ndarray, baseline: Any) -> np.ndarray:

@@ -9,10 +9,11 @@ through the model as one batch in one compiled call.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import keras
 import numpy as np
+from keras import ops
 
 from vizcallbacks.compute.attribution import (
     BATCH_SIZE,
@@ -22,14 +23,8 @@ from vizcallbacks.compute.attribution import (
     check_number,
     chosen_map,
 )
-from vizcallbacks.compute.backend import tensorflow_only
 from vizcallbacks.compute.cache import built_for
 from vizcallbacks.compute.class_scores import ClassIndex
-
-if TYPE_CHECKING:
-    import tensorflow as tf
-else:
-    tf = tensorflow_only("occlusion_sensitivity")
 
 __all__ = ["Occlusion", "occlusion_masks", "occlusion_sensitivity"]
 
@@ -77,17 +72,18 @@ class Occlusion(InputAttribution):
         self.weights = self.masks / np.where(coverage > 0, coverage, 1.0)  # mean over patches
 
     def attribute(
-        self, x: tf.Tensor, target: tf.Tensor, logits: tf.Tensor, gradient: Any, *extra: Any
-    ) -> tuple[tf.Tensor, tf.Tensor]:
-        masks = tf.constant(self.masks)[None, :, :, :, None]  # (1, P, H, W, 1)
+        self, x: Any, target: Any, logits: Any, gradient: Any, *extra: Any
+    ) -> tuple[Any, Any]:
+        masks = ops.convert_to_tensor(self.masks)[None, :, :, :, None]  # (1, P, H, W, 1)
         patches = self.masks.shape[0]
         occluded = x[:, None] * (1.0 - masks) + self.fill * masks  # (N, P, H, W, C)
         scores = self.class_scores_of(
-            tf.reshape(occluded, (-1, *x.shape[1:])), tf.repeat(target, patches)
+            ops.reshape(occluded, (-1, *x.shape[1:])), ops.repeat(target, patches)
         )
-        drop = self.class_logit(logits, target)[:, None] - tf.reshape(scores, (-1, patches))
-        signed = tf.einsum("np,phw->nhw", drop, tf.constant(self.weights))[..., None]
-        return signed, tf.nn.relu(signed)
+        drop = self.class_logit(logits, target)[:, None] - ops.reshape(scores, (-1, patches))
+        weights = ops.convert_to_tensor(self.weights.astype(np.float32))
+        signed = ops.einsum("np,phw->nhw", drop, weights)[..., None]
+        return signed, ops.relu(signed)
 
 
 def occlusion_sensitivity(

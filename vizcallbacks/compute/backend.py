@@ -1,6 +1,5 @@
 """The one place that knows Keras' backend: compile a pass once per model, differentiate a score
-with respect to a layer's output or an input, tell this process's rank, and refuse a method the
-backend cannot run yet.
+with respect to a layer's output or an input, and tell this process's rank.
 
 TensorFlow traces a ``tf.function``; JAX jits a *stateless* pass (the variables' current values
 are arguments, so training's updates are seen; a jitted closure over the variables would bake
@@ -10,7 +9,6 @@ them in as constants); PyTorch runs eagerly, under ``torch.no_grad()`` unless a 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from types import ModuleType
 from typing import Any, TypeVar
 
 import keras
@@ -23,7 +21,6 @@ __all__ = [
     "layer_gradient",
     "process_index",
     "runtime_errors",
-    "tensorflow_only",
 ]
 
 T = TypeVar("T")
@@ -31,7 +28,7 @@ Tap = Callable[[Any], Any]
 
 
 class UnsupportedBackendError(NotImplementedError):
-    """The method has not been ported to the Keras backend in use (raised before training)."""
+    """Keras' backend is none of those vizcallbacks knows (TensorFlow, JAX, PyTorch)."""
 
 
 def backend() -> str:
@@ -163,19 +160,3 @@ def input_gradient(function: Callable[[Any], Any], x: Any) -> Any:
     with torch.enable_grad():
         leaf = x.detach().requires_grad_()
         return torch.autograd.grad(keras.ops.sum(function(leaf)), leaf)[0]
-
-
-def tensorflow_only(what: str) -> ModuleType:
-    """TensorFlow, for a module not yet ported to other backends: :class:`UnsupportedBackendError`
-    naming ``what`` on JAX or PyTorch (at import, so before any training starts)."""
-    name = backend()
-    if name != "tensorflow":
-        raise UnsupportedBackendError(
-            f"{what}: not ported to Keras' {name!r} backend yet (TensorFlow only). On {name}, "
-            "ActivationLogger, FilterLogger, GradCAMLogger and FilterPatternLogger work (and "
-            "grad_cam, filter_patterns, layer_activations, activation_statistics, "
-            "normalized_filters); set KERAS_BACKEND=tensorflow for the others."
-        )
-    import tensorflow
-
-    return tensorflow
