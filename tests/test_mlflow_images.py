@@ -25,6 +25,7 @@ from tests.mlflow_server import MlflowServer
 from tests.test_mlflow_writer import fit, grid, image_steps, only_run
 from vizcallbacks.records import Image
 from vizcallbacks.writers.mlflow import MLflowWriter
+from vizcallbacks.writers.mlflow import images as images_module
 from vizcallbacks.writers.mlflow.images import LOGGED_IMAGES_TAG, image_uuid, thumbnail
 from vizcallbacks.writers.mlflow.server import (
     image_artifact_name,
@@ -168,6 +169,12 @@ def test_the_tag_is_set_once_per_run(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert_images_as_encoded(client, only_run(client, "once").info.run_id, writer.pngs, tmp_path)
 
 
+def upload_as_to_a_server(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Send a local store's images through ``log_artifacts`` in staged batches, the path a
+    tracking server's images take, instead of writing them into its artifact folder."""
+    monkeypatch.setattr(images_module, "local_artifact_dir", lambda client, run_id: None)
+
+
 def test_a_refused_batch_upload_falls_back_to_log_image(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -175,6 +182,7 @@ def test_a_refused_batch_upload_falls_back_to_log_image(
         raise MlflowException("no directory uploads here", error_code=INVALID_PARAMETER_VALUE)
 
     monkeypatch.setattr(MlflowClient, "log_artifacts", refuse)
+    upload_as_to_a_server(monkeypatch)
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     writer = MLflowWriter(uri, experiment_name="fallback", spool_dir=tmp_path / "spool")
     write_images(writer, steps=3)
@@ -201,6 +209,7 @@ def test_an_upload_that_arrived_although_its_call_failed_is_kept_once(
             raise ConnectionError("Connection aborted: the answer was lost")
 
     monkeypatch.setattr(MlflowClient, "log_artifacts", upload_then_fail)
+    upload_as_to_a_server(monkeypatch)
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     writer = RecordingWriter(uri, experiment_name="lost", spool_dir=tmp_path / "spool")
     write_images(writer, steps=3)

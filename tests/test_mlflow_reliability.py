@@ -197,8 +197,8 @@ def test_a_full_disk_is_reported_once_and_training_goes_on(tmp_path: Path, mode:
     assert leftovers(spool_dir) == []
     for items in spool_dir.rglob("items.jsonl"):
         ids = {json.loads(line)["id"] for line in items.read_text().splitlines()}  # none cut short
-        payloads = {int(p.name) for p in (items.parent / "payloads").iterdir()}
-        assert payloads <= ids  # no file left behind by an item that was never spooled
+        packs = {int(p.name.removesuffix(".pack")) for p in (items.parent / "payloads").iterdir()}
+        assert packs <= ids  # no pack left behind by items that were never spooled
 
 
 # 5. Resume never duplicates a step -----------------------------------------------------------

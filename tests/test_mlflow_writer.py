@@ -161,7 +161,7 @@ def test_spool_survives_a_torn_line_and_counts_deliveries(tmp_path: Path) -> Non
     with open(tmp_path / "s" / "items.jsonl", "a") as f:
         f.write('{"id": 3, "kind": "metr')  # a crash in the middle of a line
     spool.mark_delivered([second["id"]])
-    assert not spool.payload(second).exists()  # a delivered file is dropped
+    assert not (tmp_path / "s" / "payloads" / second["pack"]).exists()  # delivered: dropped
 
     again = Spool.open(tmp_path / "s")
     assert [item["id"] for item in again.pending()] == [first["id"]]
@@ -280,9 +280,7 @@ def test_unreachable_spools_the_png_as_is_and_sync_sends_it_once(
     (spool_path,) = writer.spool_dir.iterdir()
     spool = Spool.open(spool_path)
     spooled = {
-        it["step"]: spool.payload(it).read_bytes()
-        for it in spool.pending()
-        if it["kind"] == "image"
+        it["step"]: spool.read_payload(it) for it in spool.pending() if it["kind"] == "image"
     }
     assert spooled == {0: images[0].png, 1: images[1].png}  # the record's bytes, not re-encoded
     writer.close()

@@ -130,9 +130,12 @@ def test_damaged_items_are_named_and_skipped_and_the_rest_delivered(tmp_path: Pa
     lines[2] = json.dumps(items[2]) + "\n"
     (directory / "items.jsonl").write_text("".join(lines))
     histogram = next(it for it in items if it.get("file") == "step_000000.json")
-    (directory / "payloads" / str(histogram["id"]) / "step_000000.json").write_bytes(b"")
+    with open(directory / "payloads" / histogram["pack"], "r+b") as pack:  # zeroed on disk
+        pack.seek(histogram["offset"])
+        pack.write(bytes(histogram["size"]))
     text = next(it for it in items[3:] if it.get("artifact_path") == "text/notes")  # step 1's
-    (directory / "payloads" / str(text["id"]) / text["file"]).unlink()
+    with open(directory / "payloads" / text["pack"], "r+b") as pack:  # after its step's image
+        pack.truncate(text["offset"] + 1)
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     done = cli("sync", str(directory), "--tracking-uri", uri)
@@ -142,8 +145,10 @@ def test_damaged_items_are_named_and_skipped_and_the_rest_delivered(tmp_path: Pa
     assert "item 1 (activ" in said and "cut short" in said
     assert "item 2 " in said and "no kind" in said
     assert "item 3 " in said and "unknown kind 'video'" in said
-    assert f"item {histogram['id']} (histograms)" in said and "is empty" in said
-    assert f"item {text['id']} (text/notes)" in said and "missing" in said
+    assert (
+        f"item {histogram['id']} (histograms): its file step_000000.json is not valid JSON" in said
+    )
+    assert f"item {text['id']} (text/notes): its file step_000001.md is cut short" in said
 
     client = MlflowClient(uri)
     run = only_run(client, "damaged")

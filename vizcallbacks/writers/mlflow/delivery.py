@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import shutil
 import tempfile
 from collections.abc import Callable, Collection, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -24,6 +23,7 @@ from vizcallbacks.writers.mlflow.server import (
     images_on_server,
     is_rejection,
     is_remote,
+    local_artifact_dir,
     short_error,
 )
 from vizcallbacks.writers.mlflow.spool import Spool
@@ -266,10 +266,10 @@ def _send_tags(client: Any, run_id: str, items: list[Item], report: Report) -> N
 
 def _send_file(client: Any, run_id: str, spool: Spool, item: Mapping[str, Any]) -> None:
     """Upload one spooled artifact file (a histogram, a text, a ``File`` record)."""
-    path = spool.payload(item)
-    if not path.is_file():
-        raise FileNotFoundError(f"the spooled file {path} is missing")
-    client.log_artifact(run_id, str(path), item["artifact_path"])
+    with tempfile.TemporaryDirectory(prefix="vizcallbacks-file-") as tmp:
+        path = Path(tmp, item["file"])
+        path.write_bytes(spool.read_payload(item))
+        client.log_artifact(run_id, str(path), item["artifact_path"])
 
 
 def _send_files(
@@ -294,11 +294,8 @@ def _send_files(
             futures = [(it, pool.submit(_send_file, client, run_id, spool, it)) for it in others]
             for item, future in futures:
                 _outcome(item, future.result, report)
-    elif len(others) > 1:
+    elif others:
         _send_files_together(client, run_id, spool, others, report)
-    else:
-        for item in others:
-            _outcome(item, functools.partial(_send_file, client, run_id, spool, item), report)
     # An image whose upload arrived though the call failed is there: keep it once.
     unsure = [it for it in pictures if it["id"] not in report.delivered]
     if unsure:
@@ -310,24 +307,28 @@ def _send_files(
 def _send_files_together(
     client: Any, run_id: str, spool: Spool, items: list[Item], report: Report
 ) -> None:
-    """Files staged as one tree and copied by one ``log_artifacts`` call (a local store: per
-    file, MLflow's path checks cost more than the copy); if it fails, each file alone, so that
-    the one at fault is named and the others arrive."""
+    """Files written straight into a local artifact folder, or staged as one tree and copied by
+    one ``log_artifacts`` call (per file, MLflow's path checks cost more than the copy); if that
+    fails, each file alone, so that the one at fault is named and the others arrive."""
+    try:
+        local = local_artifact_dir(client, run_id)
+    except Exception as err:
+        report.fail([item["id"] for item in items], err)
+        return
     with tempfile.TemporaryDirectory(prefix="vizcallbacks-files-") as tmp:
+        root = Path(tmp) if local is None else local
         staged = []
         for item in items:
             try:
-                source = spool.payload(item)
-                if not source.is_file():
-                    raise FileNotFoundError(f"the spooled file {source} is missing")
-                target = Path(tmp, item["artifact_path"], item["file"])
+                target = root / item["artifact_path"] / item["file"]
                 target.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(source, target)
+                target.write_bytes(spool.read_payload(item))
                 staged.append(item)
             except Exception as err:
                 report.fail([item["id"]], err)
         try:
-            client.log_artifacts(run_id, tmp)
+            if local is None:
+                client.log_artifacts(run_id, tmp)
             report.delivered |= {item["id"] for item in staged}
         except Exception:
             for item in staged:

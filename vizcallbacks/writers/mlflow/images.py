@@ -1,8 +1,9 @@
 """Delivering spooled images to a run as MLflow's ``log_image`` would, minus its re-encoding.
 
 Each image's PNG goes up byte for byte, with the ``+compressed.webp`` preview the run page's
-image cards show, under the names ``log_image`` uses (``server.image_artifact_name``): a round's
-images in one ``log_artifacts`` call per folder of files instead of three requests per image.
+image cards show, under the names ``log_image`` uses (``server.image_artifact_name``): written
+straight into a local artifact folder, or a round's images in one ``log_artifacts`` call per
+folder of files instead of three requests per image.
 Names are derived from (run, key, step, timestamp), so a replay after a crash writes the very
 same files again: nothing is duplicated, no preview is left without its image.
 """
@@ -28,6 +29,7 @@ from vizcallbacks.writers.mlflow.server import (
     images_on_server,
     is_rejection,
     is_remote,
+    local_artifact_dir,
     short_error,
     thumbnail_name,
 )
@@ -94,8 +96,11 @@ def send_images(
         return {}
     try:
         _tag_run(client, run_id)
+        local = local_artifact_dir(client, run_id)
     except Exception as err:
         return {it["id"]: err for it in items}
+    if local is not None:
+        return _write_images(spool, run_id, items, local / IMAGES_DIR)
     workers = FILE_WORKERS if parallel and is_remote(str(client.tracking_uri)) else 1
     groups = [items[i::workers] for i in range(workers) if items[i::workers]]
     outcome: Outcome = {}
@@ -117,18 +122,32 @@ def _tag_run(client: Any, run_id: str) -> None:
 
 
 def _stage(spool: Spool, run_id: str, item: Item, previews: Path, originals: Path) -> None:
-    """Put the item's PNG and its preview in the folders, under their final names."""
-    path = spool.payload(item)
-    if not path.is_file():
-        raise FileNotFoundError(f"the spooled file {path} is missing")
+    """Put the item's PNG and its preview in the folders (may be one), under their final names:
+    the preview first, so an image that arrived always has its preview."""
     key, step, stamp = item["key"], item["step"], item["timestamp"]
     if not _LOG_IMAGE_KEY.match(key):
         raise ValueError(f"MLflow does not accept the image key {key!r}")
     name = image_artifact_name(key, step, stamp, image_uuid(run_id, key, step, stamp))
-    png = path.read_bytes()
+    png = spool.read_payload(item)
     preview = thumbnail(png)  # first: its longer name is the one a file system may refuse
     (previews / posixpath.basename(thumbnail_name(name))).write_bytes(preview)
     (originals / posixpath.basename(name)).write_bytes(png)
+
+
+def _write_images(spool: Spool, run_id: str, items: Sequence[Item], folder: Path) -> Outcome:
+    """Each image and its preview written into the run's local artifact ``folder``."""
+    outcome: Outcome = {}
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        return {it["id"]: err for it in items}
+    for item in items:
+        try:
+            _stage(spool, run_id, item, folder, folder)
+            outcome[item["id"]] = None
+        except Exception as err:
+            outcome[item["id"]] = err
+    return outcome
 
 
 def _send_group(client: Any, run_id: str, spool: Spool, items: Sequence[Item]) -> Outcome:
@@ -201,7 +220,7 @@ def log_image(client: Any, run_id: str, spool: Spool, item: Item) -> None:
     """One spooled image through MLflow's own ``log_image`` (decoded, then re-encoded by it)."""
     from PIL import Image
 
-    with Image.open(spool.payload(item)) as picture:
+    with Image.open(io.BytesIO(spool.read_payload(item))) as picture:
         picture.load()
         client.log_image(
             run_id,

@@ -10,6 +10,7 @@ import errno
 import posixpath
 import re
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any, NamedTuple
 from urllib.parse import urlparse
 
@@ -22,6 +23,7 @@ __all__ = [
     "import_mlflow",
     "is_rejection",
     "is_remote",
+    "local_artifact_dir",
     "logged_images",
     "parse_image_name",
     "probe",
@@ -163,3 +165,21 @@ def logged_images(client: Any, run_id: str) -> Iterator[LoggedImage]:
 def images_on_server(client: Any, run_id: str) -> set[tuple[str, int, int]]:
     """(key, step, timestamp) of every image stored under ``log_image``'s names in the run."""
     return {(image.key, image.step, image.timestamp) for image in logged_images(client, run_id)}
+
+
+_artifact_dirs: dict[tuple[str, str], Path | None] = {}
+
+
+def local_artifact_dir(client: Any, run_id: str) -> Path | None:
+    """The run's artifact folder when MLflow keeps its artifacts in a local folder (a path or
+    ``file:`` URI, which MLflow's ``LocalArtifactRepository`` serves), else None. Files written there are what ``log_artifacts``
+    would copy there, without staging a copy first: one file created per file, not three."""
+    run = (str(client.tracking_uri), run_id)
+    if run not in _artifact_dirs:
+        from mlflow.utils.file_utils import local_file_uri_to_path
+        from mlflow.utils.uri import is_local_uri
+
+        uri = client.get_run(run_id).info.artifact_uri
+        local = is_local_uri(uri, is_tracking_or_registry_uri=False)
+        _artifact_dirs[run] = Path(local_file_uri_to_path(uri)) if local else None
+    return _artifact_dirs[run]

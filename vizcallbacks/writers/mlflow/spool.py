@@ -4,7 +4,9 @@ Layout of one spool directory (one per writer and run)::
 
     run.json         where the items go: tracking URI, experiment, run id (null until created)
     items.jsonl      one JSON object per line, in order, each with an integer ``id``
-    payloads/<id>/   the item's file (a PNG image, a JSON histogram file), if it has one
+    payloads/<id>.pack  the files (PNG images, JSON histograms...) of the items appended
+                     together, back to back, starting with item <id>'s; each item names its
+                     pack, offset and size (one file created per append, not one per item)
     delivered.txt    ids confirmed by the backend, one per line (appended, never rewritten)
     lock             held while someone delivers, so a writer and ``sync`` never both send
 
@@ -28,12 +30,11 @@ from pathlib import Path
 from typing import Any
 
 from vizcallbacks.writers.mlflow.validate import (
+    FORMAT,
     Damaged,
     NotASpoolError,
-    check_fields,
     check_run_record,
-    parse_line,
-    salvage,
+    read_items,
 )
 
 __all__ = ["Entry", "Spool", "describe_items", "find_spools"]
@@ -66,6 +67,7 @@ class Spool:
         self._delivered: set[int] = set()
         self._delivered_offset = 0
         self._next_id = 1
+        self._packs: dict[str, set[int]] = {}  # pack → ids of its items not yet delivered
 
     # Opening -----------------------------------------------------------------------------------
     @classmethod
@@ -78,7 +80,7 @@ class Spool:
         existed = spool.directory.exists()
         try:
             (spool.directory / _PAYLOADS).mkdir(parents=True, exist_ok=True)
-            spool._run = {"format": 1, **run}
+            spool._run = {"format": FORMAT, **run}
             spool._write_run()
             (spool.directory / _ITEMS).touch()
         except OSError:
@@ -111,10 +113,11 @@ class Spool:
             ) from err
         check_run_record(record, spool.directory)
         spool._run = record
-        items, damaged, incomplete = _read_items(spool.directory / _ITEMS)
+        items, damaged, incomplete = read_items(spool.directory / _ITEMS)
         for item in items:
             spool._pending[item["id"]] = item
             spool._next_id = max(spool._next_id, item["id"] + 1)
+        spool._hold(items)
         spool.ended = any(item["kind"] == "end" for item in items)
         spool.last_heard = max(
             (int(it.get("timestamp") or it.get("end_time") or 0) for it in items), default=0
@@ -165,39 +168,60 @@ class Spool:
     def append_many(self, entries: Sequence[Entry]) -> list[dict[str, Any]]:
         """Store ``(kind, fields, payload)`` items in one write of their lines; return them.
 
-        Files are written before the lines, so a line never names a missing file. A write that
-        fails (a full disk) raises and is undone whole: no partial file, no line cut short.
+        Their files go first, back to back in one pack, so a line never names a missing file.
+        A write that fails (a full disk) raises and is undone whole: no partial pack, no line
+        cut short.
         """
         with self._mutex:
             items: list[dict[str, Any]] = []
-            files: list[tuple[Path, str, bytes]] = []  # (folder, name, data)
-            for offset, (kind, fields, payload) in enumerate(entries):
-                item = {"id": self._next_id + offset, "kind": kind, **fields}
+            files: list[bytes] = []
+            pack = f"{self._next_id}.pack"
+            offset = 0
+            for number, (kind, fields, payload) in enumerate(entries):
+                item = {"id": self._next_id + number, "kind": kind, **fields}
                 if payload is not None:
-                    item["file"] = payload[0]
-                    files.append((self.directory / _PAYLOADS / str(item["id"]), *payload))
+                    name, data = payload
+                    item.update(file=name, pack=pack, offset=offset, size=len(data))
+                    files.append(data)
+                    offset += len(data)
                 items.append(item)
             path = self.directory / _ITEMS
+            pack_path = self.directory / _PAYLOADS / pack
             size = path.stat().st_size if path.exists() else 0
             try:
-                for folder, name, data in files:
-                    folder.mkdir(parents=True, exist_ok=True)
-                    (folder / name).write_bytes(data)
+                if files:
+                    with open(pack_path, "wb") as f:
+                        f.writelines(files)
                 with open(path, "a", encoding="utf-8") as f:
                     f.write("".join(json.dumps(item) + "\n" for item in items))
             except OSError:
-                for folder, _, _ in files:
-                    shutil.rmtree(folder, ignore_errors=True)
+                if files:
+                    pack_path.unlink(missing_ok=True)
                 with contextlib.suppress(OSError), open(path, "r+b") as f:
                     f.truncate(size)  # shrinking needs no space
                 raise
             self._next_id += len(items)
             self._pending.update((item["id"], item) for item in items)
+            self._hold(items)
             return [dict(item) for item in items]
 
-    def payload(self, item: Mapping[str, Any]) -> Path:
-        """Path of the file stored with ``item`` (it may be gone once the item is delivered)."""
-        return self.directory / _PAYLOADS / str(item["id"]) / str(item["file"])
+    def read_payload(self, item: Mapping[str, Any]) -> bytes:
+        """The file stored with ``item``; ``OSError`` naming it when it is gone or cut short."""
+        path = self.directory / _PAYLOADS / str(item["pack"])
+        with open(path, "rb") as f:
+            f.seek(int(item["offset"]))
+            data = f.read(int(item["size"]))
+        if len(data) != item["size"]:
+            raise OSError(
+                errno.EIO, f"its file {item['file']} is cut short ({path.name} ends early)"
+            )
+        return data
+
+    def _hold(self, items: Iterable[Mapping[str, Any]]) -> None:
+        """Count the pending items of each pack, so a pack goes once all of its items are."""
+        for item in items:
+            if "pack" in item:
+                self._packs.setdefault(str(item["pack"]), set()).add(int(item["id"]))
 
     def refresh(self) -> None:
         """Read ids that another process (``sync``) marked delivered since the last look."""
@@ -266,13 +290,14 @@ class Spool:
     def _forget(self, item_id: int) -> None:
         self._delivered.add(item_id)
         item = self._pending.pop(item_id, None)
-        if item is not None and "file" in item:
-            folder = self.directory / _PAYLOADS / str(item_id)
-            try:  # the one file, then its folder: a third of rmtree's system calls
-                (folder / str(item["file"])).unlink(missing_ok=True)
-                folder.rmdir()
-            except OSError:
-                shutil.rmtree(folder, ignore_errors=True)
+        if item is None or "pack" not in item:
+            return
+        waiting = self._packs.get(str(item["pack"]), set())
+        waiting.discard(item_id)
+        if not waiting:
+            self._packs.pop(str(item["pack"]), None)
+            with contextlib.suppress(OSError):
+                (self.directory / _PAYLOADS / str(item["pack"])).unlink()
 
     def delivered_count(self) -> int:
         with self._mutex:
@@ -331,44 +356,6 @@ def find_spools(path: str | Path) -> list[Path]:
         return []
     found = [p for p in root.iterdir() if (p / _RUN).is_file()]
     return sorted(found, key=lambda p: (p / _RUN).stat().st_mtime)
-
-
-def _read_items(path: Path) -> tuple[list[dict[str, Any]], list[Damaged], Damaged | None]:
-    """The whole items of ``items.jsonl``, the damaged ones by name, and a last line cut short.
-
-    Read only: a cut-short last line is dealt with in memory, never by writing to the file.
-    """
-    try:
-        text = path.read_bytes().decode("utf-8", errors="replace")
-    except FileNotFoundError:
-        return [], [], None
-    lines = text.split("\n")
-    tail = lines.pop()  # "" when the file ends with a newline
-    items: list[dict[str, Any]] = []
-    damaged: list[Damaged] = []
-    numbered = [(n, line) for n, line in enumerate(lines, 1) if line.strip()]
-    for number, line in numbered:
-        found, torn = parse_line(line)
-        if torn.strip():
-            damaged.append(Damaged(number, *salvage(torn), "a line cut short (unreadable JSON)"))
-        for item in found:
-            reason = check_fields(item)
-            if reason is None:
-                items.append(item)
-                continue
-            key = item.get("key", item.get("artifact_path"))
-            item_id = item.get("id") if isinstance(item.get("id"), int) else None
-            damaged.append(Damaged(number, item_id, str(key) if key else None, reason))
-    incomplete = None
-    if tail.strip():
-        found, torn = parse_line(tail)
-        if found and not torn.strip() and all(check_fields(it) is None for it in found):
-            items.extend(found)  # whole, only the newline is missing
-        else:
-            incomplete = Damaged(
-                len(lines) + 1, *salvage(tail), "the last line is cut short (never completed)"
-            )
-    return items, damaged, incomplete
 
 
 try:  # POSIX

@@ -70,7 +70,7 @@ def sync_spool(
         damaged = list(spool.damaged)
         pending = []
         for item in spool.pending():
-            reason = check_payload(item, spool.payload(item)) if "file" in item else None
+            reason = _payload_problem(spool, item) if "file" in item else None
             if reason is None:
                 pending.append(item)
             else:
@@ -100,6 +100,17 @@ def sync_spool(
         Path(directory), uri, run_id, sent, already, left, dict(errors), damaged,
         spool.incomplete, ended,
     )  # fmt: skip
+
+
+def _payload_problem(spool: Spool, item: dict[str, Any]) -> str | None:
+    """Why the file stored with ``item`` cannot be sent (gone, cut short, damaged), or None."""
+    try:
+        data = spool.read_payload(item)
+    except FileNotFoundError:
+        return f"its file {item['file']} is missing"
+    except OSError as err:
+        return err.strerror or str(err)
+    return check_payload(item, data)
 
 
 def _name(item: dict[str, Any]) -> str | None:

@@ -24,16 +24,18 @@ __all__ = [
     "check_payload",
     "check_run_record",
     "parse_line",
+    "read_items",
     "salvage",
 ]
 
-FORMAT = 1  # the spool layout this version reads and writes
+FORMAT = 2  # the spool layout this version reads and writes (2: payloads in packs)
+_PAYLOAD = {"file": str, "pack": str, "offset": int, "size": int}  # where its file's bytes are
 # The fields each kind of item needs, and their types.
 KINDS: dict[str, dict[str, type]] = {
-    "image": {"key": str, "step": int, "timestamp": int, "file": str},
+    "image": {"key": str, "step": int, "timestamp": int, **_PAYLOAD},
     "metrics": {"step": int, "timestamp": int, "values": dict},
     "tags": {"values": dict},
-    "artifact": {"artifact_path": str, "file": str},
+    "artifact": {"artifact_path": str, **_PAYLOAD},
     "end": {"status": str, "end_time": int},
 }
 RUN_STATUSES = ("FINISHED", "FAILED", "KILLED", "RUNNING", "SCHEDULED")
@@ -146,23 +148,19 @@ def check_fields(item: Mapping[str, Any]) -> str | None:
     return None
 
 
-def check_payload(item: Mapping[str, Any], path: Path) -> str | None:
-    """Why ``path``, the file stored with ``item``, cannot be sent, or None when it can."""
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        return f"its file {path.name} is missing"
-    except OSError as err:
-        return f"its file {path.name} cannot be read ({err.strerror or err})"
-    if not data and path.suffix.lower() not in TEXT_SUFFIXES:
-        return f"its file {path.name} is empty"
-    if item["kind"] == "image" or path.suffix.lower() == ".png":
-        return _png_problem(data, path.name)
-    if path.suffix.lower() == ".json":
+def check_payload(item: Mapping[str, Any], data: bytes) -> str | None:
+    """Why ``data``, the file stored with ``item``, cannot be sent, or None when it can."""
+    name = str(item["file"])
+    suffix = Path(name).suffix.lower()
+    if not data and suffix not in TEXT_SUFFIXES:
+        return f"its file {name} is empty"
+    if item["kind"] == "image" or suffix == ".png":
+        return _png_problem(data, name)
+    if suffix == ".json":
         try:
             json.loads(data.decode("utf-8"))
         except ValueError as err:
-            return f"its file {path.name} is not valid JSON ({err})"
+            return f"its file {name} is not valid JSON ({err})"
     return None
 
 
@@ -177,3 +175,41 @@ def _png_problem(data: bytes, name: str) -> str | None:
     except Exception as err:  # Pillow raises many kinds for a truncated or corrupt file
         return f"its file {name} is not a valid PNG image ({type(err).__name__}: {err})"
     return None
+
+
+def read_items(path: Path) -> tuple[list[dict[str, Any]], list[Damaged], Damaged | None]:
+    """The whole items of ``items.jsonl``, the damaged ones by name, and a last line cut short.
+
+    Read only: a cut-short last line is dealt with in memory, never by writing to the file.
+    """
+    try:
+        text = path.read_bytes().decode("utf-8", errors="replace")
+    except FileNotFoundError:
+        return [], [], None
+    lines = text.split("\n")
+    tail = lines.pop()  # "" when the file ends with a newline
+    items: list[dict[str, Any]] = []
+    damaged: list[Damaged] = []
+    numbered = [(n, line) for n, line in enumerate(lines, 1) if line.strip()]
+    for number, line in numbered:
+        found, torn = parse_line(line)
+        if torn.strip():
+            damaged.append(Damaged(number, *salvage(torn), "a line cut short (unreadable JSON)"))
+        for item in found:
+            reason = check_fields(item)
+            if reason is None:
+                items.append(item)
+                continue
+            key = item.get("key", item.get("artifact_path"))
+            item_id = item.get("id") if isinstance(item.get("id"), int) else None
+            damaged.append(Damaged(number, item_id, str(key) if key else None, reason))
+    incomplete = None
+    if tail.strip():
+        found, torn = parse_line(tail)
+        if found and not torn.strip() and all(check_fields(it) is None for it in found):
+            items.extend(found)  # whole, only the newline is missing
+        else:
+            incomplete = Damaged(
+                len(lines) + 1, *salvage(tail), "the last line is cut short (never completed)"
+            )
+    return items, damaged, incomplete
