@@ -79,7 +79,7 @@ def test_names_and_preview_match_what_log_image_writes(tmp_path: Path, channels:
     webp = Path(client.download_artifacts(run_id, preview, str(tmp_path))).read_bytes()
     with (
         PILImage.open(io.BytesIO(webp)) as theirs,
-        PILImage.open(io.BytesIO(thumbnail(record.png))) as ours,
+        PILImage.open(io.BytesIO(thumbnail(record.pixels))) as ours,
     ):
         assert ours.format == theirs.format == "WEBP" and ours.size == theirs.size
         diff = np.abs(np.asarray(ours.convert("RGB"), int) - np.asarray(theirs.convert("RGB"), int))
@@ -96,7 +96,7 @@ def smooth_picture(height: int, width: int) -> np.ndarray:
 def test_small_pictures_keep_their_size_in_the_preview() -> None:
     """log_image would enlarge a 20x12 picture to 256 pixels; the browser does that as well."""
     picture = smooth_picture(12, 20)
-    with PILImage.open(io.BytesIO(thumbnail(Image("mean_activation/c", picture).png))) as ours:
+    with PILImage.open(io.BytesIO(thumbnail(Image("mean_activation/c", picture).pixels))) as ours:
         assert ours.format == "WEBP" and ours.size == (20, 12)
         assert np.abs(np.asarray(ours.convert("RGB"), int) - picture).mean() < 6
 

@@ -28,6 +28,7 @@ from tests.mlflow_server import IMAGE_FILE, MlflowServer, free_port
 from vizcallbacks.__main__ import main as cli
 from vizcallbacks.records import File, Histogram, Image, Params, Scalars, Text
 from vizcallbacks.writers.mlflow import MLflowWriter
+from vizcallbacks.writers.mlflow.images import spooled_image
 from vizcallbacks.writers.mlflow.spool import Spool
 
 SPATIAL = ["conv_a", "pool_a", "conv_b"]  # 4-D outputs: grids
@@ -157,7 +158,7 @@ def test_bad_arguments_are_named(kwargs: dict[str, Any], error: type, names: str
 def test_spool_survives_a_torn_line_and_counts_deliveries(tmp_path: Path) -> None:
     spool = Spool.create(tmp_path / "s", {"tracking_uri": "x", "spool_id": "abc"})
     first = spool.append("metrics", {"step": 0, "timestamp": 1, "values": {"a": 1.0}})
-    second = spool.append("image", {"key": "k", "step": 0, "timestamp": 1}, ("image.png", b"png"))
+    second = spool.append("artifact", {"artifact_path": "files"}, ("notes.md", b"notes"))
     with open(tmp_path / "s" / "items.jsonl", "a") as f:
         f.write('{"id": 3, "kind": "metr')  # a crash in the middle of a line
     spool.mark_delivered([second["id"]])
@@ -167,6 +168,17 @@ def test_spool_survives_a_torn_line_and_counts_deliveries(tmp_path: Path) -> Non
     assert [item["id"] for item in again.pending()] == [first["id"]]
     assert again.append("tags", {"values": {}})["id"] == 3  # ids go on after the last complete one
     assert Counter(i["kind"] for i in again.pending()) == {"metrics": 1, "tags": 1}
+
+
+def test_the_id_of_a_damaged_item_is_never_given_again(tmp_path: Path) -> None:
+    """A later item under a damaged one's id would be taken for it once that id is delivered."""
+    spool = Spool.create(tmp_path / "s", {"tracking_uri": "x", "spool_id": "abc"})
+    spool.append("metrics", {"step": 0, "timestamp": 1, "values": {"a": 1.0}})
+    with open(tmp_path / "s" / "items.jsonl", "a") as f:
+        f.write('{"id": 2, "kind": "video"}\n')  # whole, but not an item this version knows
+    again = Spool.open(tmp_path / "s")
+    assert [d.item_id for d in again.damaged] == [2]
+    assert again.append("tags", {"values": {}})["id"] == 3
 
 
 def test_unreachable_at_start_raises_when_asked(digits: Any, tmp_path: Path) -> None:
@@ -280,7 +292,7 @@ def test_unreachable_spools_the_png_as_is_and_sync_sends_it_once(
     (spool_path,) = writer.spool_dir.iterdir()
     spool = Spool.open(spool_path)
     spooled = {
-        it["step"]: spool.read_payload(it) for it in spool.pending() if it["kind"] == "image"
+        it["step"]: spooled_image(spool, it)[0] for it in spool.pending() if it["kind"] == "image"
     }
     assert spooled == {0: images[0].png, 1: images[1].png}  # the record's bytes, not re-encoded
     writer.close()

@@ -172,8 +172,8 @@ _artifact_dirs: dict[tuple[str, str], Path | None] = {}
 
 def local_artifact_dir(client: Any, run_id: str) -> Path | None:
     """The run's artifact folder when MLflow keeps its artifacts in a local folder (a path or
-    ``file:`` URI, which MLflow's ``LocalArtifactRepository`` serves), else None. Files written there are what ``log_artifacts``
-    would copy there, without staging a copy first: one file created per file, not three."""
+    ``file:`` URI, which MLflow's ``LocalArtifactRepository`` serves), else None. Files written
+    there are what ``log_artifacts`` would copy there, without staging a copy first."""
     run = (str(client.tracking_uri), run_id)
     if run not in _artifact_dirs:
         from mlflow.utils.file_utils import local_file_uri_to_path

@@ -116,7 +116,6 @@ class Spool:
         items, damaged, incomplete = read_items(spool.directory / _ITEMS)
         for item in items:
             spool._pending[item["id"]] = item
-            spool._next_id = max(spool._next_id, item["id"] + 1)
         spool._hold(items)
         spool.ended = any(item["kind"] == "end" for item in items)
         spool.last_heard = max(
@@ -124,6 +123,8 @@ class Spool:
         )
         spool.refresh()
         known = spool._delivered | set(spool._pending)
+        seen = known | {d.item_id for d in damaged if d.item_id is not None}
+        spool._next_id = max(seen, default=0) + 1  # an id once written is never given again
         # a torn line's id that was delivered, or written again whole since, lost nothing
         spool.damaged = tuple(d for d in damaged if d.item_id not in known)
         spool.incomplete = incomplete  # its id is reused: its append never returned

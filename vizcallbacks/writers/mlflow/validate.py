@@ -32,7 +32,7 @@ FORMAT = 2  # the spool layout this version reads and writes (2: payloads in pac
 _PAYLOAD = {"file": str, "pack": str, "offset": int, "size": int}  # where its file's bytes are
 # The fields each kind of item needs, and their types.
 KINDS: dict[str, dict[str, type]] = {
-    "image": {"key": str, "step": int, "timestamp": int, **_PAYLOAD},
+    "image": {"key": str, "step": int, "timestamp": int, "preview": int, **_PAYLOAD},
     "metrics": {"step": int, "timestamp": int, "values": dict},
     "tags": {"values": dict},
     "artifact": {"artifact_path": str, **_PAYLOAD},
@@ -154,7 +154,12 @@ def check_payload(item: Mapping[str, Any], data: bytes) -> str | None:
     suffix = Path(name).suffix.lower()
     if not data and suffix not in TEXT_SUFFIXES:
         return f"its file {name} is empty"
-    if item["kind"] == "image" or suffix == ".png":
+    if item["kind"] == "image":  # the PNG, then its WebP preview
+        cut = len(data) - item["preview"]
+        if not 0 < cut <= len(data) or data[cut + 8 : cut + 12] != b"WEBP":
+            return f"its file {name} has no WebP preview after the image"
+        return _png_problem(data[:cut], name)
+    if suffix == ".png":
         return _png_problem(data, name)
     if suffix == ".json":
         try:

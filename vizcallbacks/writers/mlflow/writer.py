@@ -24,6 +24,7 @@ from vizcallbacks.writers.mlflow.arguments import (
     seconds,
 )
 from vizcallbacks.writers.mlflow.histograms import HistogramFiles, quantile_metrics
+from vizcallbacks.writers.mlflow.images import thumbnail
 from vizcallbacks.writers.mlflow.lifecycle import (
     EXIT_SECONDS,
     call_at_exit,
@@ -232,10 +233,11 @@ class MLflowWriter:
 
     @staticmethod
     def _image(image: Image, step: int) -> Entry:
-        """The image's PNG, as encoded once by the record: the run page's image slider."""
+        """The image's PNG as encoded once by the record, then its card's preview: the run page."""
         check_key(image.tag, "Image tag")
-        fields = {"key": image.tag, "step": step, "timestamp": now_ms()}
-        return "image", fields, ("image.png", image.png)
+        preview = thumbnail(image.pixels)
+        fields = {"key": image.tag, "step": step, "timestamp": now_ms(), "preview": len(preview)}
+        return "image", fields, ("image.png", image.png + preview)
 
     def _histogram(self, histogram: Histogram, step: int) -> dict[str, float]:
         """Quantile metrics ``<kind>_p50/<layer>``... to log; the values go to the step's JSON."""
@@ -259,11 +261,8 @@ class MLflowWriter:
         return "artifact", {"artifact_path": path}, (base, bytes(file.data))
 
     def _params_as_tags(self, params: Mapping[str, Any]) -> list[Entry]:
-        """Run options as tags ``vizcallbacks.<name>``, each sent once (again if it changes).
-
-        Tags, not parameters: the run page's image cards list every parameter above the image,
-        and a dozen of them leave a sixth of the picture visible.
-        """
+        """Run options as tags ``vizcallbacks.<name>``, each sent once (again if it changes): not
+        parameters, which the run page's image cards list above the image, hiding most of it."""
         fresh: dict[str, str] = {}
         with self._lock:
             for name, value in params.items():
