@@ -100,11 +100,8 @@ def stage_rows(seconds: dict[str, float], probes: int) -> list[Row]:
         ("encode", f"PNG encoding, once per picture (Image.png, {images})"),
         ("encode_pillow", f"the same {images} pictures through Pillow's PNG encoder (before)"),
         ("write_tensorboard", "writing to TensorBoard (its PNG encoding included)"),
-        ("write_mlflow", "writing to the MLflow spool (its PNG encoding included)"),
-        (
-            "deliver_mlflow",
-            "MLflow delivery to the store (sender thread: previews, files, metrics)",
-        ),
+        ("write_mlflow", "writing to the MLflow spool (PNG encoding and WebP previews included)"),
+        ("deliver_mlflow", "MLflow delivery to the store (sender thread: files, metrics)"),
     ]
     return [Row(f"9. stage, wall: {label}", 1000 * seconds[key], "ms") for key, label in labels]
 

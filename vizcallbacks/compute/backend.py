@@ -1,5 +1,6 @@
 """The one place that knows Keras' backend: compile a pass once per model, differentiate a score
-with respect to a layer's output or an input, and tell this process's rank.
+with respect to a layer's output or an input, hand a pass's outputs to numpy, and tell this
+process's rank.
 
 TensorFlow traces a ``tf.function``; JAX jits a *stateless* pass (the variables' current values
 are arguments, so training's updates are seen; a jitted closure over the variables would bake
@@ -12,6 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import keras
+import numpy as np
 
 __all__ = [
     "UnsupportedBackendError",
@@ -19,6 +21,7 @@ __all__ = [
     "compiled",
     "input_gradient",
     "layer_gradient",
+    "output_arrays",
     "process_index",
     "runtime_errors",
 ]
@@ -50,6 +53,15 @@ def process_index() -> int:
         if torch.distributed.is_available() and torch.distributed.is_initialized():
             return int(torch.distributed.get_rank())
     return 0
+
+
+def output_arrays(outputs: Sequence[Any]) -> list[np.ndarray]:
+    """A compiled pass's fresh output tensors as float32 numpy arrays, without a copy where the
+    backend allows it (TensorFlow and JAX on the CPU give read-only views; Keras'
+    ``convert_to_numpy`` copies each one: 100 ms a step for ResNet50's 175 layers)."""
+    if backend() in ("tensorflow", "jax"):
+        return [np.asarray(x, dtype=np.float32) for x in outputs]
+    return [np.asarray(keras.ops.convert_to_numpy(x), dtype=np.float32) for x in outputs]
 
 
 def runtime_errors() -> tuple[type[Exception], ...]:

@@ -16,7 +16,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from vizcallbacks.compute.backend import Tap, compiled, runtime_errors
+from vizcallbacks.compute.backend import Tap, compiled, output_arrays, runtime_errors
 from vizcallbacks.compute.errors import view_failure
 from vizcallbacks.compute.layers import LayerRef, all_layers
 from vizcallbacks.compute.probe import ProbeInputs, probe_inputs
@@ -201,10 +201,9 @@ class ActivationExtractor:
         except runtime_errors() as err:  # the traced graph failed while running
             raise view_failure(f"model {self.model.name!r}", err) from err
         self.refs = self._name_calls(outputs)
-        return {
-            ref.name: np.asarray(keras.ops.convert_to_numpy(outputs[key]), dtype=np.float32)
-            for key, ref in zip(sorted(outputs, key=_call_key), self.refs, strict=True)
-        }
+        keys = sorted(outputs, key=_call_key)
+        arrays = output_arrays([outputs[key] for key in keys])
+        return {ref.name: array for ref, array in zip(self.refs, arrays, strict=True)}
 
     def _name_calls(self, outputs: Mapping[str, Any]) -> list[LayerRef]:
         """One ref per recorded call, in forward order: ``name``, then ``name_2``, ``name_3``."""
