@@ -3,6 +3,7 @@ collide, loggers that would overwrite each other, a publishing backlog, resumed 
 
 from __future__ import annotations
 
+import gc
 import subprocess
 import sys
 import textwrap
@@ -16,6 +17,7 @@ from keras import layers
 import vizcallbacks as vc
 from tests import models
 from tests.events import read_events, tag_steps
+from vizcallbacks.callbacks.fanout import FanOut
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -74,6 +76,27 @@ def test_two_loggers_that_would_overwrite_each_other_are_refused_before_training
     ]
     model.fit(x[:32], y[:32], epochs=1, verbose=0, callbacks=apart)
     assert {"activations/conv_a", "activations/conv_b"} <= set(read_events(tmp_path))
+
+
+def test_claims_of_loggers_dropped_without_train_end_do_not_block_new_ones(
+    digits, tmp_path: Path
+) -> None:
+    """A fit that raised never reaches ``on_train_end``: once its loggers are gone, what they
+    claimed on a writer is free again (claims were once kept by ``id()``, so a new writer that
+    happened to get a dropped one's address was refused)."""
+    x, y = digits
+    writers = [vc.TensorBoardWriter(tmp_path)]
+    model = models.compiled(models.functional())
+    twins = [vc.ActivationLogger(x[0], writers), vc.ActivationLogger(x[1], writers)]
+    with pytest.raises(ValueError, match="would both write"):
+        model.fit(x[:32], y[:32], epochs=1, verbose=0, callbacks=twins)
+    claimed = twins[0].claims()
+    del twins
+    gc.collect()
+    fanout = FanOut(writers)
+    fanout.open()
+    assert fanout.claim("ActivationLogger", claimed, set()) == set()  # not refused
+    fanout.release()
 
 
 def test_publishing_backlog_skips_middle_steps_never_the_last(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import weakref
 from collections.abc import Iterator, Sequence
 
 from vizcallbacks.callbacks.background import warn_once
@@ -17,9 +18,13 @@ from vizcallbacks.writers.base import Writer
 
 __all__ = ["FanOut"]
 
-_holders: dict[int, set[int]] = {}  # id(writer) → ids of the fan-outs holding it open
-# id(writer) → what each holder writes there: claim → (id of the fan-out, who it is)
-_claims: dict[int, dict[tuple[str, ...], tuple[int, str]]] = {}
+# Weak, not by id(): a writer or fan-out dropped without release (a fit that raised) must not
+# leave its claims to a new object that happens to get the same address.
+_holders: weakref.WeakKeyDictionary[Writer, weakref.WeakSet[FanOut]] = weakref.WeakKeyDictionary()
+# writer → what each holder writes there: claim → (the fan-out, who it is)
+_claims: weakref.WeakKeyDictionary[
+    Writer, dict[tuple[str, ...], tuple[weakref.ref[FanOut], str]]
+] = weakref.WeakKeyDictionary()
 _holders_lock = threading.Lock()
 
 
@@ -36,7 +41,7 @@ class FanOut:
             writer.check()
         with _holders_lock:
             for writer in self.writers:
-                _holders.setdefault(id(writer), set()).add(id(self))
+                _holders.setdefault(writer, weakref.WeakSet()).add(self)
             self._held = True
 
     def last_step(self) -> int:
@@ -51,12 +56,13 @@ class FanOut:
         Two loggers whose ``claims`` meet on one writer are refused here, before the first step,
         naming both. Of the ``shared`` keys, returns those no other holder took first.
         """
+        me = weakref.ref(self)
         with _holders_lock:
             for writer in self.writers:
-                taken = _claims.setdefault(id(writer), {})
+                taken = _claims.setdefault(writer, {})
                 for claim in sorted(claims):
-                    holder, other = taken.get(claim, (id(self), owner))
-                    if holder != id(self):
+                    holder, other = taken.get(claim, (me, owner))
+                    if holder() not in (self, None):  # None: its fan-out is gone
                         raise ValueError(
                             f"{owner} and {other} would both write {'/'.join(claim)} to "
                             f"{type(writer).__name__}: one would overwrite the other. Log both "
@@ -66,10 +72,10 @@ class FanOut:
             won = {
                 key
                 for key in shared
-                if all(_claims[id(w)].get(key, (id(self),))[0] == id(self) for w in self.writers)
+                if all(_claims[w].get(key, (me,))[0]() in (self, None) for w in self.writers)
             }
             for writer in self.writers:
-                _claims[id(writer)].update(dict.fromkeys(claims | won, (id(self), owner)))
+                _claims[writer].update(dict.fromkeys(claims | won, (me, owner)))
             return won
 
     def write(self, records: Sequence[Record], step: int) -> None:
@@ -92,14 +98,14 @@ class FanOut:
             self._held = False
             last = []
             for writer in self.writers:
-                taken = _claims.get(id(writer), {})
-                for claim in [c for c, (holder, _) in taken.items() if holder == id(self)]:
+                taken = _claims.get(writer, {})
+                for claim in [c for c, (holder, _) in taken.items() if holder() in (self, None)]:
                     del taken[claim]
-                holders = _holders.get(id(writer), set())
-                holders.discard(id(self))
+                holders = _holders.get(writer, weakref.WeakSet())
+                holders.discard(self)
                 if not holders:
-                    _holders.pop(id(writer), None)
-                    _claims.pop(id(writer), None)
+                    _holders.pop(writer, None)
+                    _claims.pop(writer, None)
                     last.append(writer)
         for writer in last:
             with _reported(writer, "close"):
