@@ -318,8 +318,13 @@ def _send_files_together(
     except Exception as err:
         report.fail([item["id"] for item in items], err)
         return
-    with tempfile.TemporaryDirectory(prefix="vizcallbacks-files-") as tmp:
-        root = Path(tmp) if local is None else local
+    folder: Any = (  # the local store's own folder: nothing to stage, nothing to copy
+        contextlib.nullcontext(str(local))
+        if local is not None
+        else tempfile.TemporaryDirectory(prefix="vizcallbacks-files-")
+    )
+    with folder as tmp:
+        root = Path(tmp)
         staged = []
         for item in items:
             try:
