@@ -5,6 +5,9 @@ from __future__ import annotations
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# TensorFlow's own CPU kernels take no channels_first convolution; its oneDNN kernels do. It turns
+# oneDNN on by itself only on some CPUs (not on AMD EPYC), so the channels_first tests ask for it.
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 import keras
