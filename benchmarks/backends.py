@@ -1,4 +1,4 @@
-"""Cost per logged step on the Keras backend in use, for the README's Backends section:
+"""Cost per logged step on the Keras backend in use, for the Backends table of docs/performance.md:
 ``KERAS_BACKEND=jax python -m benchmarks.backends [--steps 6] [--pairs 2]``.
 
 The Fashion-MNIST CNN with the demo's ActivationLogger, FilterLogger and GradCAMLogger on its 11

@@ -25,6 +25,18 @@ def test_two_setup_commands_and_ci_runs_the_test_one() -> None:
     assert tests in (ROOT / ".ci" / "run").read_text()
 
 
+def test_readme_is_a_short_guide_that_opens_with_the_setup_commands() -> None:
+    assert len(README.splitlines()) <= 300, "move the detail to a page under docs/"
+    first_two = re.findall(r"```[a-z]*\n(.*?)\n```", README, re.S)[:2]
+    assert first_two == _bash_blocks("Set up on a fresh machine")
+
+
+def test_readme_links_lead_to_files() -> None:
+    links = re.findall(r"\]\((?!https?://|#)([^)#]+)", README)
+    assert "docs/architecture.md" in links
+    assert [link for link in links if not (ROOT / link).is_file()] == []
+
+
 @pytest.mark.slow
 def test_readme_example_runs(tmp_path: Path, monkeypatch, capsys) -> None:
     code = re.search(r"<!-- readme-example -->\n```python\n(.*?)\n```", README, re.S)
