@@ -9,7 +9,13 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from vizcallbacks.dashboard.model import DEAD_TEXT, LAYERS_PARAM, PROBES_PARAM, RunData, is_logged_by_us
+from vizcallbacks.dashboard.model import (
+    DEAD_TEXT,
+    LAYERS_PARAM,
+    PROBES_PARAM,
+    RunData,
+    is_logged_by_us,
+)
 from vizcallbacks.tags import option_key
 
 __all__ = ["MLflowRunReader"]
