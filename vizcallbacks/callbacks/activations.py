@@ -187,6 +187,7 @@ class ActivationLogger(VisualizationCallback):
         return {
             "vizcallbacks_version": __version__,
             "layers_logged": [ref.name for ref in self._extractor.refs],
+            "probes_logged": list(self.probe_names),
             "probe_shape": list(self.probe.shape),
             "every_n_epochs": self.every_n_epochs,
             "max_channels": self.max_channels,

@@ -9,7 +9,13 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from vizcallbacks.dashboard.model import DEAD_TEXT, LAYERS_PARAM, RunData, is_logged_by_us
+from vizcallbacks.dashboard.model import (
+    DEAD_TEXT,
+    LAYERS_PARAM,
+    PROBES_PARAM,
+    RunData,
+    is_logged_by_us,
+)
 from vizcallbacks.tags import option_key
 
 __all__ = ["MLflowRunReader"]
@@ -51,9 +57,11 @@ class MLflowRunReader:
             }
             if texts:
                 data.texts[folder.relative_to(self.root / "text").as_posix()] = texts
-        layers = client.get_run(logged.run_id).data.tags.get(option_key(LAYERS_PARAM))
-        with contextlib.suppress(ValueError):  # a list cut short (too long for a tag): no order
-            data.params[LAYERS_PARAM] = json.loads(layers) if layers else None
+        run_tags = client.get_run(logged.run_id).data.tags
+        for name in (LAYERS_PARAM, PROBES_PARAM):
+            value = run_tags.get(option_key(name))
+            with contextlib.suppress(ValueError):  # a list cut short (too long for a tag): no order
+                data.params[name] = json.loads(value) if value else None
         self.run = data
 
     def runs(self) -> list[RunData]:

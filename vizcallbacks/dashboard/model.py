@@ -19,6 +19,7 @@ from vizcallbacks.tags import IMAGE_KINDS, SCALAR_KINDS, TEXT_KINDS, parse_tag, 
 __all__ = [
     "DEAD_TEXT",
     "LAYERS_PARAM",
+    "PROBES_PARAM",
     "RunData",
     "is_logged_by_us",
     "kind_order",
@@ -33,6 +34,7 @@ INPUT_KIND = "probe"
 NOT_PER_LAYER = frozenset({"probe", "class_comparison", "evolution", "filter_evolution"})
 DEAD_TEXT = "dead_channel_indices"  # text kind naming the dead channels
 LAYERS_PARAM = "layers_logged"  # ActivationLogger's options: its layers in forward order
+PROBES_PARAM = "probes_logged"  # ... and its probes in the order given
 _ORDER = ("activations", "mean_activation", "gradcam", "gradcam_heatmap", "filters", "filters_rgb")
 
 
@@ -82,10 +84,14 @@ def natural_key(name: str) -> list[Any]:
 
 
 def _probes(run: RunData) -> list[str]:
-    """Probe names from the probe images ``probe/input/<name>`` (none: one unnamed probe), in
-    natural order: TensorBoard's fast loader lists tags sorted, not in the order written."""
+    """Probe names from the probe images ``probe/input/<name>`` (none: one unnamed probe): in the
+    order the ActivationLogger was given them (its ``probes_logged`` option), others after them in
+    natural order (TensorBoard's fast loader lists tags sorted, not in the order written)."""
     prefix = tag(INPUT_KIND, "input") + "/"
-    return sorted((t[len(prefix) :] for t in run.images if t.startswith(prefix)), key=natural_key)
+    found = {t[len(prefix) :] for t in run.images if t.startswith(prefix)}
+    logged = run.params.get(PROBES_PARAM)
+    given = [str(n) for n in logged if str(n) in found] if isinstance(logged, list) else []
+    return given + sorted(found - set(given), key=natural_key)
 
 
 def _layer_order(run: RunData, probes: list[str]) -> tuple[list[str], str]:

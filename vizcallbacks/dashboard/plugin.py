@@ -7,6 +7,7 @@ TensorBoard's data provider (``context.data_provider``), never from files.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from tensorboard import plugin_util
@@ -34,6 +35,7 @@ class VizCallbacksPlugin(base_plugin.TBPlugin):
 
     def __init__(self, context: base_plugin.TBContext) -> None:
         self._provider = context.data_provider
+        self._root_name = root_run_name(context.logdir or "")
 
     def get_plugin_apps(self) -> dict[str, Any]:
         apps: dict[str, Any] = {path: self._static(*file) for path, file in _STATIC.items()}
@@ -73,6 +75,8 @@ class VizCallbacksPlugin(base_plugin.TBPlugin):
         if run not in logged_runs(self._provider, ctx, experiment):
             return http_util.Respond(request, f"no vizcallbacks run {run!r}", "text/plain", 404)
         data = read_run(self._provider, ctx, experiment, run)
+        if run == "." and self._root_name:
+            data.name = self._root_name
         return http_util.Respond(request, network_index(data), "application/json")
 
     def _image(self, request: wrappers.Request) -> wrappers.Response:
@@ -83,6 +87,18 @@ class VizCallbacksPlugin(base_plugin.TBPlugin):
         except Exception:  # a stale or forged key: the provider's own errors vary
             return http_util.Respond(request, "no such image", "text/plain", 404)
         return http_util.Respond(request, data, "image/png")
+
+
+def root_run_name(logdir: str) -> str:
+    """What to call TensorBoard's run ``.`` (event files directly in ``--logdir``): the log
+    directory's own name, as a user calls it (``logs/fashion_cnn`` → ``fashion_cnn``); empty
+    when there is none to take (``--logdir_spec``)."""
+    path = logdir.rstrip("/\\")
+    if not path:
+        return ""
+    if "://" in path:
+        return path.rsplit("/", 1)[-1]
+    return Path(path).expanduser().resolve().name
 
 
 class VizCallbacksLoader(base_plugin.TBLoader):

@@ -26,12 +26,13 @@ def filter_records(
 ) -> list[Image]:
     """Normalized kernels ``(F, kh, kw, in)`` as a grid, a row per filter; with 3 inputs also as
     RGB patches. 3-D kernels ``(F, kd, kh, kw, in)``: a row per filter, a block of depth slices
-    per input. ``depthwise`` kernels ``(C·multiplier, kh, kw, 1)``: a near-square grid.
+    per input. ``depthwise`` kernels ``(C·multiplier, kh, kw, 1)`` and any kernels of one input
+    channel: a near-square grid (a row per filter would be a strip one kernel wide).
     ``rgb=False`` (1-D kernels, rows of taps) never draws the colour patches. ``max_size``: the
     row-per-filter grid's long side, in pixels, up to which small kernels are enlarged."""
     if filters.ndim == 5:
         grid = tile_volume_filters(filters, max_filters, max_inputs, cmap)
-    elif depthwise:
+    elif depthwise or filters.shape[-1] == 1:  # no input axis to spread: a near-square grid
         grid = tile_square_filters(filters, max_filters, cmap)
     else:
         grid = tile_filters(filters, max_filters, max_inputs, cmap, max_size)

@@ -150,7 +150,8 @@ const state = {
   compare: "",
   probe: "",
   layer: null,
-  step: 0,
+  step: null,  // none chosen yet: open at the newest step
+  labels: new Map(),  // run → what to call it (the root run "." is named after its directory)
   indexes: [],
   updaters: [],
 };
@@ -159,12 +160,16 @@ function forProbe(entries) {
   return entries.filter((e) => e.probe === "" || e.probe === state.probe);
 }
 
-function deadText(layer, step) {
+// Dead channels of a conv-like layer are named (the text logged beside them) and flagged; Dense
+// and Flatten units are only counted: with few probes about half of a ReLU layer's are zero by
+// chance, so the count is said plainly, never as an alarm.
+function deadNote(layer, step) {
   const text = valueAt(layer.dead, step);
-  if (text) return text;
+  if (text) return el("span", { class: "vc-flagged", textContent: text });
   const count = layer.stats.find((s) => s.kind === "dead_channels");
   const n = count ? valueAt(count, step) : undefined;
-  return n ? `${n} dead channel${n === 1 ? "" : "s"}` : "";
+  const units = `${n} unit${n === 1 ? " is" : "s are"} zero for every probe (counted, not flagged)`;
+  return n ? el("span", { class: "vc-counted", textContent: units }) : null;
 }
 
 function layerRow(name, step) {
@@ -188,7 +193,7 @@ function layerRow(name, step) {
   state.updaters.push((at) => {
     stats.forEach((s) => s.update(at));
     columns.forEach((c) => c.figures.forEach((f) => f.update(at)));
-    dead.textContent = layers.map((l) => (l ? deadText(l, at) : "")).filter(Boolean).join(" | ");
+    dead.replaceChildren(...layers.map((l) => l && deadNote(l, at)).filter(Boolean));
   });
   return row;
 }
@@ -205,7 +210,7 @@ function allSteps() {
 
 function networkView(main) {
   const inputs = state.indexes.map((ix, i) =>
-    forProbe(ix.inputs).map((s) => imageFigure(s, state.step, `input ${ix.name}`, i)),
+    forProbe(ix.inputs).map((s) => imageFigure(s, state.step, state.indexes.length > 1 ? `input · ${ix.name}` : "input", i)),
   );
   const figures = inputs.flat();
   if (figures.length) {
@@ -288,6 +293,9 @@ function fetchRuns() {
 // Show `indexes` (the run, and the one compared): the probe and layer choices, then the view.
 async function loadRuns(indexes) {
   state.indexes = indexes ?? (await fetchRuns());
+  [state.run, state.compare].filter(Boolean).forEach((run, i) => state.labels.set(run, state.indexes[i]?.name ?? run));
+  fillRun();
+  fillCompare();
   const probes = [...new Set(state.indexes.flatMap((ix) => ix.probes))];
   if (!probes.includes(state.probe)) state.probe = probes[0] ?? "";
   fillSelect(document.getElementById("vc-probe"), probes, probes.map((p) => p || "(the probe)"), state.probe);
@@ -316,9 +324,17 @@ function toolbar(root) {
   document.getElementById("vc-layer").addEventListener("change", (e) => { state.layer = e.target.value; draw(); });
 }
 
+function runLabel(run) {
+  return state.labels.get(run) ?? run;
+}
+
+function fillRun() {
+  fillSelect(document.getElementById("vc-run"), state.names, state.names.map(runLabel), state.run);
+}
+
 function fillCompare() {
   const others = state.names.filter((n) => n !== state.run);
-  fillSelect(document.getElementById("vc-compare"), ["", ...others], ["(none)", ...others], state.compare);
+  fillSelect(document.getElementById("vc-compare"), ["", ...others], ["(none)", ...others.map(runLabel)], state.compare);
   document.getElementById("vc-compare").parentElement.hidden = !others.length;
 }
 
@@ -351,7 +367,7 @@ export async function render(data) {
   toolbar(root);
   state.names = await state.source.runs();
   state.run = state.names[0] ?? null;
-  fillSelect(document.getElementById("vc-run"), state.names, state.names, state.run);
+  fillRun();
   fillCompare();
   if (state.run) await loadRuns();
   else document.getElementById("vc-note").textContent = "No run logged by vizcallbacks in this log directory.";
