@@ -111,7 +111,7 @@ class RepresentationLogger(VisualizationCallback):
         self._reset()
 
     def _reset(self) -> None:
-        self._initial: np.ndarray | None = None
+        self._first_units: np.ndarray | None = None
         self._previous: np.ndarray | None = None
         self._history: list[tuple[int, np.ndarray]] = []  # (step, float16 unit Grams)
         self._last: tuple[int, GramSet] | None = None
@@ -175,14 +175,14 @@ class RepresentationLogger(VisualizationCallback):
         units = payload.units(self.debiased)
         layers = payload.layers
         matrix = cross_cka(units, units)
-        if self._initial is None:
-            self._initial = units
+        if self._first_units is None:
+            self._first_units = units
         records = layer_matrix_records(
             layers, matrix, step, reduced_caption(payload.reduced, self.debiased), self.cmap
         )
         records += drift_records(
             layers,
-            _pairwise(units, self._initial),
+            _pairwise(units, self._first_units),
             None if self._previous is None else _pairwise(units, self._previous),
         )
         self._previous = units

@@ -16,7 +16,7 @@ import keras
 import numpy as np
 
 from vizcallbacks.arrays import check_positive_int
-from vizcallbacks.compute.cka import cross_cka, gram, pool_spatial, unit_centered
+from vizcallbacks.compute.cka import MAX_POOLED_SIDE, cross_cka, gram, pool_spatial, unit_centered
 from vizcallbacks.compute.forward import ActivationExtractor
 from vizcallbacks.compute.layers import LayerSelection, ensure_built, select_layers
 from vizcallbacks.compute.probe import check_probe, check_probe_fits_model
@@ -87,6 +87,15 @@ class LayerGrams:
         self.channels_first = channels_first
         self.extractor = ActivationExtractor(model, select_layers(model, layers))
 
+    def _too_large(self, values: np.ndarray, n: int) -> bool:
+        """True when pooling would shrink a layer whose features for ``n`` examples pass the
+        budget (a spatial axis longer than 8)."""
+        spatial = values.shape[1:-1]
+        per_example = int(np.prod(values.shape[1:]))
+        return max(spatial, default=0) > MAX_POOLED_SIDE and 4 * n * per_example > (
+            self.max_layer_bytes
+        )
+
     def __call__(self, images: np.ndarray) -> GramSet:
         """The Gram matrix of every chosen layer (tensor outputs only) over ``images``."""
         n = images.shape[0]
@@ -97,8 +106,7 @@ class LayerGrams:
             for name, values in outputs.items():
                 if name in self.channels_first and values.ndim >= 3:
                     values = np.moveaxis(values, 1, -1)
-                per_example = int(np.prod(values.shape[1:]))
-                if values.ndim >= 3 and 4 * n * per_example > self.max_layer_bytes:
+                if self._too_large(values, n):
                     values = pool_spatial(values)
                     if start == 0:
                         reduced.append(name)
