@@ -215,3 +215,44 @@ def test_backends_log_the_same_matrices(tmp_path: Path, digits) -> None:
         )
     for backend in BACKENDS[1:]:
         np.testing.assert_allclose(matrices[backend], matrices["tensorflow"], atol=1e-5)
+
+
+# Across runs -------------------------------------------------------------------------------
+def test_compare_cka_draws_lenet5_valid_against_same_and_refuses_other_probes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Two short real runs of experiments.lenet5 (valid and same padding, the same 32 test
+    images): one picture of valid's layers × same's; a run over 24 images is refused."""
+    from experiments import lenet5
+    from vizcallbacks.__main__ import USAGE, main
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    short = ["--epochs", "1", "--max-samples", "64", "--no-mlflow", "--cka-probes"]
+    for padding, probes in (("valid", "32"), ("same", "32"), ("other", "24")):
+        chosen = "same" if padding == "other" else padding
+        log_dir = str(tmp_path / padding)
+        lenet5.main([*short, probes, "--padding", chosen, "--log-dir", log_dir])
+    capsys.readouterr()
+    output = tmp_path / "valid_vs_same.png"
+    runs = [str(tmp_path / "valid"), str(tmp_path / "same")]
+    assert main(["compare", *runs, "--cka", "--output", str(output)]) == 0
+    printed = capsys.readouterr().out
+    assert "conv1: closest" in printed and "probs: closest" in printed
+    from PIL import Image
+
+    picture = np.asarray(Image.open(output))
+    assert picture.ndim == 3 and picture.shape[0] > 300 and picture.shape[1] > 300
+    from vizcallbacks.cka_compare import compare_cka, load_archive
+
+    (_, a), (_, b) = load_archive(runs[0]), load_archive(runs[1])
+    result = compare_cka(a, b, ("valid", "same"))
+    names = list(lenet5.build_model().layers)
+    assert result.matrix.shape == (len(names), len(names))
+    assert np.all(result.matrix[np.isfinite(result.matrix)] <= 1.0)
+    assert result.matrix[0, 0] > 0.5  # conv1 of both sees the same 32 images alike
+
+    other = str(tmp_path / "other")
+    assert main(["compare", runs[0], other, "--cka", "--output", str(output)]) == USAGE
+    refusal = capsys.readouterr().err
+    assert "different probe sets" in refusal and "32 examples" in refusal
+    assert "24 examples" in refusal
