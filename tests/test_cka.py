@@ -105,7 +105,7 @@ def test_pooling_to_8x8_averages_near_equal_bins() -> None:
 
 # The planted copy -------------------------------------------------------------------------
 def planted(seed: int = 0) -> keras.Model:
-    """conv_a → conv_b → mix: ``mix`` is conv_b's output through a frozen orthogonal 1×1
+    """conv_a → conv_b → mix: ``mix`` is conv_b's output through a frozen orthogonal 1x1
     convolution (no bias, no activation), so CKA(conv_b, mix) = 1 at every step."""
     inputs = keras.Input((16, 16, 1))
     x = keras.layers.Conv2D(8, 3, padding="same", activation="relu", name="conv_a")(inputs)
@@ -222,7 +222,7 @@ def test_compare_cka_draws_lenet5_valid_against_same_and_refuses_other_probes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Two short real runs of experiments.lenet5 (valid and same padding, the same 32 test
-    images): one picture of valid's layers × same's; a run over 24 images is refused."""
+    images): one picture of valid's layers x same's; a run over 24 images is refused."""
     from experiments import lenet5
     from vizcallbacks.__main__ import USAGE, main
 

@@ -2,7 +2,7 @@
 
 Each run is a TensorBoard log directory or an MLflow run (id or unique name) that a
 RepresentationLogger wrote to; its Gram archive (``files/cka/grams_step_<N>.npz``) is read back
-and run A's layers × run B's layers are drawn as one CKA matrix. Runs whose probe sets differ
+and run A's layers x run B's layers are drawn as one CKA matrix. Runs whose probe sets differ
 (another hash) are refused: CKA compares two representations of the same examples.
 """
 
@@ -71,7 +71,7 @@ def load_archive(
 
 @dataclass(frozen=True)
 class CkaComparison:
-    """Run A's layers × run B's layers: the CKA matrix and its picture."""
+    """Run A's layers x run B's layers: the CKA matrix and its picture."""
 
     matrix: np.ndarray
     picture: np.ndarray
@@ -81,7 +81,7 @@ class CkaComparison:
     def summary(self) -> str:
         """The best match in run B of each of run A's layers, one line each."""
         a, b = self.archives
-        lines = [f"CKA, {self.labels[0]} (step {a.step}) × {self.labels[1]} (step {b.step})"]
+        lines = [f"CKA, {self.labels[0]} (step {a.step}) x {self.labels[1]} (step {b.step})"]
         for name, row in zip(a.layers, self.matrix, strict=True):
             if np.isfinite(row).any():
                 j = int(np.nanargmax(row))

@@ -58,16 +58,16 @@ def _checked_steps(steps: Sequence[int]) -> frozenset[int]:
 class RepresentationLogger(VisualizationCallback):
     """Log how similar the layers' representations of a probe set are, over training.
 
-    Per logged step: ``cka/layers``, the layer × layer linear CKA matrix (names on both axes,
+    Per logged step: ``cka/layers``, the layer x layer linear CKA matrix (names on both axes,
     a colour bar), and per layer ``cka_to_initial/<layer>`` (its CKA with itself at step 0) and
-    ``cka_to_previous/<layer>``. At train end: ``cka/convergence`` (layers × steps, each cell
+    ``cka_to_previous/<layer>``. At train end: ``cka/convergence`` (layers x steps, each cell
     the layer's CKA with its final representation: which layers settled first) and the final
     step's Gram matrices as ``files/cka/grams_step_<N>.npz`` with the probe set's hash, which
     ``python -m vizcallbacks compare A B --cka`` reads.
 
     Memory is bounded: the probe set goes through the model ``batch_size`` examples at a time,
     and a layer whose float32 features for the whole set pass ``max_layer_bytes`` is
-    average-pooled over its spatial axes to at most 8 × 8 first (named in the picture's caption
+    average-pooled over its spatial axes to at most 8 x 8 first (named in the picture's caption
     and in the run's options as ``layers_reduced``).
 
     Args:
@@ -133,7 +133,7 @@ class RepresentationLogger(VisualizationCallback):
 
     def claims(self) -> set[tuple[str, ...]]:
         assert self._trial is not None
-        keys = {("cka", "layers"), ("cka", "convergence")}
+        keys: set[tuple[str, ...]] = {("cka", "layers"), ("cka", "convergence")}
         for name in self._trial.layers:
             keys |= {("cka_to_initial", name), ("cka_to_previous", name)}
         return keys

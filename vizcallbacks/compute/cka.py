@@ -3,7 +3,7 @@
 Linear CKA (Kornblith et al., ICML 2019) compares two layers through the Gram matrices of their
 features over the same ``n`` examples, ``K = X Xᵀ``: invariant to orthogonal transforms and
 scaling of either, not to other invertible maps. Both estimators are written as an inner
-product of centred, unit-norm Grams, so a whole layer × layer matrix is one matrix product:
+product of centred, unit-norm Grams, so a whole layer x layer matrix is one matrix product:
 
 - biased (``debiased=False``): ``HKH`` with ``H = I - 11ᵀ/n``, the plain HSIC;
 - debiased: the U-centred Gram (diagonal zeroed, Székely & Rizzo 2014), whose inner product over
@@ -117,7 +117,7 @@ def cross_cka(units_a: np.ndarray, units_b: np.ndarray) -> np.ndarray:
     flat_a = units_a.reshape(units_a.shape[0], -1)
     flat_b = units_b.reshape(units_b.shape[0], -1)
     matrix = np.clip(flat_a @ flat_b.T, -1.0, 1.0)
-    dead = ~flat_a.any(axis=1)[:, None] | ~flat_b.any(axis=1)[None, :]
+    dead = np.logical_or.outer(~flat_a.any(axis=1), ~flat_b.any(axis=1))
     matrix[dead] = np.nan
     return matrix
 
@@ -126,7 +126,7 @@ def pool_spatial(values: np.ndarray, max_side: int = MAX_POOLED_SIDE) -> np.ndar
     """Average-pool the spatial axes of channels-last ``(n, *spatial, C)`` features to at most
     ``max_side`` near-equal bins each (adaptive pooling); other shapes are returned as they are.
 
-    Pooling is linear and acts on each channel alike, so a 1×1 convolution's orthogonal channel
+    Pooling is linear and acts on each channel alike, so a 1x1 convolution's orthogonal channel
     mix commutes with it: such two layers still have CKA 1 after reduction.
     """
     array = np.asarray(values)

@@ -3,7 +3,7 @@
 The probe set goes through the recorded forward pass (:class:`ActivationExtractor`) in batches,
 so a layer's full features exist for one batch at a time only. Each example's features are
 flattened; a layer whose features for the whole set would pass ``max_layer_bytes`` is first
-average-pooled over its spatial axes to at most 8 × 8 (:func:`pool_spatial`), and named in
+average-pooled over its spatial axes to at most 8 x 8 (:func:`pool_spatial`), and named in
 ``reduced``. The kept rows give the exact Gram ``X Xᵀ`` of what is compared.
 """
 
@@ -27,8 +27,8 @@ __all__ = [
     "MIN_PROBES",
     "GramSet",
     "LayerGrams",
-    "cka_matrix",
     "check_probe_set",
+    "cka_matrix",
 ]
 
 MIN_PROBES = 16  # fewer examples say little about a representation
@@ -69,7 +69,7 @@ class LayerGrams:
         layers: layer names, nested paths or indices; ``None`` takes every layer.
         batch_size: examples per forward pass.
         max_layer_bytes: a layer whose float32 features for the whole probe set pass this many
-            bytes is average-pooled over its spatial axes to at most 8 × 8 first.
+            bytes is average-pooled over its spatial axes to at most 8 x 8 first.
         channels_first: names of layers whose outputs put channels before the spatial axes.
     """
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import textwrap
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -27,7 +28,7 @@ _BACKGROUND = 255
 _TEXT = (30, 30, 30)
 
 
-def _font(size: int):  # type: ignore[no-untyped-def]
+def _font(size: int) -> Any:
     from PIL import ImageFont
 
     try:

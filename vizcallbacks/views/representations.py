@@ -1,4 +1,4 @@
-"""What RepresentationLogger logs, as records: the layer × layer CKA picture, each layer's CKA
+"""What RepresentationLogger logs, as records: the layer x layer CKA picture, each layer's CKA
 with its first and previous representation, the convergence picture, and the Gram archive.
 
 The archive (``files/cka/grams_step_<N>.npz``) is what runs are compared by: the layers' Gram
@@ -68,9 +68,12 @@ def drift_records(
     layers: Sequence[str], to_initial: np.ndarray, to_previous: np.ndarray | None
 ) -> list[Record]:
     """``cka_to_initial/<layer>`` and (after the first step) ``cka_to_previous/<layer>``."""
-    values = {tag("cka_to_initial", name): float(v) for name, v in zip(layers, to_initial)}
+    values = {
+        tag("cka_to_initial", name): float(v) for name, v in zip(layers, to_initial, strict=True)
+    }
     if to_previous is not None:
-        values |= {tag("cka_to_previous", name): float(v) for name, v in zip(layers, to_previous)}
+        previous = zip(layers, to_previous, strict=True)
+        values |= {tag("cka_to_previous", name): float(v) for name, v in previous}
     return [Scalars(values)]
 
 
