@@ -13,6 +13,7 @@ product of centred, unit-norm Grams, so a whole layer x layer matrix is one matr
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 
 import numpy as np
@@ -44,9 +45,21 @@ def features(values: np.ndarray) -> np.ndarray:
 
 
 def gram(values: np.ndarray) -> np.ndarray:
-    """The linear Gram matrix ``X Xᵀ`` ``(n, n)`` float64 of features ``(n, ...)``."""
+    """The linear Gram matrix ``X Xᵀ`` ``(n, n)`` float64 of features ``(n, ...)``.
+
+    One BLAS thread: on shared cores, extra threads spin-wait and cost several times the CPU.
+    """
     x = features(values)
-    return x @ x.T  # numpy computes a product with its own transpose as one symmetric update
+    with _one_blas_thread():
+        return x @ x.T  # numpy computes a product with its own transpose as a symmetric update
+
+
+def _one_blas_thread() -> contextlib.AbstractContextManager[object]:
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # an optional speed-up (scikit-learn brings it)
+        return contextlib.nullcontext()
+    return threadpool_limits(1, user_api="blas")
 
 
 def _check_gram(k: np.ndarray, debiased: bool) -> np.ndarray:
@@ -129,16 +142,18 @@ def pool_spatial(values: np.ndarray, max_side: int = MAX_POOLED_SIDE) -> np.ndar
     Pooling is linear and acts on each channel alike, so a 1x1 convolution's orthogonal channel
     mix commutes with it: such two layers still have CKA 1 after reduction.
     """
-    array = np.asarray(values)
+    array: np.ndarray = np.asarray(values, dtype=np.float32)
+    if all(size <= max_side for size in array.shape[1:-1]):
+        return array
     for axis in range(1, array.ndim - 1):
         size = array.shape[axis]
         if size <= max_side:
             continue
         edges = np.linspace(0, size, max_side + 1).round().astype(np.int64)
-        sums = np.add.reduceat(array, edges[:-1], axis=axis, dtype=np.float64)
+        sums = np.add.reduceat(array, edges[:-1], axis=axis)
         shape = [1] * array.ndim
         shape[axis] = max_side
-        array = (sums / np.diff(edges).reshape(shape)).astype(np.float32)
+        array = sums / np.diff(edges).reshape(shape).astype(np.float32)
     return array
 
 
