@@ -20,7 +20,7 @@ from keras import layers
 
 import vizcallbacks as vc
 from experiments import common
-from experiments.datasets import ImageSplit, load_fashion_mnist
+from experiments.datasets import ImageSplit, load_fashion_mnist, scaled
 from experiments.fashion_cnn import probe
 
 __all__ = ["build_model", "compare_paddings", "main"]
@@ -65,6 +65,13 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="PATH",
         help="with --padding both: the comparison PNG (default <log dir>/valid_vs_same.png)",
     )
+    parser.add_argument(
+        "--cka-probes",
+        type=int,
+        default=256,
+        metavar="N",
+        help="test images the layers' CKA is computed over (default 256; at least 16)",
+    )
 
 
 def _train(
@@ -77,6 +84,7 @@ def _train(
     loggers = [
         vc.ActivationLogger(images, run.writers, probe_names=names),
         vc.FilterLogger(run.writers),
+        vc.RepresentationLogger(scaled(full.x_test[: args.cka_probes]), run.writers),
     ]
     return common.train_classifier(run, model, full.limit(args.max_samples), loggers)
 

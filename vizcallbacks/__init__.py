@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from vizcallbacks.callbacks.filters import FilterLogger
     from vizcallbacks.callbacks.gradcam import GradCAMLogger
     from vizcallbacks.callbacks.patterns import FilterPatternLogger
+    from vizcallbacks.callbacks.representations import RepresentationLogger
     from vizcallbacks.compute.activations import layer_activations
     from vizcallbacks.compute.attribution_cams import grad_cam_plus_plus, layer_cam, score_cam
     from vizcallbacks.compute.attribution_gradients import (
@@ -27,9 +28,11 @@ if TYPE_CHECKING:
         saliency,
     )
     from vizcallbacks.compute.attribution_occlusion import occlusion_sensitivity
+    from vizcallbacks.compute.cka import cka
     from vizcallbacks.compute.filters import normalized_filters
     from vizcallbacks.compute.gradcam import grad_cam
     from vizcallbacks.compute.patterns import filter_patterns
+    from vizcallbacks.compute.representations import cka_matrix
     from vizcallbacks.compute.statistics import activation_statistics
     from vizcallbacks.render.overlay import overlay_heatmap
     from vizcallbacks.render.tiling import tile_filters, tile_maps
@@ -44,9 +47,12 @@ _HOMES = {
     "FilterPatternLogger": "vizcallbacks.callbacks.patterns",
     "GradCAMLogger": "vizcallbacks.callbacks.gradcam",
     "MLflowWriter": "vizcallbacks.writers.mlflow",
+    "RepresentationLogger": "vizcallbacks.callbacks.representations",
     "TensorBoardWriter": "vizcallbacks.writers.tensorboard",
     "Writer": "vizcallbacks.writers.base",
     "activation_statistics": "vizcallbacks.compute.statistics",
+    "cka": "vizcallbacks.compute.cka",
+    "cka_matrix": "vizcallbacks.compute.representations",
     "filter_patterns": "vizcallbacks.compute.patterns",
     "grad_cam": "vizcallbacks.compute.gradcam",
     "grad_cam_plus_plus": "vizcallbacks.compute.attribution_cams",
@@ -70,10 +76,13 @@ __all__ = [
     "FilterPatternLogger",
     "GradCAMLogger",
     "MLflowWriter",
+    "RepresentationLogger",
     "TensorBoardWriter",
     "Writer",
     "__version__",
     "activation_statistics",
+    "cka",
+    "cka_matrix",
     "filter_patterns",
     "grad_cam",
     "grad_cam_plus_plus",

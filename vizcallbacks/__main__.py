@@ -239,10 +239,20 @@ def _add_compare(commands: argparse._SubParsersAction) -> None:
     compare.add_argument(
         "--scale", type=_scale, metavar="K", help="enlarge the grids K times (default: automatic)"
     )
+    compare.add_argument(
+        "--cka",
+        action="store_true",
+        help="draw run A's layers x run B's layers by CKA, from the Gram matrices a "
+        "RepresentationLogger kept (RUN_A, RUN_B: TensorBoard log directories or MLflow runs)",
+    )
     compare.set_defaults(handler=_compare)
 
 
 def _compare(args: argparse.Namespace) -> int:
+    if args.cka:
+        from vizcallbacks.cka_compare import cka_command
+
+        return cka_command(args)
     try:
         from mlflow.exceptions import MlflowException
 

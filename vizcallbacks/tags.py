@@ -47,6 +47,7 @@ IMAGE_KINDS = frozenset(
         "attribution",
         "attribution_heatmap",
         "attribution_methods",
+        "cka",
     }
 )
 SCALAR_KINDS = frozenset(
@@ -62,6 +63,8 @@ SCALAR_KINDS = frozenset(
         "gradcam_probability",
         "filter_patterns_seconds",
         "attribution_sanity",
+        "cka_to_initial",
+        "cka_to_previous",
     }
 )
 HISTOGRAM_KINDS = frozenset({"channel_means"})

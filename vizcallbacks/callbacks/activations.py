@@ -38,7 +38,7 @@ from vizcallbacks.views.activations import (
 )
 from vizcallbacks.views.evolution import evolution_records
 
-__all__ = ["ActivationLogger"]
+__all__ = ["ActivationLogger", "channels_first_layers"]
 
 
 class ActivationLogger(VisualizationCallback):
@@ -290,6 +290,9 @@ def _channels_first_layers(model: keras.Model, wanted: set[int]) -> set[str]:
         if id(ref.layer) in wanted and current == "channels_first":
             found.add(ref.name)
     return found
+
+
+channels_first_layers = _channels_first_layers  # RepresentationLogger pools by it too
 
 
 def _input_format(model: keras.Model) -> str:
