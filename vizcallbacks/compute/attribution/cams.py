@@ -161,18 +161,19 @@ class ScoreCAM(CAM):
     def __init__(
         self,
         model: keras.Model,
-        layer: str | int | None = None,
-        image_shape: Sequence[int] | None = None,
-        output: str | int | None = None,
-        example: Any = None,
+        *args: Any,
         top_k: int | None = None,
         batch_size: int = BATCH_SIZE,
+        **kwargs: Any,
     ) -> None:
+        """Arguments as :class:`CAM` (``layer``, ``image_shape``, ``output``, ``example``), then
+        ``top_k`` and ``batch_size`` by name."""
         self.top_k = None if top_k is None else check_count("top_k", top_k, 1)
         self.batch_size = check_count("batch_size", batch_size, 1)
+        example = args[3] if len(args) > 3 else kwargs.get("example")
         if getattr(example, "inputs", None) is not None:
             raise several_inputs_error(self.what)
-        super().__init__(model, layer, image_shape, output, example)
+        super().__init__(model, *args, **kwargs)
         if self.channels_first:
             raise ValueError(
                 f"score_cam explains channels_last models; layer {self.ref.name!r} is "

@@ -76,46 +76,44 @@ def _cam(
     **options: Any,
 ) -> np.ndarray:
     """The heatmaps of the class activation map ``kind``, built once per model and options."""
-    key = (kind.what, layer, output, *sorted(options.items()))
+    key = (kind.what, layer, *sorted(options.items())) + (() if output is None else (output,))
     build = lambda p: kind(model, layer, p.shape[1:], output, p, **options)  # noqa: E731
     return _explain(model, images, key, build, class_index).heatmaps
 
 
-def grad_cam(
-    model: keras.Model,
-    images: np.ndarray,
-    layer: str | int | None = None,
-    class_index: ClassIndex = None,
-    output: str | int | None = None,
-) -> np.ndarray:
+def _cam_function(kind: type[CAM], doc: str) -> Callable[..., np.ndarray]:
+    """The notebook function of the class activation map ``kind``; they differ only there."""
+
+    def explain(
+        model: keras.Model,
+        images: np.ndarray,
+        layer: str | int | None = None,
+        class_index: ClassIndex = None,
+        output: str | int | None = None,
+    ) -> np.ndarray:
+        return _cam(kind, model, images, layer, class_index, output)
+
+    explain.__name__ = explain.__qualname__ = kind.what
+    explain.__doc__ = doc
+    return explain
+
+
+grad_cam = _cam_function(
+    GradCAM,
     """Grad-CAM heatmaps in [0, 1] at the input's resolution: ``ReLU(sum_k alpha_k A_k)`` with
     ``alpha_k`` the spatial mean of ``d score / d A_k``, the score taken before the final
     softmax/sigmoid. ``layer=None``: the last layer with the input's layout. Several inputs: a
-    tuple or dict of arrays, the heatmap drawn at the first spatial input's size."""
-    return _cam(GradCAM, model, images, layer, class_index, output)
-
-
-def grad_cam_plus_plus(
-    model: keras.Model,
-    images: np.ndarray,
-    layer: str | int | None = None,
-    class_index: ClassIndex = None,
-    output: str | int | None = None,
-) -> np.ndarray:
-    """Grad-CAM++ heatmaps in [0, 1]; arguments as :func:`grad_cam`."""
-    return _cam(GradCAMPlusPlus, model, images, layer, class_index, output)
-
-
-def layer_cam(
-    model: keras.Model,
-    images: np.ndarray,
-    layer: str | int | None = None,
-    class_index: ClassIndex = None,
-    output: str | int | None = None,
-) -> np.ndarray:
+    tuple or dict of arrays, the heatmap drawn at the first spatial input's size. Signature:
+    ``grad_cam(model, images, layer=None, class_index=None, output=None)``.""",
+)
+grad_cam_plus_plus = _cam_function(
+    GradCAMPlusPlus, """Grad-CAM++ heatmaps in [0, 1]; arguments as :func:`grad_cam`."""
+)
+layer_cam = _cam_function(
+    LayerCAM,
     """LayerCAM heatmaps in [0, 1]; arguments as :func:`grad_cam`. Finer than Grad-CAM on early
-    layers, where averaging the gradients loses the position."""
-    return _cam(LayerCAM, model, images, layer, class_index, output)
+    layers, where averaging the gradients loses the position.""",
+)
 
 
 def score_cam(
@@ -149,16 +147,8 @@ def saliency(
     check_count("smooth_samples", smooth_samples, 0)
     check_number("noise", noise, 0.0)
     key = ("saliency", smooth_samples, float(noise), output)
-    return chosen_map(
-        _explain(
-            model,
-            images,
-            key,
-            lambda p: Saliency(model, smooth_samples, noise, p.shape[1:], output),
-            class_index,
-        ),
-        signed,
-    )
+    build = lambda p: Saliency(model, smooth_samples, noise, p.shape[1:], output)  # noqa: E731
+    return chosen_map(_explain(model, images, key, build, class_index), signed)
 
 
 def gradients_x_inputs(
@@ -171,12 +161,8 @@ def gradients_x_inputs(
     """Gradients times inputs: ``max_c |g ⊙ x|`` normalized to [0, 1] per sample;
     ``signed=True``: ``sum_c g ⊙ x`` in score units."""
     key = ("gradients_x_inputs", output)
-    return chosen_map(
-        _explain(
-            model, images, key, lambda p: GradientsXInputs(model, p.shape[1:], output), class_index
-        ),
-        signed,
-    )
+    build = lambda p: GradientsXInputs(model, p.shape[1:], output)  # noqa: E731
+    return chosen_map(_explain(model, images, key, build, class_index), signed)
 
 
 def integrated_gradients(
@@ -193,17 +179,8 @@ def integrated_gradients(
     sample approaches ``score(x) - score(baseline)``."""
     check_count("steps", steps, 1)
     key = ("integrated_gradients", steps, output)
-    return chosen_map(
-        _explain(
-            model,
-            images,
-            key,
-            lambda p: IntegratedGradients(model, steps, p.shape[1:], output),
-            class_index,
-            baseline,
-        ),
-        signed,
-    )
+    build = lambda p: IntegratedGradients(model, steps, p.shape[1:], output)  # noqa: E731
+    return chosen_map(_explain(model, images, key, build, class_index, baseline), signed)
 
 
 def occlusion_sensitivity(
@@ -224,13 +201,5 @@ def occlusion_sensitivity(
     stride = None if stride is None else check_count("stride", stride, 1)
     fill = check_number("fill", fill)
     key = ("occlusion_sensitivity", patch, stride, fill, output)
-    return chosen_map(
-        _explain(
-            model,
-            images,
-            key,
-            lambda p: Occlusion(model, patch, stride, fill, p.shape[1:], output),
-            class_index,
-        ),
-        signed,
-    )
+    build = lambda p: Occlusion(model, patch, stride, fill, p.shape[1:], output)  # noqa: E731
+    return chosen_map(_explain(model, images, key, build, class_index), signed)
