@@ -11,10 +11,10 @@ from scipy.stats import spearmanr
 
 import vizcallbacks as vc
 from tests import handset, models
-from vizcallbacks.compute.attribution_cams import ScoreCAM
-from vizcallbacks.compute.attribution_gradients import Saliency
-from vizcallbacks.compute.attribution_occlusion import occlusion_masks
-from vizcallbacks.compute.attribution_sanity import reinitialized, spearman, top_layer
+from vizcallbacks.compute.attribution.cams import ScoreCAM
+from vizcallbacks.compute.attribution.gradients import Saliency
+from vizcallbacks.compute.attribution.occlusion import occlusion_masks
+from vizcallbacks.compute.attribution.sanity import reinitialized, spearman, top_layer
 from vizcallbacks.render.compare import labelled_columns
 
 RNG = np.random.default_rng(16)

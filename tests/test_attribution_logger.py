@@ -16,7 +16,7 @@ import vizcallbacks as vc
 from tests import models
 from tests.events import read_events, tag_steps
 from tests.mlflow_server import IMAGE_FILE
-from vizcallbacks.compute.attribution_methods import ALL_METHODS
+from vizcallbacks.compute.attribution.methods import ALL_METHODS
 from vizcallbacks.render.overlay import enlarge, heatmap_image, overlay_heatmap
 
 EPOCHS = 2

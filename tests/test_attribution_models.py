@@ -14,7 +14,7 @@ from keras import layers
 
 import vizcallbacks as vc
 from tests import models
-from vizcallbacks.compute.attribution_methods import ALL_METHODS, build_method, method_options
+from vizcallbacks.compute.attribution.methods import ALL_METHODS, build_method, method_options
 from vizcallbacks.compute.layers import all_layers
 
 

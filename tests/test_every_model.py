@@ -334,7 +334,7 @@ def test_grad_cam_default_skips_a_1x1_last_layer(caplog) -> None:
     model = keras.Model(inputs, keras.layers.Dense(2, activation="softmax", name="out")(x))
     image = np.random.default_rng(0).random((1, 8, 8, 1)).astype("float32")
     with caplog.at_level(logging.WARNING, "vizcallbacks"):
-        from vizcallbacks.compute.gradcam import GradCAM
+        from vizcallbacks.compute.attribution.cams import GradCAM
 
         assert GradCAM(model).layer_name == "conv"
     assert "pool, is 1x1" in caplog.text and "using conv" in caplog.text

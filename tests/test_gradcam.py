@@ -16,7 +16,8 @@ import vizcallbacks as vc
 from tests import handset, models
 from tests.events import read_events, tag_steps
 from vizcallbacks.callbacks.gradcam import GradCAMLogger
-from vizcallbacks.compute.gradcam import GradCAM, grad_cam
+from vizcallbacks.compute.attribution.cams import GradCAM
+from vizcallbacks.compute.attribution.notebook import grad_cam
 from vizcallbacks.render.overlay import enlarge, heatmap_image, image_to_rgb, overlay_heatmap
 
 

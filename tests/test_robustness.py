@@ -27,7 +27,6 @@ def _fit(model: keras.Model, digits, callbacks: list, epochs: int = 1) -> keras.
 # --- Bad input: a clear error before the first training step -------------------------------
 
 CONSTRUCTOR_ERRORS = [
-    (lambda w: vc.ActivationLogger(np.zeros((16, 16)), w), ValueError, r"\(H, W, C\).*\(16, 16\)"),
     (lambda w: vc.ActivationLogger(np.array([["a"]]), w), TypeError, "numeric.*<U1"),
     (lambda w: vc.ActivationLogger(np.full((16, 16, 1), np.nan), w), ValueError, "NaN or Inf"),
     (lambda w: vc.ActivationLogger(np.zeros((0, 16, 16, 1)), w), ValueError, "empty"),
@@ -60,6 +59,12 @@ FIT_ERRORS = [
         models.functional,
         lambda w: vc.ActivationLogger(np.zeros((20, 20, 1)), w),
         r"shape \(20, 20, 1\) but the model expects inputs of shape \(16, 16, 1\)",
+    ),
+    (
+        "probe channel axis",
+        models.functional,
+        lambda w: vc.ActivationLogger(np.zeros((16, 16)), w),
+        r"shape \(16, 16\) but the model expects .*\(16, 16, 1\).*\[\.\.\., None\]",
     ),
     (
         "probe channels",

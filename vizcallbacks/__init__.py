@@ -21,16 +21,18 @@ if TYPE_CHECKING:
     from vizcallbacks.callbacks.patterns import FilterPatternLogger
     from vizcallbacks.callbacks.representations import RepresentationLogger
     from vizcallbacks.compute.activations import layer_activations
-    from vizcallbacks.compute.attribution_cams import grad_cam_plus_plus, layer_cam, score_cam
-    from vizcallbacks.compute.attribution_gradients import (
+    from vizcallbacks.compute.attribution.notebook import (
+        grad_cam,
+        grad_cam_plus_plus,
         gradients_x_inputs,
         integrated_gradients,
+        layer_cam,
+        occlusion_sensitivity,
         saliency,
+        score_cam,
     )
-    from vizcallbacks.compute.attribution_occlusion import occlusion_sensitivity
     from vizcallbacks.compute.cka import cka
     from vizcallbacks.compute.filters import normalized_filters
-    from vizcallbacks.compute.gradcam import grad_cam
     from vizcallbacks.compute.patterns import filter_patterns
     from vizcallbacks.compute.representations import cka_matrix
     from vizcallbacks.compute.statistics import activation_statistics
@@ -54,14 +56,14 @@ _HOMES = {
     "cka": "vizcallbacks.compute.cka",
     "cka_matrix": "vizcallbacks.compute.representations",
     "filter_patterns": "vizcallbacks.compute.patterns",
-    "grad_cam": "vizcallbacks.compute.gradcam",
-    "grad_cam_plus_plus": "vizcallbacks.compute.attribution_cams",
-    "gradients_x_inputs": "vizcallbacks.compute.attribution_gradients",
-    "integrated_gradients": "vizcallbacks.compute.attribution_gradients",
-    "layer_cam": "vizcallbacks.compute.attribution_cams",
-    "occlusion_sensitivity": "vizcallbacks.compute.attribution_occlusion",
-    "saliency": "vizcallbacks.compute.attribution_gradients",
-    "score_cam": "vizcallbacks.compute.attribution_cams",
+    "grad_cam": "vizcallbacks.compute.attribution.notebook",
+    "grad_cam_plus_plus": "vizcallbacks.compute.attribution.notebook",
+    "gradients_x_inputs": "vizcallbacks.compute.attribution.notebook",
+    "integrated_gradients": "vizcallbacks.compute.attribution.notebook",
+    "layer_cam": "vizcallbacks.compute.attribution.notebook",
+    "occlusion_sensitivity": "vizcallbacks.compute.attribution.notebook",
+    "saliency": "vizcallbacks.compute.attribution.notebook",
+    "score_cam": "vizcallbacks.compute.attribution.notebook",
     "layer_activations": "vizcallbacks.compute.activations",
     "normalized_filters": "vizcallbacks.compute.filters",
     "overlay_heatmap": "vizcallbacks.render.overlay",

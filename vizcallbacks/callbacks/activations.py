@@ -11,17 +11,16 @@ import keras
 import numpy as np
 
 from vizcallbacks._version import __version__
-from vizcallbacks.arrays import check_positive_int, is_real
+from vizcallbacks.arrays import check_positive_int
 from vizcallbacks.callbacks.background import warn_once
 from vizcallbacks.callbacks.base import VisualizationCallback
 from vizcallbacks.compute.forward import ActivationExtractor
-from vizcallbacks.compute.layers import LayerSelection, ensure_built, leaf_layers, select_layers
+from vizcallbacks.compute.layers import LayerSelection, leaf_layers, select_layers
 from vizcallbacks.compute.probe import (
-    check_probe,
-    check_probe_fits_model,
-    is_several_inputs,
+    given_probe,
     probe_tag_names,
-    probe_values,
+    provisional_probe,
+    read_probe,
 )
 from vizcallbacks.compute.statistics import DeadChannelTracker, activation_statistics
 from vizcallbacks.records import Params, Record
@@ -84,7 +83,7 @@ class ActivationLogger(VisualizationCallback):
         max_grid_size: int | None = MAX_GRID_SIZE,
     ) -> None:
         super().__init__(writers, every_n_epochs)
-        self._given = _validated_probe(probe)
+        self._given = given_probe(probe)
         self.layers = layers
         self.max_channels = check_positive_int("max_channels", max_channels)
         self.max_grid_size = (
@@ -94,7 +93,7 @@ class ActivationLogger(VisualizationCallback):
         self._names_asked = probe_names
         self.compare_channel = compare_channel
         # Images unless the model says otherwise: setup knows the input rank and looks again.
-        self._set_probe(self._given if self._given.ndim in (4, 5) else self._given[None])
+        self._set_probe(provisional_probe(self._given))
         self.table = table
         self._extractor: ActivationExtractor | None = None
         self._channels_first: set[str] = set()  # layers whose outputs are (N, C, ...)
@@ -120,13 +119,7 @@ class ActivationLogger(VisualizationCallback):
             )
 
     def setup(self) -> None:
-        rank = _input_rank(self.model)
-        if rank is not None and self._given.ndim == rank:  # one signal, image or volume
-            self._set_probe(self._given[None])
-        elif rank is not None and self._given.ndim == rank + 1:  # a batch of them
-            self._set_probe(self._given)
-        ensure_built(self.model, self.probe.shape)
-        check_probe_fits_model(self.probe, self.model)
+        self._set_probe(read_probe(self._given, self.model))  # one sample or a batch
         refs = select_layers(self.model, self.layers)
         self._channels_first = _channels_first_layers(self.model, {id(r.layer) for r in refs})
         self._probe_first = _input_format(self.model) == "channels_first"
@@ -301,33 +294,3 @@ def _input_format(model: keras.Model) -> str:
         if (fmt := _layer_format(ref.layer)) is not None:
             return fmt
     return keras.config.image_data_format()
-
-
-def _input_rank(model: keras.Model) -> int | None:
-    """Rank of one model input without the batch axis, or None when it is not known yet."""
-    try:
-        return len(model.inputs[0].shape) - 1
-    except (AttributeError, ValueError, TypeError, IndexError):
-        return None
-
-
-def _validated_probe(probe: Any) -> np.ndarray:
-    """``probe`` as float32, checked (numeric, finite, not empty, rank 3 to 5); images keep the
-    image checks of ``check_probe``. The batch axis is settled in setup, from the model: a 2-D
-    array is refused, as a grayscale image without its channel axis is the likelier mistake."""
-    if is_several_inputs(probe):
-        return check_probe(probe)  # one array per model input: checked there, batched
-    array = np.asarray(probe)
-    if not is_real(array):
-        raise TypeError(f"probe must be a numeric array. Received dtype {array.dtype}")
-    if array.ndim in (3, 4):
-        checked = check_probe(array)
-        return checked[0] if array.ndim == 3 else checked
-    if array.ndim != 5:
-        raise ValueError(
-            "probe must be one image (H, W, C) or volume (D, H, W, C), or a batch of images, "
-            "signals (N, T, C) or volumes, preprocessed like the training data. Received shape "
-            f"{array.shape}; for a grayscale (H, W) image use probe[..., None], for one signal "
-            "(T, C) probe[None]."
-        )
-    return probe_values(array)

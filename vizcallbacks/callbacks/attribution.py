@@ -9,20 +9,24 @@ from typing import Any
 import numpy as np
 
 from vizcallbacks.callbacks.base import VisualizationCallback
-from vizcallbacks.callbacks.gradcam import checked_display
-from vizcallbacks.compute.attribution import attribution_probe
-from vizcallbacks.compute.attribution_methods import (
+from vizcallbacks.callbacks.display import checked_display
+from vizcallbacks.compute.attribution.methods import (
     ALL_METHODS,
-    Explainer,
+    Method,
     build_method,
     method_options,
 )
-from vizcallbacks.compute.attribution_sanity import reinitialized, spearman, top_layer
-from vizcallbacks.compute.class_scores import ClassScores
+from vizcallbacks.compute.attribution.result import Attribution
+from vizcallbacks.compute.attribution.sanity import reinitialized, spearman, top_layer
+from vizcallbacks.compute.attribution.scores import ClassIndex, ClassScores
 from vizcallbacks.compute.forward import model_inputs, record_forward
-from vizcallbacks.compute.gradcam import GradCAMResult
 from vizcallbacks.compute.layers import LayerRef
-from vizcallbacks.compute.probe import check_probe, probe_tag_names
+from vizcallbacks.compute.probe import (
+    given_probe,
+    probe_tag_names,
+    provisional_probe,
+    read_probe,
+)
 from vizcallbacks.records import Record
 from vizcallbacks.render.colormap import HEATMAP_CMAP, check_cmap
 from vizcallbacks.views.attribution import SIDE_BY_SIDE, attribution_records
@@ -35,7 +39,7 @@ class AttributionStep:
     """One step's maps per method and, with ``sanity_check``, each method's mean Spearman
     correlation with the maps of the model whose top layer was re-initialized."""
 
-    results: dict[str, GradCAMResult]
+    results: dict[str, Attribution]
     sanity: dict[str, float] | None = None
 
 
@@ -49,8 +53,9 @@ class AttributionLogger(VisualizationCallback):
     ``sanity_check``, scalars ``attribution_sanity/<method>``.
 
     Args:
-        probe: one image ``(H, W, C)`` or a batch ``(N, H, W, C)``, preprocessed like training
-            data, for a model with one image input (channels_last).
+        probe: one sample or a batch, preprocessed like training data: images ``(H, W, C)``,
+            signals ``(T, C)``, volumes or videos ``(D, H, W, C)``, the model's input rank
+            telling which; several inputs (a tuple or dict of arrays) for the CAM methods.
         writers: where to log, e.g. ``[vc.TensorBoardWriter("logs")]``.
         methods: method names (see ``ALL_METHODS``: saliency, smoothgrad, gradients_x_inputs,
             integrated_gradients, occlusion, grad_cam, grad_cam_plus_plus, layer_cam, score_cam,
@@ -93,13 +98,8 @@ class AttributionLogger(VisualizationCallback):
         individual: bool = True,
     ) -> None:
         super().__init__(writers, every_n_epochs)
-        self.probe = check_probe(probe)
-        if getattr(self.probe, "inputs", None) is not None:
-            raise ValueError(
-                "AttributionLogger explains models with one image input; received a probe with "
-                "several inputs. Use GradCAMLogger for models with several inputs."
-            )
-        self.options = method_options(methods, self.probe)
+        self._given = given_probe(probe)
+        self.options = method_options(methods)
         if class_index is not None and (
             isinstance(class_index, (bool, str, float)) or np.asarray(class_index).dtype == bool
         ):
@@ -121,19 +121,27 @@ class AttributionLogger(VisualizationCallback):
         self.layer = layer
         self.cmap = check_cmap(cmap)
         self.alpha = float(alpha)
-        self.probe_names = probe_tag_names(probe_names, self.probe.shape[0])
         self.output = output
-        self.display = self.probe if display is None else checked_display(display, self.probe)
+        # Checked against the probe read as images now, and against the model's reading in setup.
+        given = provisional_probe(self._given)
+        self._display = None if display is None else checked_display(display, given)
+        self._names_asked = probe_names
         self.sanity_check = sanity_check
         self.individual = individual
-        self._methods: dict[str, Explainer] = {}
+        # Settled against the model in setup (on_train_begin): one sample or a batch.
+        self.probe = self.display = np.zeros((0,), np.float32)
+        self.probe_names: list[str | None] = []
+        self._classes: ClassIndex = class_index
+        self._methods: dict[str, Method] = {}
         self._top: LayerRef | None = None
 
     def setup(self) -> None:
-        probe = attribution_probe(self.model, self.probe, "AttributionLogger")
+        self.probe = probe = read_probe(self._given, self.model)
+        self.probe_names = probe_tag_names(self._names_asked, probe.shape[0])
+        self._classes = self.explained_classes(probe.shape[0])
         recording = record_forward(self.model, model_inputs(self.model, probe))
-        scores = ClassScores(self.model, recording, self.output, "AttributionLogger")
-        scores.class_indices(self.class_index, probe.shape[0])  # in range for this model
+        scores = ClassScores(self.model, recording, self.output, type(self).__name__)
+        scores.class_indices(self._classes, probe.shape[0])  # in range for this model
         known = max(scores.num_classes, 2)
         if self.class_names is not None and len(self.class_names) != known:
             raise ValueError(
@@ -144,9 +152,26 @@ class AttributionLogger(VisualizationCallback):
             name: build_method(name, options, self.model, probe, self.layer, self.output)
             for name, options in self.options.items()
         }
+        self.display = self._display_for(probe)
         if self.sanity_check:
             self._top = top_layer(self.model, probe)
         self.compute()  # traced here, before training, not in epoch 1
+
+    def explained_classes(self, n: int) -> ClassIndex:
+        """The classes to explain for ``n`` probes (``None``: the predicted ones)."""
+        return self.class_index
+
+    def _display_for(self, probe: np.ndarray) -> np.ndarray:
+        """What the maps are drawn over: ``display``, or the probe channels last."""
+        if self._display is not None:
+            if probe.ndim != 4:
+                raise ValueError(
+                    "display draws pictures under image maps; this model's probe has shape "
+                    f"{probe.shape}. Leave display out: the probe itself is drawn."
+                )
+            return checked_display(self._display, probe)
+        channels_first = any(getattr(m, "channels_first", False) for m in self._methods.values())
+        return np.moveaxis(probe, 1, -1) if channels_first else probe
 
     def claims(self) -> set[tuple[str, ...]]:
         keys: set[tuple[str, ...]] = {("attribution_methods", SIDE_BY_SIDE)}
@@ -159,7 +184,7 @@ class AttributionLogger(VisualizationCallback):
         return keys
 
     def compute(self) -> AttributionStep:
-        results = {name: fn(self.probe, self.class_index) for name, fn in self._methods.items()}
+        results = {name: fn(self.probe, self._classes) for name, fn in self._methods.items()}
         if self._top is None:
             return AttributionStep(results)
         sanity = {}

@@ -12,8 +12,7 @@ from vizcallbacks.arrays import check_positive_int
 from vizcallbacks.callbacks.activations import channels_first_layers
 from vizcallbacks.callbacks.base import VisualizationCallback
 from vizcallbacks.compute.cka import cross_cka, probe_hash
-from vizcallbacks.compute.layers import LayerSelection, ensure_built, select_layers
-from vizcallbacks.compute.probe import check_probe_fits_model
+from vizcallbacks.compute.layers import LayerSelection, select_layers
 from vizcallbacks.compute.representations import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_MAX_LAYER_BYTES,
@@ -117,8 +116,7 @@ class RepresentationLogger(VisualizationCallback):
         self._last: tuple[int, GramSet] | None = None
 
     def setup(self) -> None:
-        ensure_built(self.model, self.images.shape)
-        check_probe_fits_model(self.images, self.model)
+        self.images = check_probe_set(self.images, self.model)
         refs = select_layers(self.model, self.layers)
         channels_first = frozenset(channels_first_layers(self.model, {id(r.layer) for r in refs}))
         self._grams = LayerGrams(

@@ -17,9 +17,13 @@ import keras
 import numpy as np
 from keras import ops
 
+from vizcallbacks.compute.attribution.explained_layer import (
+    explained_layer,
+    input_image_shape,
+    is_channels_first,
+)
 from vizcallbacks.compute.backend import compiled, input_gradient
 from vizcallbacks.compute.forward import record_forward
-from vizcallbacks.compute.gradcam import input_image_shape, spatial_layer
 from vizcallbacks.compute.layers import ensure_built
 
 __all__ = [
@@ -78,7 +82,14 @@ class FilterPatterns:
         self.image_shape = input_image_shape(model, image_shape, "filter_patterns")
         ensure_built(model, (1, *self.image_shape))
         self.model = model
-        self.ref, maps, _ = spatial_layer(model, layer, self.image_shape, "filter_patterns")
+        self.ref, maps, _ = explained_layer(model, layer, self.image_shape, "filter_patterns")
+        if is_channels_first(self.ref):
+            raise ValueError(
+                f"filter_patterns: layer {self.ref.name!r} is channels_first; filter patterns "
+                "support channels_last layers only so far. ActivationLogger, FilterLogger and "
+                "GradCAMLogger draw this model; for filter patterns, build it with "
+                "data_format='channels_last'."
+            )
         self.num_filters = int(maps.shape[-1])
         self.filters = _check_filters(filters, self.num_filters, self.ref.name)
         self._kernel = _gaussian_kernel(self.blur, self.image_shape[-1]) if self.blur else None

@@ -18,8 +18,8 @@ import numpy as np
 from vizcallbacks.arrays import check_positive_int
 from vizcallbacks.compute.cka import MAX_POOLED_SIDE, cross_cka, gram, pool_spatial, unit_centered
 from vizcallbacks.compute.forward import ActivationExtractor
-from vizcallbacks.compute.layers import LayerSelection, ensure_built, select_layers
-from vizcallbacks.compute.probe import check_probe, check_probe_fits_model
+from vizcallbacks.compute.layers import LayerSelection, select_layers
+from vizcallbacks.compute.probe import given_probe, provisional_probe, read_probe
 
 __all__ = [
     "DEFAULT_BATCH_SIZE",
@@ -50,9 +50,16 @@ class GramSet:
         return np.stack([unit_centered(k, debiased) for k in self.grams])
 
 
-def check_probe_set(images: Any, least: int = MIN_PROBES) -> np.ndarray:
-    """``images`` as a float32 batch of at least ``least`` examples; ValueError otherwise."""
-    probe = check_probe(images)
+def check_probe_set(
+    images: Any, model: keras.Model | None = None, least: int = MIN_PROBES
+) -> np.ndarray:
+    """``images`` as a float32 batch of at least ``least`` examples, read as ``model`` reads a
+    probe (its batch axis settled by the model's input rank); ValueError otherwise."""
+    if model is not None:
+        probe = read_probe(images, model)
+    else:  # before the model is known: the first axis counts the examples
+        given = given_probe(images)
+        probe = given if isinstance(given, np.ndarray) else provisional_probe(given)
     if probe.shape[0] < least:
         raise ValueError(
             f"images must hold a probe set of at least {least} examples (256 is typical): CKA "
@@ -137,9 +144,7 @@ def cka_matrix(
             sides.append(sides[0])
             continue
         model = model or model_a
-        ensure_built(model, probe.shape)
-        check_probe_fits_model(probe, model)
-        sides.append(LayerGrams(model, layers)(probe))
+        sides.append(LayerGrams(model, layers)(check_probe_set(probe, model)))
     a, b = sides
     units_a = a.units(debiased)
     units_b = units_a if b is a else b.units(debiased)

@@ -10,11 +10,12 @@ import numpy as np
 
 from vizcallbacks.records import Image, Record, Scalars
 from vizcallbacks.render.compare import labelled_columns
-from vizcallbacks.render.overlay import enlarge, heatmap_image, image_to_rgb, overlay_heatmap
+from vizcallbacks.render.overlay import enlarge
 from vizcallbacks.tags import tag
+from vizcallbacks.views.maps import bare_picture, overlay_picture, sample_picture
 
 if TYPE_CHECKING:  # views take computed values; they never run the computation
-    from vizcallbacks.compute.gradcam import GradCAMResult
+    from vizcallbacks.compute.attribution.result import Attribution
 
 __all__ = ["METHOD_LABELS", "SIDE_BY_SIDE", "attribution_records"]
 
@@ -36,7 +37,7 @@ SIDE_BY_SIDE = "all_probes"  # the layer segment of the side-by-side picture's t
 
 def attribution_records(
     display: np.ndarray,
-    results: Mapping[str, GradCAMResult],
+    results: Mapping[str, Attribution],
     probe_names: Sequence[str | None],
     cmap: str,
     alpha: float,
@@ -53,21 +54,22 @@ def attribution_records(
     for method, result in results.items():
         overlays[method] = []
         for i, name in enumerate(probe_names):
-            overlay = overlay_heatmap(display[i], result.heatmaps[i], cmap, alpha)
+            overlay = overlay_picture(display[i], result.heatmaps[i], cmap, alpha)
             overlays[method].append(overlay)
             if not individual:
                 continue
             records.append(Image(tag("attribution", method, name), enlarge(overlay)))
-            bare = enlarge(heatmap_image(result.heatmaps[i], cmap))
+            bare = enlarge(bare_picture(result.heatmaps[i], cmap))
             records.append(Image(tag("attribution_heatmap", method, name), bare))
+    first = next(iter(results.values()))
+    spatial = first.heatmaps.ndim - 1
     cells = np.stack(
         [
-            np.stack([image_to_rgb(display[i])] + [overlays[m][i] for m in results])
+            np.stack([sample_picture(display[i], spatial)] + [overlays[m][i] for m in results])
             for i in range(len(probe_names))
         ]
     )
     labels = ["probe"] + [METHOD_LABELS.get(m, m) for m in results]
-    first = next(iter(results.values()))
     rows = [
         _class_caption(first, i, class_names)
         if name is None
@@ -81,7 +83,7 @@ def attribution_records(
     return records
 
 
-def _class_caption(result: GradCAMResult, i: int, class_names: Sequence[str] | None) -> str:
+def _class_caption(result: Attribution, i: int, class_names: Sequence[str] | None) -> str:
     """``shirt p=0.91``: the class the maps explain and its probability."""
     explained = int(result.class_index[i])
     name = class_names[explained] if class_names is not None else f"class {explained}"

@@ -8,12 +8,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from vizcallbacks.records import Image, Record, Scalars, Text
-from vizcallbacks.render.curves import heatmap_band, signal_heatmap
-from vizcallbacks.render.overlay import enlarge, heatmap_image, overlay_heatmap
+from vizcallbacks.render.overlay import enlarge
 from vizcallbacks.tags import tag
+from vizcallbacks.views.maps import bare_picture, overlay_picture
 
 if TYPE_CHECKING:  # views take computed values; they never run the computation
-    from vizcallbacks.compute.gradcam import GradCAMResult
+    from vizcallbacks.compute.attribution.result import Attribution
 
 __all__ = ["gradcam_records"]
 
@@ -21,7 +21,7 @@ __all__ = ["gradcam_records"]
 def gradcam_records(
     layer: str,
     probe: np.ndarray,
-    result: GradCAMResult,
+    result: Attribution,
     probe_names: Sequence[str | None],
     cmap: str,
     alpha: float,
@@ -31,16 +31,9 @@ def gradcam_records(
     and with ``class_names`` a sentence naming the prediction and the class explained."""
     records: list[Record] = []
     for i, name in enumerate(probe_names):
-        heatmap = result.heatmaps[i]
-        if heatmap.ndim == 1:  # a signal: its curve over a band of the heatmap
-            records.append(
-                Image(tag("gradcam", layer, name), signal_heatmap(probe[i], heatmap, cmap))
-            )
-            bare = heatmap_band(heatmap, cmap)
-        else:
-            overlay = overlay_heatmap(probe[i], heatmap, cmap, alpha)
-            records.append(Image(tag("gradcam", layer, name), enlarge(overlay)))
-            bare = enlarge(heatmap_image(heatmap, cmap))
+        overlay = overlay_picture(probe[i], result.heatmaps[i], cmap, alpha)
+        records.append(Image(tag("gradcam", layer, name), enlarge(overlay)))
+        bare = enlarge(bare_picture(result.heatmaps[i], cmap))
         records.append(Image(tag("gradcam_heatmap", layer, name), bare))
         predicted, probability = int(result.predicted[i]), float(result.probability[i])
         records.append(

@@ -17,25 +17,22 @@ import keras
 import numpy as np
 from keras import ops
 
-from vizcallbacks.compute.attribution import (
+from vizcallbacks.compute.attribution.pipeline import (
     BATCH_SIZE,
-    Attribution,
     InputAttribution,
-    attribution_probe,
     check_count,
     check_number,
-    chosen_map,
 )
-from vizcallbacks.compute.cache import built_for
-from vizcallbacks.compute.class_scores import ClassIndex
+from vizcallbacks.compute.attribution.result import Attribution
+from vizcallbacks.compute.attribution.scores import ClassIndex
 
 __all__ = [
+    "NOISE_SEED",
     "GradientsXInputs",
     "IntegratedGradients",
     "Saliency",
-    "gradients_x_inputs",
-    "integrated_gradients",
-    "saliency",
+    "baseline_for",
+    "baseline_value",
 ]
 
 NOISE_SEED = 1602  # the same noise every call and backend, so epochs are compared on equal terms
@@ -62,7 +59,7 @@ class Saliency(InputAttribution):
         super().__init__(model, image_shape, output, batch_size)
 
     def __call__(self, images: np.ndarray, class_index: ClassIndex = None) -> Attribution:
-        """``images`` float32 ``(N, H, W, C)`` → heatmaps, signed maps and the classes."""
+        """``images`` float32 ``(N, ..., C)`` → heatmaps, signed maps and the classes."""
         if self.smooth_samples == 0:
             return self.explain(images, class_index)
         shape = (images.shape[0], self.smooth_samples, *images.shape[1:])
@@ -74,10 +71,11 @@ class Saliency(InputAttribution):
     ) -> tuple[Any, Any]:
         if gradient is not None:
             return gradient, ops.abs(gradient)
-        (noise,) = extra  # (N, S, H, W, C) standard normal, drawn with NOISE_SEED
+        (noise,) = extra  # (N, S, ...) standard normal, drawn with NOISE_SEED
         samples, image = self.smooth_samples, tuple(x.shape[1:])
-        span = ops.max(x, axis=(1, 2, 3)) - ops.min(x, axis=(1, 2, 3))
-        sigma = ops.reshape(self.noise * span, (-1, 1, 1, 1, 1))
+        axes = tuple(range(1, len(x.shape)))
+        span = ops.max(x, axis=axes) - ops.min(x, axis=axes)
+        sigma = ops.reshape(self.noise * span, (-1, 1, *[1] * len(image)))
         noisy = x[:, None] + sigma * noise
         grads = self.gradients(ops.reshape(noisy, (-1, *image)), ops.repeat(target, samples))
         grads = ops.reshape(grads, (-1, samples, *image))
@@ -117,8 +115,8 @@ class IntegratedGradients(InputAttribution):
     def __call__(
         self, images: np.ndarray, class_index: ClassIndex = None, baseline: Any = None
     ) -> Attribution:
-        """``images`` ``(N, H, W, C)``; ``baseline`` None (black), a number, one image
-        ``(H, W, C)`` or one per image."""
+        """``images`` ``(N, ..., C)``; ``baseline`` None (black), a number, one sample or one
+        per sample."""
         return self.explain(images, class_index, baseline_for(images, baseline))
 
     def attribute(
@@ -127,8 +125,8 @@ class IntegratedGradients(InputAttribution):
         (baseline,) = extra
         image = tuple(x.shape[1:])
         alphas = (ops.arange(self.steps, dtype="float32") + 0.5) / self.steps
-        alphas = ops.reshape(alphas, (1, -1, 1, 1, 1))
-        path = baseline[:, None] + alphas * (x - baseline)[:, None]  # (N, steps, H, W, C)
+        alphas = ops.reshape(alphas, (1, -1, *[1] * len(image)))
+        path = baseline[:, None] + alphas * (x - baseline)[:, None]  # (N, steps, ...)
         flat = ops.reshape(path, (-1, *image))
         grads = self.gradients(flat, ops.repeat(target, self.steps))
         mean = ops.mean(ops.reshape(grads, (-1, self.steps, *image)), axis=1)
@@ -136,16 +134,24 @@ class IntegratedGradients(InputAttribution):
         return attribution, ops.abs(attribution)
 
 
-def baseline_for(images: np.ndarray, baseline: Any) -> np.ndarray:
-    """The baseline as float32 with the shape of ``images``, or an error naming it."""
+def baseline_value(baseline: Any) -> np.ndarray | None:
+    """``baseline`` as float32 (None: black), or an error naming it when it is not finite."""
     if baseline is None:
-        return np.zeros_like(images, dtype=np.float32)
+        return None
     value = np.asarray(baseline, dtype=np.float32) if not isinstance(baseline, str) else None
     if value is None or not np.isfinite(value).all():
         raise ValueError(
             "baseline must be None (black), a number, one image (H, W, C) or one per image, "
             f"finite. Received: baseline={baseline!r}"
         )
+    return value
+
+
+def baseline_for(images: np.ndarray, baseline: Any) -> np.ndarray:
+    """The baseline as float32 with the shape of ``images``, or an error naming it."""
+    value = baseline_value(baseline)
+    if value is None:
+        return np.zeros_like(images, dtype=np.float32)
     if value.ndim == 0 or value.shape == images.shape[1:]:
         return np.broadcast_to(value, images.shape).astype(np.float32)
     if value.shape == images.shape:
@@ -154,81 +160,3 @@ def baseline_for(images: np.ndarray, baseline: Any) -> np.ndarray:
         f"baseline must be a number, one image {images.shape[1:]} or one per image "
         f"{images.shape}. Received shape {value.shape}"
     )
-
-
-def _explain(
-    model: keras.Model, images: Any, key: tuple[Any, ...], build: Any, what: str
-) -> tuple[np.ndarray, Any]:
-    probe = attribution_probe(model, images, what)
-    return probe, built_for(model, (*key, probe.shape), lambda: build(probe.shape[1:]))
-
-
-def saliency(
-    model: keras.Model,
-    images: np.ndarray,
-    class_index: ClassIndex = None,
-    smooth_samples: int = 0,
-    noise: float = 0.2,
-    signed: bool = False,
-    output: str | int | None = None,
-) -> np.ndarray:
-    """Saliency maps float32 ``(N, H, W)``: ``max_c |d score / d x|`` divided by each map's
-    maximum, in [0, 1]; ``smooth_samples=S`` averages ``|g|`` over ``S`` noisy copies
-    (SmoothGrad, noise std ``noise`` times the image's range). ``signed=True``: the gradient summed
-    over channels (SmoothGrad: its mean), in score units. ``class_index=None``: the predicted
-    class. Compiled on the first call and kept with the model."""
-    check_count("smooth_samples", smooth_samples, 0)
-    check_number("noise", noise, 0.0)
-    probe, method = _explain(
-        model,
-        images,
-        ("saliency", smooth_samples, float(noise), output),
-        lambda shape: Saliency(model, smooth_samples, noise, shape, output),
-        "saliency",
-    )
-    result = method(probe, class_index)
-    return chosen_map(result, signed)
-
-
-def gradients_x_inputs(
-    model: keras.Model,
-    images: np.ndarray,
-    class_index: ClassIndex = None,
-    signed: bool = False,
-    output: str | int | None = None,
-) -> np.ndarray:
-    """Gradients times inputs float32 ``(N, H, W)``: ``max_c |g ⊙ x|`` normalized to [0, 1] per
-    image; ``signed=True``: ``sum_c g ⊙ x`` in score units. Compiled once per model."""
-    probe, method = _explain(
-        model,
-        images,
-        ("gradients_x_inputs", output),
-        lambda shape: GradientsXInputs(model, shape, output),
-        "gradients_x_inputs",
-    )
-    result = method(probe, class_index)
-    return chosen_map(result, signed)
-
-
-def integrated_gradients(
-    model: keras.Model,
-    images: np.ndarray,
-    class_index: ClassIndex = None,
-    baseline: Any = None,
-    steps: int = 32,
-    signed: bool = False,
-    output: str | int | None = None,
-) -> np.ndarray:
-    """Integrated gradients float32 ``(N, H, W)`` from ``baseline`` (None: black) in ``steps``
-    midpoint steps: ``max_c |a|`` normalized to [0, 1]; ``signed=True``: ``sum_c a``, whose
-    total over the image approaches ``score(x) - score(baseline)``. Compiled once per model."""
-    check_count("steps", steps, 1)
-    probe, method = _explain(
-        model,
-        images,
-        ("integrated_gradients", steps, output),
-        lambda shape: IntegratedGradients(model, steps, shape, output),
-        "integrated_gradients",
-    )
-    result = method(probe, class_index, baseline)
-    return chosen_map(result, signed)

@@ -10,21 +10,22 @@ from typing import Any
 import keras
 import numpy as np
 
-from vizcallbacks.compute.attribution import check_count, check_number
-from vizcallbacks.compute.attribution_cams import GradCAMPlusPlus, LayerCAM, ScoreCAM
-from vizcallbacks.compute.attribution_gradients import (
+from vizcallbacks.compute.attribution.cams import GradCAM, GradCAMPlusPlus, LayerCAM, ScoreCAM
+from vizcallbacks.compute.attribution.gradients import (
     GradientsXInputs,
     IntegratedGradients,
     Saliency,
     baseline_for,
+    baseline_value,
 )
-from vizcallbacks.compute.attribution_occlusion import Occlusion
-from vizcallbacks.compute.class_scores import ClassIndex
-from vizcallbacks.compute.gradcam import GradCAM, GradCAMResult
+from vizcallbacks.compute.attribution.occlusion import Occlusion
+from vizcallbacks.compute.attribution.pipeline import check_count, check_number
+from vizcallbacks.compute.attribution.result import Attribution
+from vizcallbacks.compute.attribution.scores import ClassIndex
 
-__all__ = ["ALL_METHODS", "CAM_METHODS", "Explainer", "build_method", "method_options"]
+__all__ = ["ALL_METHODS", "CAM_METHODS", "Method", "build_method", "method_options"]
 
-Explainer = Callable[[np.ndarray, ClassIndex], GradCAMResult]
+Method = Callable[[np.ndarray, ClassIndex], Attribution]
 
 # Each method's options and their defaults; smoothgrad and faster_score_cam are saliency and
 # score_cam with other defaults, named so that both can be logged side by side.
@@ -57,9 +58,10 @@ _CHECKS: dict[str, Callable[[str, Any], Any]] = {
 
 
 def method_options(
-    methods: Sequence[str] | Mapping[str, Mapping[str, Any]], probe: np.ndarray
+    methods: Sequence[str] | Mapping[str, Mapping[str, Any]], probe: np.ndarray | None = None
 ) -> dict[str, dict[str, Any]]:
-    """``methods`` (names, or name → options) as name → complete, checked options."""
+    """``methods`` (names, or name → options) as name → complete, checked options; a baseline
+    is checked against ``probe`` (batch axis first) when given, else when the method is built."""
     if isinstance(methods, str) or not isinstance(methods, (Sequence, Mapping)):
         raise TypeError(
             "methods must be a sequence of method names or a dict of name → options. "
@@ -85,7 +87,7 @@ def method_options(
         merged = {**_DEFAULTS[name], **options}
         for key, value in merged.items():
             if key == "baseline":
-                baseline_for(probe, value)
+                baseline_value(value) if probe is None else baseline_for(probe, value)
             else:
                 merged[key] = _CHECKS[key](f"methods[{name!r}][{key!r}]", value)
         chosen[name] = merged
@@ -99,7 +101,7 @@ def build_method(
     probe: np.ndarray,
     layer: str | int | None,
     output: str | int | None,
-) -> Explainer:
+) -> Method:
     """The explainer of method ``name`` for ``model`` and probes shaped like ``probe``."""
     shape = probe.shape[1:]
     if name in ("saliency", "smoothgrad"):
@@ -108,7 +110,7 @@ def build_method(
         return GradientsXInputs(model, shape, output)
     if name == "integrated_gradients":
         method = IntegratedGradients(model, options["steps"], shape, output)
-        return functools.partial(method, baseline=options["baseline"])
+        return functools.partial(method, baseline=baseline_for(probe, options["baseline"]))
     if name == "occlusion":
         opts = (options["patch"], options["stride"], options["fill"])
         return Occlusion(model, *opts, image_shape=shape, output=output)
