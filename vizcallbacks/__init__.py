@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from vizcallbacks.callbacks.attribution import AttributionLogger
     from vizcallbacks.callbacks.filters import FilterLogger
     from vizcallbacks.callbacks.gradcam import GradCAMLogger
+    from vizcallbacks.callbacks.gradients import GradientLogger
     from vizcallbacks.callbacks.patterns import FilterPatternLogger
     from vizcallbacks.compute.activations import layer_activations
     from vizcallbacks.compute.attribution_cams import grad_cam_plus_plus, layer_cam, score_cam
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
     from vizcallbacks.compute.attribution_occlusion import occlusion_sensitivity
     from vizcallbacks.compute.filters import normalized_filters
     from vizcallbacks.compute.gradcam import grad_cam
+    from vizcallbacks.compute.gradients import gradient_flow, layer_gradients
     from vizcallbacks.compute.patterns import filter_patterns
     from vizcallbacks.compute.statistics import activation_statistics
     from vizcallbacks.render.overlay import overlay_heatmap
@@ -43,6 +45,7 @@ _HOMES = {
     "FilterLogger": "vizcallbacks.callbacks.filters",
     "FilterPatternLogger": "vizcallbacks.callbacks.patterns",
     "GradCAMLogger": "vizcallbacks.callbacks.gradcam",
+    "GradientLogger": "vizcallbacks.callbacks.gradients",
     "MLflowWriter": "vizcallbacks.writers.mlflow",
     "TensorBoardWriter": "vizcallbacks.writers.tensorboard",
     "Writer": "vizcallbacks.writers.base",
@@ -50,6 +53,7 @@ _HOMES = {
     "filter_patterns": "vizcallbacks.compute.patterns",
     "grad_cam": "vizcallbacks.compute.gradcam",
     "grad_cam_plus_plus": "vizcallbacks.compute.attribution_cams",
+    "gradient_flow": "vizcallbacks.compute.gradients",
     "gradients_x_inputs": "vizcallbacks.compute.attribution_gradients",
     "integrated_gradients": "vizcallbacks.compute.attribution_gradients",
     "layer_cam": "vizcallbacks.compute.attribution_cams",
@@ -57,6 +61,7 @@ _HOMES = {
     "saliency": "vizcallbacks.compute.attribution_gradients",
     "score_cam": "vizcallbacks.compute.attribution_cams",
     "layer_activations": "vizcallbacks.compute.activations",
+    "layer_gradients": "vizcallbacks.compute.gradients",
     "normalized_filters": "vizcallbacks.compute.filters",
     "overlay_heatmap": "vizcallbacks.render.overlay",
     "tile_filters": "vizcallbacks.render.tiling",
@@ -69,6 +74,7 @@ __all__ = [
     "FilterLogger",
     "FilterPatternLogger",
     "GradCAMLogger",
+    "GradientLogger",
     "MLflowWriter",
     "TensorBoardWriter",
     "Writer",
@@ -77,10 +83,12 @@ __all__ = [
     "filter_patterns",
     "grad_cam",
     "grad_cam_plus_plus",
+    "gradient_flow",
     "gradients_x_inputs",
     "integrated_gradients",
     "layer_activations",
     "layer_cam",
+    "layer_gradients",
     "normalized_filters",
     "occlusion_sensitivity",
     "overlay_heatmap",

@@ -47,6 +47,7 @@ IMAGE_KINDS = frozenset(
         "attribution",
         "attribution_heatmap",
         "attribution_methods",
+        "gradient_flow",
     }
 )
 SCALAR_KINDS = frozenset(
@@ -62,9 +63,15 @@ SCALAR_KINDS = frozenset(
         "gradcam_probability",
         "filter_patterns_seconds",
         "attribution_sanity",
+        "gradient_norm",
+        "weight_norm",
+        "update_ratio",
+        "gradient_to_weight",
+        "batch_weight_norm",
+        "batch_update_ratio",
     }
 )
-HISTOGRAM_KINDS = frozenset({"channel_means"})
+HISTOGRAM_KINDS = frozenset({"channel_means", "gradients", "weights"})
 TEXT_KINDS = frozenset({"dead_channel_indices", "activation_table", "gradcam_prediction"})
 PARAMS_TAG = "vizcallbacks/params"  # the options of every logger, as one text entry
 # A histogram's summary for sinks without a histogram type (MLflow): name → quantile level.
