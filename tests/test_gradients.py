@@ -226,7 +226,11 @@ def test_huge_learning_rate_warns_exploding_while_the_weights_are_finite(
 ) -> None:
     x, y = _flat_digits(digits)
     model = keras.Sequential(
-        [keras.Input((64,)), layers.Dense(32, activation="relu"), layers.Dense(10)]
+        [
+            keras.Input((64,)),
+            layers.Dense(32, activation="relu", name="hidden"),
+            layers.Dense(10, name="out"),
+        ]
     )
     model.compile(optimizer=keras.optimizers.SGD(1e3), loss="mse")
     targets = np.eye(10, dtype=np.float32)[y]
@@ -245,7 +249,8 @@ def test_huge_learning_rate_warns_exploding_while_the_weights_are_finite(
         model.fit(x, targets, epochs=3, batch_size=16, verbose=0, callbacks=[logger, Watch()])
     assert finite_when_warned == [True], _warnings(caplog)
     assert _warnings(caplog).count("exploding") == 1
-    steps = read_events(tmp_path)["batch_weight_norm/dense"]
+    assert "exploding weights in hidden, out" in _warnings(caplog)
+    steps = read_events(tmp_path)["batch_weight_norm/hidden"]
     assert sorted(steps) == list(range(1, 25))
 
 
