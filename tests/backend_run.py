@@ -3,8 +3,8 @@ vizcallbacks sees of a fixed probe; run as a subprocess, one per backend.
 
 ``python -m tests.backend_run WEIGHTS OUT_DIR``: ``fit(epochs=0)`` with ActivationLogger and
 GradCAMLogger writes ``OUT_DIR/logs`` (the snapshot before training), and ``OUT_DIR/arrays.npz``
-keeps the float arrays (activations, Grad-CAM and attribution heatmaps) and whether TensorFlow
-was imported.
+keeps the float arrays (activations, Grad-CAM and attribution heatmaps, the loss's gradients)
+and whether TensorFlow was imported.
 """
 
 from __future__ import annotations
@@ -46,6 +46,8 @@ def main(weights: str, out_dir: str) -> None:
     arrays["grad_cam_plus_plus"] = vc.grad_cam_plus_plus(model, x[:8])
     arrays["layer_cam"] = vc.layer_cam(model, x[:8])
     arrays["score_cam"] = vc.score_cam(model, x[:8])
+    for layer, weights in vc.layer_gradients(model, x[:16], y[:16]).items():
+        arrays |= {f"gradients/{layer}/{name}": g for name, g in weights.items()}
     arrays["tensorflow_imported"] = np.array("tensorflow" in sys.modules)
     np.savez(os.path.join(out_dir, "arrays.npz"), **arrays)
 

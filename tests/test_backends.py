@@ -76,8 +76,8 @@ def _run(backend: str, weights: Path, out: Path) -> subprocess.Popen:
 @pytest.mark.skipif(len(BACKENDS) < 2, reason="only TensorFlow is installed")
 def test_backends_log_the_same_values(tmp_path: Path) -> None:
     """Weights trained here, loaded into one process per backend: activations, Grad-CAM and
-    attribution maps and the logged statistics agree within float32 tolerance; only TensorFlow
-    imports TensorFlow."""
+    attribution maps, the loss's gradients per weight (within 1e-5) and the logged statistics
+    agree within float32 tolerance; only TensorFlow imports TensorFlow."""
     x, y = probe()
     model = models.compiled(models.functional())
     model.fit(x, y, epochs=2, batch_size=16, verbose=0)  # BatchNorm statistics move too
@@ -95,6 +95,10 @@ def test_backends_log_the_same_values(tmp_path: Path) -> None:
         assert set(arrays[backend]) == set(reference) - {"tensorflow_imported"}
         for key, value in arrays[backend].items():
             np.testing.assert_allclose(value, reference[key], rtol=1e-4, atol=1e-5, err_msg=key)
+        gradients = [key for key in reference if key.startswith("gradients/")]
+        assert len(gradients) == 8  # conv_a, bn_a, conv_b, probs: two weights each
+        for key in gradients:  # the loss's gradients: within 1e-5
+            np.testing.assert_allclose(arrays[backend][key], reference[key], rtol=0, atol=1e-5)
         scalars = {t for t in events["tensorflow"] if t.startswith("activation_")}
         assert scalars and set(events[backend]) == set(events["tensorflow"])
         for tag in scalars:

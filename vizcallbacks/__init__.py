@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from vizcallbacks.callbacks.attribution import AttributionLogger
     from vizcallbacks.callbacks.filters import FilterLogger
     from vizcallbacks.callbacks.gradcam import GradCAMLogger
+    from vizcallbacks.callbacks.gradients import GradientLogger
     from vizcallbacks.callbacks.patterns import FilterPatternLogger
     from vizcallbacks.callbacks.representations import RepresentationLogger
     from vizcallbacks.compute.activations import layer_activations
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
     )
     from vizcallbacks.compute.cka import cka
     from vizcallbacks.compute.filters import normalized_filters
+    from vizcallbacks.compute.gradients import gradient_flow, layer_gradients
     from vizcallbacks.compute.patterns import filter_patterns
     from vizcallbacks.compute.representations import cka_matrix
     from vizcallbacks.compute.statistics import activation_statistics
@@ -48,6 +50,7 @@ _HOMES = {
     "FilterLogger": "vizcallbacks.callbacks.filters",
     "FilterPatternLogger": "vizcallbacks.callbacks.patterns",
     "GradCAMLogger": "vizcallbacks.callbacks.gradcam",
+    "GradientLogger": "vizcallbacks.callbacks.gradients",
     "MLflowWriter": "vizcallbacks.writers.mlflow",
     "RepresentationLogger": "vizcallbacks.callbacks.representations",
     "TensorBoardWriter": "vizcallbacks.writers.tensorboard",
@@ -56,6 +59,8 @@ _HOMES = {
     "cka": "vizcallbacks.compute.cka",
     "cka_matrix": "vizcallbacks.compute.representations",
     "filter_patterns": "vizcallbacks.compute.patterns",
+    "gradient_flow": "vizcallbacks.compute.gradients",
+    "layer_gradients": "vizcallbacks.compute.gradients",
     "grad_cam": "vizcallbacks.compute.attribution.notebook",
     "grad_cam_plus_plus": "vizcallbacks.compute.attribution.notebook",
     "gradients_x_inputs": "vizcallbacks.compute.attribution.notebook",
@@ -65,6 +70,7 @@ _HOMES = {
     "saliency": "vizcallbacks.compute.attribution.notebook",
     "score_cam": "vizcallbacks.compute.attribution.notebook",
     "layer_activations": "vizcallbacks.compute.activations",
+    "layer_gradients": "vizcallbacks.compute.gradients",
     "normalized_filters": "vizcallbacks.compute.filters",
     "overlay_heatmap": "vizcallbacks.render.overlay",
     "tile_filters": "vizcallbacks.render.tiling",
@@ -77,6 +83,7 @@ __all__ = [
     "FilterLogger",
     "FilterPatternLogger",
     "GradCAMLogger",
+    "GradientLogger",
     "MLflowWriter",
     "RepresentationLogger",
     "TensorBoardWriter",
@@ -88,10 +95,12 @@ __all__ = [
     "filter_patterns",
     "grad_cam",
     "grad_cam_plus_plus",
+    "gradient_flow",
     "gradients_x_inputs",
     "integrated_gradients",
     "layer_activations",
     "layer_cam",
+    "layer_gradients",
     "normalized_filters",
     "occlusion_sensitivity",
     "overlay_heatmap",

@@ -48,6 +48,7 @@ IMAGE_KINDS = frozenset(
         "attribution_heatmap",
         "attribution_methods",
         "cka",
+        "gradient_flow",
     }
 )
 SCALAR_KINDS = frozenset(
@@ -65,9 +66,15 @@ SCALAR_KINDS = frozenset(
         "attribution_sanity",
         "cka_to_initial",
         "cka_to_previous",
+        "gradient_norm",
+        "weight_norm",
+        "update_ratio",
+        "gradient_to_weight",
+        "batch_weight_norm",
+        "batch_update_ratio",
     }
 )
-HISTOGRAM_KINDS = frozenset({"channel_means"})
+HISTOGRAM_KINDS = frozenset({"channel_means", "gradients", "weights"})
 TEXT_KINDS = frozenset({"dead_channel_indices", "activation_table", "gradcam_prediction"})
 PARAMS_TAG = "vizcallbacks/params"  # the options of every logger, as one text entry
 # A histogram's summary for sinks without a histogram type (MLflow): name → quantile level.

@@ -24,6 +24,7 @@ __all__ = [
     "output_arrays",
     "process_index",
     "runtime_errors",
+    "value_and_gradients",
 ]
 
 T = TypeVar("T")
@@ -172,3 +173,30 @@ def input_gradient(function: Callable[[Any], Any], x: Any) -> Any:
     with torch.enable_grad():
         leaf = x.detach().requires_grad_()
         return torch.autograd.grad(keras.ops.sum(function(leaf)), leaf)[0]
+
+
+def value_and_gradients(
+    function: Callable[[list[Any]], Any], values: list[Any]
+) -> tuple[Any, list]:
+    """``(function(values), d function(values) / d values)`` for a scalar ``function`` of a list of
+    tensors (weights' values); a gradient is ``None`` (TensorFlow, PyTorch) or zeros (JAX) where
+    the scalar does not depend on that tensor."""
+    name = backend()
+    if name == "tensorflow":
+        import tensorflow as tf
+
+        with tf.GradientTape(watch_accessed_variables=False) as tape:
+            tape.watch(values)
+            value = function(values)
+        return value, tape.gradient(value, values)
+    if name == "jax":
+        import jax
+
+        return jax.value_and_grad(function)(values)
+    import torch
+
+    with torch.enable_grad():
+        leaves = [v.detach().requires_grad_() for v in values]
+        value = function(leaves)
+        grads = torch.autograd.grad(value, leaves, allow_unused=True)
+    return value.detach(), list(grads)

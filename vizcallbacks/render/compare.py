@@ -20,6 +20,7 @@ __all__ = [
     "resize_nearest",
     "run_comparison",
     "statistic_curves",
+    "write_text",
 ]
 
 RUN_COLORS = ((31, 119, 180), (255, 127, 14))  # run A, run B: matplotlib's tab:blue, tab:orange
@@ -116,6 +117,9 @@ def _write(canvas: np.ndarray, text: str, top: int, left: int, width: int, size:
     picture = Image.fromarray(np.ascontiguousarray(region))
     ImageDraw.Draw(picture).text((4, 3), text, fill=_TEXT, font=font)
     region[...] = np.asarray(picture)
+
+
+write_text = _write  # public: other pictures label their parts the same way
 
 
 def run_comparison(
