@@ -60,7 +60,6 @@ _HOMES = {
     "cka_matrix": "vizcallbacks.compute.representations",
     "filter_patterns": "vizcallbacks.compute.patterns",
     "gradient_flow": "vizcallbacks.compute.gradients",
-    "layer_gradients": "vizcallbacks.compute.gradients",
     "grad_cam": "vizcallbacks.compute.attribution.notebook",
     "grad_cam_plus_plus": "vizcallbacks.compute.attribution.notebook",
     "gradients_x_inputs": "vizcallbacks.compute.attribution.notebook",
