@@ -19,7 +19,8 @@ def layer_activations(
     """Outputs of ``layers`` (all by default) for ``images`` ``(N, H, W, C)`` or one ``(H, W, C)``.
 
     Returns ``{layer name: float32 (N, ...)}`` in forward order; nested models' layers are named
-    ``outer/inner``, a layer called twice ``name`` and ``name_2``. A model with several inputs
+    ``outer/inner``, a layer called twice ``name`` and ``name_2``; a custom block or nested model
+    gives its own output too, after its layers'. A model with several inputs
     takes a tuple or dict of arrays. One forward pass of the model itself, in inference mode,
     compiled on the first call and kept with the model for the next ones.
     """
@@ -28,6 +29,6 @@ def layer_activations(
     check_probe_fits_model(probe, model)
     key = ("activations", None if layers is None else tuple(layers), probe.shape[1:])
     extract = built_for(
-        model, key, lambda: ActivationExtractor(model, select_layers(model, layers))
+        model, key, lambda: ActivationExtractor(model, select_layers(model, layers, blocks=True))
     )
     return extract(probe)
