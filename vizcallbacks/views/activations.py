@@ -68,11 +68,13 @@ class ActivationView:
     def layer_records(
         self, layer: str, values: np.ndarray, stats: ActivationStatistics, step: int
     ) -> tuple[list[Record], float]:
-        """One layer's records at ``step`` (statistics; pictures if :func:`drawable`, and the
-        evolution row kept), and the share of its channels dead at every logged step so far."""
+        """One layer's records at ``step`` (statistics; pictures if :func:`drawable` and one
+        per probe, and the evolution row kept), and the share of its channels dead at every
+        logged step so far. An output without a probe axis (a position embedding's ``(1, T,
+        C)``, the same for every probe) gets its statistics only."""
         dead = self._dead[layer].update(stats, step)
         records = statistics_records(layer, stats)
-        if not drawable(values):
+        if not drawable(values) or len(values) != len(self.probe_names):
             return records, dead
         if self.table is not None and layer == self.table[0]:
             records += table_records(layer, values, self.table[1], step)
@@ -202,7 +204,9 @@ def class_comparison_records(
     """A row per probe, a column per layer with a map of ``channel``, the probe first."""
     columns = [probe.mean(axis=-1)] if probe.ndim == 4 else []  # images only
     columns += [
-        v[..., channel] for v in activations.values() if v.ndim == 4 and v.shape[-1] > channel
+        v[..., channel]
+        for v in activations.values()
+        if v.ndim == 4 and v.shape[-1] > channel and len(v) == len(probe)
     ]
     if not columns:  # signals and volumes have no 2-D maps to put side by side
         return []
