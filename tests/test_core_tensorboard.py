@@ -76,9 +76,9 @@ CASES: dict[str, tuple[Callable[[], keras.Model], list[str], list[str], list[str
         ["conv_a", "conv_b"],
         True,
     ),
-    "nested": (
+    "nested": (  # the nested model's own output follows its layers'
         models.nested,
-        ["base/conv_a", "base/conv_b"],
+        ["base/conv_a", "base/conv_b", "base"],
         ["gap", "probs"],
         ["base/conv_a", "base/conv_b"],
         True,

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Sequence
-from functools import partial
 from typing import Any
 
 import keras
@@ -15,27 +13,23 @@ from vizcallbacks.arrays import check_positive_int
 from vizcallbacks.callbacks.background import warn_once
 from vizcallbacks.callbacks.base import VisualizationCallback
 from vizcallbacks.compute.forward import ActivationExtractor
-from vizcallbacks.compute.layers import LayerSelection, leaf_layers, select_layers
+from vizcallbacks.compute.layers import LayerSelection, network_layers, select_layers
 from vizcallbacks.compute.probe import (
     given_probe,
     probe_tag_names,
     provisional_probe,
     read_probe,
 )
-from vizcallbacks.compute.statistics import DeadChannelTracker, activation_statistics
+from vizcallbacks.compute.statistics import activation_statistics
 from vizcallbacks.records import Params, Record
 from vizcallbacks.render.colormap import DEFAULT_CMAP, check_cmap
-from vizcallbacks.render.evolution import EvolutionRecorder, evolution_row, steps_kept
 from vizcallbacks.render.tiling import MAX_GRID_SIZE
 from vizcallbacks.views.activations import (
+    ActivationView,
     class_comparison_records,
     drawable,
-    feature_map_records,
     probe_records,
-    statistics_records,
-    table_records,
 )
-from vizcallbacks.views.evolution import evolution_records
 
 __all__ = ["ActivationLogger", "channels_first_layers"]
 
@@ -55,7 +49,9 @@ class ActivationLogger(VisualizationCallback):
             signals ``(N, T, C)`` or volumes (``channels_first`` models: their own layout),
             preprocessed like the training data; the model's input rank tells which.
         writers: where to log, e.g. ``[vc.TensorBoardWriter("logs")]``.
-        layers: layer names, nested paths or indices; ``None`` takes every layer.
+        layers: layer names, nested paths or indices; ``None`` takes every layer. A custom
+            block (a layer holding layers) or nested model is logged after its layers, under
+            its own path (``encoder/block_1`` beside ``encoder/block_1/mha``).
         every_n_epochs: log after every n-th epoch (and after the last).
         max_channels: channels drawn per grid.
         cmap: matplotlib colormap name.
@@ -98,8 +94,7 @@ class ActivationLogger(VisualizationCallback):
         self._extractor: ActivationExtractor | None = None
         self._channels_first: set[str] = set()  # layers whose outputs are (N, C, ...)
         self._probe_first = False  # the model reads (N, C, ...) inputs: the probe is drawn moved
-        self._dead: dict[str, DeadChannelTracker] = defaultdict(DeadChannelTracker)
-        self._evolution: dict[str, EvolutionRecorder] = defaultdict(EvolutionRecorder)
+        self._view = self._new_view()
 
     def _set_probe(self, probe: np.ndarray) -> None:
         """Take ``probe`` (batch axis first) and check what depends on the number of probes."""
@@ -120,14 +115,14 @@ class ActivationLogger(VisualizationCallback):
 
     def setup(self) -> None:
         self._set_probe(read_probe(self._given, self.model))  # one sample or a batch
-        refs = select_layers(self.model, self.layers)
-        self._channels_first = _channels_first_layers(self.model, {id(r.layer) for r in refs})
+        refs = select_layers(self.model, self.layers, blocks=True)
+        self._channels_first = channels_first_layers(self.model, {id(r.layer) for r in refs})
         self._probe_first = _input_format(self.model) == "channels_first"
         self._extractor = ActivationExtractor(self.model, refs)
         trial = self.compute()  # fails here, before training, rather than later
         self._check_table(trial)
         drawn = sum(drawable(values) for values in trial.values())
-        self._evolution = defaultdict(partial(EvolutionRecorder, max_steps=steps_kept(drawn)))
+        self._view = self._new_view(drawn)
         if not drawn:
             found = sorted({type(ref.layer).__name__ for ref in refs})
             raise ValueError(
@@ -199,24 +194,25 @@ class ActivationLogger(VisualizationCallback):
             for name, values in outputs.items()
         }
 
+    def _new_view(self, drawn_layers: int = 1) -> ActivationView:
+        return ActivationView(
+            self.probe_names,
+            self.max_channels,
+            self.cmap,
+            self.max_grid_size,
+            self.table,
+            drawn_layers,
+        )
+
     def view(self, payload: dict[str, np.ndarray], step: int) -> list[Record]:
         records: list[Record] = []
         for layer, values in payload.items():
             self.warn_nonfinite(f"activations of {layer}", values)
-            stats = activation_statistics(values)
-            self.warn_dead(layer, self._dead[layer].update(stats, step), step)
-            records += statistics_records(layer, stats)
-            if not drawable(values):
-                continue
-            if self.table is not None and layer == self.table[0]:
-                records += table_records(layer, values, self.table[1], step)
-            images = feature_map_records(
-                layer, values, self.probe_names, self.max_channels, self.cmap, self.max_grid_size
+            layer_records, dead = self._view.layer_records(
+                layer, values, activation_statistics(values), step
             )
-            self._evolution[layer].add(
-                step, evolution_row(_as_maps(values[0]), cmap=self.cmap), images[0].pixels
-            )
-            records += images
+            self.warn_dead(layer, dead, step)
+            records += layer_records
         if self.compare_channel is not None:
             records += class_comparison_records(
                 self._probe_last(), payload, self.compare_channel, self.cmap
@@ -229,7 +225,7 @@ class ActivationLogger(VisualizationCallback):
 
     def summary_view(self) -> list[Record]:
         """Per layer, a strip with a row per logged step (first probe) and an animated GIF."""
-        return evolution_records("evolution", self._evolution)
+        return self._view.evolution.records()
 
     def warn_dead(self, layer: str, fraction: float, step: int) -> None:
         """Warn once per layer when most of its channels stayed dead (zero for every probe at
@@ -251,14 +247,6 @@ def _key(*parts: str | None) -> tuple[str, ...]:
     return tuple(part for part in parts if part is not None)
 
 
-def _as_maps(values: np.ndarray) -> np.ndarray:
-    """One probe's output as ``(H, W, C)`` maps for the evolution strip: a signal as one row,
-    a volume by its middle depth slice."""
-    if values.ndim == 2:
-        return values[None]
-    return values[values.shape[0] // 2] if values.ndim == 4 else values
-
-
 def _layer_format(layer: keras.layers.Layer) -> str | None:
     """The layer's own data format: its ``data_format``, or a BatchNormalization's axis."""
     fmt = getattr(layer, "data_format", None)
@@ -269,7 +257,7 @@ def _layer_format(layer: keras.layers.Layer) -> str | None:
     return None
 
 
-def _channels_first_layers(model: keras.Model, wanted: set[int]) -> set[str]:
+def channels_first_layers(model: keras.Model, wanted: set[int]) -> set[str]:
     """Names of the ``wanted`` layers (by id) whose outputs put channels first.
 
     A layer with a ``data_format`` (conv, pooling, upsampling...) or a BatchNormalization axis
@@ -278,19 +266,16 @@ def _channels_first_layers(model: keras.Model, wanted: set[int]) -> set[str]:
     """
     found: set[str] = set()
     current = keras.config.image_data_format()
-    for ref in leaf_layers(model):
+    for ref in network_layers(model):  # a block follows its last layer
         current = _layer_format(ref.layer) or current
         if id(ref.layer) in wanted and current == "channels_first":
             found.add(ref.name)
     return found
 
 
-channels_first_layers = _channels_first_layers  # RepresentationLogger pools by it too
-
-
 def _input_format(model: keras.Model) -> str:
     """The data format the model's inputs are in: that of its first layer that names one."""
-    for ref in leaf_layers(model):
+    for ref in network_layers(model):
         if (fmt := _layer_format(ref.layer)) is not None:
             return fmt
     return keras.config.image_data_format()

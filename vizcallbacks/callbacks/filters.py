@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
-from functools import partial
 from typing import Any
 
 import numpy as np
@@ -18,13 +16,17 @@ from vizcallbacks.compute.filters import (
     normalize_to_unit,
     relative_change,
 )
-from vizcallbacks.compute.layers import LayerRef, LayerSelection, select_layers
+from vizcallbacks.compute.layers import (
+    LayerRef,
+    LayerSelection,
+    select_layers,
+    with_inner_layers,
+)
 from vizcallbacks.records import Record
 from vizcallbacks.render.colormap import DEFAULT_CMAP, check_cmap
-from vizcallbacks.render.evolution import EvolutionRecorder, evolution_row, steps_kept
 from vizcallbacks.render.tiling import MAX_GRID_SIZE
-from vizcallbacks.views.evolution import evolution_records
-from vizcallbacks.views.filters import drift_records, filter_records
+from vizcallbacks.views.evolution import Evolutions
+from vizcallbacks.views.filters import drift_records, evolution_maps, filter_records
 
 __all__ = ["FilterLogger"]
 
@@ -67,20 +69,21 @@ class FilterLogger(VisualizationCallback):
         # Raw kernels at the first and the latest logged step, for the drift scalars.
         self._initial_kernels: dict[str, np.ndarray] = {}
         self._previous: dict[str, np.ndarray] = {}
-        self._evolution: dict[str, EvolutionRecorder] = defaultdict(EvolutionRecorder)
+        self._evolution = Evolutions("filter_evolution", cmap=self.cmap)
 
     def setup(self) -> None:
         self._refs = kernel_layers(self.model, self.layers)
         self._depthwise = {ref.name for ref in self._refs if is_depthwise(ref.layer)}
         self._one_d = {ref.name for ref in self._refs if is_one_dimensional(ref.layer)}
-        keep = steps_kept(len(self._refs))
-        self._evolution = defaultdict(partial(EvolutionRecorder, max_steps=keep))
+        self._evolution = Evolutions("filter_evolution", len(self._refs), self.cmap)
         if not self._refs:
-            found = sorted({type(r.layer).__name__ for r in select_layers(self.model, self.layers)})
+            refs = with_inner_layers(select_layers(self.model, self.layers))
+            found = sorted({type(r.layer).__name__ for r in refs})
             raise ValueError(
                 "FilterLogger found no Conv2D, DepthwiseConv2D, SeparableConv2D or "
-                "Conv2DTranspose layer (nor a Conv1D or Conv3D one) among the layers asked for; "
-                f"found: {', '.join(found)}. Pass layers= naming conv layers, or leave it out."
+                "Conv2DTranspose layer (nor a Conv1D or Conv3D one) among the layers asked for, "
+                f"nor inside their wrappers; found: {', '.join(found)}. Pass layers= naming conv "
+                "layers (or the wrappers around them), or leave it out."
             )
 
     def claims(self) -> set[tuple[str, ...]]:
@@ -119,15 +122,10 @@ class FilterLogger(VisualizationCallback):
                 rgb=layer not in self._one_d,
                 max_size=self.max_grid_size,
             )
-            if filters.ndim == 5:  # 3-D kernels: the middle depth slice
-                filters = filters[:, filters.shape[1] // 2]
-            first_input = np.moveaxis(filters[..., 0], 0, -1)  # (kh, kw, filters)
-            self._evolution[layer].add(
-                step, evolution_row(first_input, cmap=self.cmap), images[0].pixels
-            )
+            self._evolution.add(layer, step, evolution_maps(filters), images[0].pixels)
             records += images
         return records
 
     def summary_view(self) -> list[Record]:
         """Per layer, a strip with a row per logged step (first input channel) and a GIF."""
-        return evolution_records("filter_evolution", self._evolution)
+        return self._evolution.records()

@@ -8,7 +8,7 @@ from typing import Any
 
 from vizcallbacks.callbacks.background import warn_once
 from vizcallbacks.callbacks.base import VisualizationCallback
-from vizcallbacks.compute.filters import conv_layers
+from vizcallbacks.compute.filters import conv_layers, kernel_layers
 from vizcallbacks.compute.layers import LayerSelection
 from vizcallbacks.compute.patterns import (
     FilterPatterns,
@@ -71,9 +71,16 @@ class FilterPatternLogger(VisualizationCallback):
         if self.layers is None:
             names: list[str | int] = ["/".join(ref.path) for ref in conv_layers(self.model)]
             if not names:
+                wrapped = [ref.name for ref in kernel_layers(self.model)]
+                inside = (
+                    f" ({', '.join(wrapped)} sit inside a wrapper: they see frames or steps, not "
+                    "an image input that gradient ascent could make)"
+                    if wrapped
+                    else ""
+                )
                 raise ValueError(
-                    "FilterPatternLogger found no conv layer in the model; pass layers= naming "
-                    "layers with a 4-D (N, H, W, C) output."
+                    f"FilterPatternLogger found no conv layer in the model{inside}; pass "
+                    "layers= naming layers with a 4-D (N, H, W, C) output of an image model."
                 )
         else:
             names = [self.layers] if isinstance(self.layers, (str, int)) else list(self.layers)

@@ -19,13 +19,14 @@ def layer_activations(
     """Outputs of ``layers`` (all by default) for ``images``: one sample or a batch of them.
 
     Returns ``{layer name: float32 (N, ...)}`` in forward order; nested models' layers are named
-    ``outer/inner``, a layer called twice ``name`` and ``name_2``. A model with several inputs
+    ``outer/inner``, a layer called twice ``name`` and ``name_2``; a custom block or nested model
+    gives its own output too, after its layers'. A model with several inputs
     takes a tuple or dict of arrays. One forward pass of the model itself, in inference mode,
     compiled on the first call and kept with the model for the next ones.
     """
     probe = read_probe(images, model)
     key = ("activations", None if layers is None else tuple(layers), probe.shape[1:])
     extract = built_for(
-        model, key, lambda: ActivationExtractor(model, select_layers(model, layers))
+        model, key, lambda: ActivationExtractor(model, select_layers(model, layers, blocks=True))
     )
     return extract(probe)

@@ -11,6 +11,8 @@ from typing import Any, TypeVar
 
 import keras
 
+from vizcallbacks.compute.keras_seams import kept_on
+
 __all__ = ["built_for"]
 
 T = TypeVar("T")
@@ -19,10 +21,7 @@ _ATTRIBUTE = "_vizcallbacks_built"
 
 def built_for(model: keras.Model, key: Hashable, build: Callable[[], T]) -> T:
     """The object ``build()`` made for ``model`` and ``key`` before, or a new one, kept."""
-    cache: dict[Hashable, Any] | None = model.__dict__.get(_ATTRIBUTE)
-    if cache is None:
-        cache = {}
-        object.__setattr__(model, _ATTRIBUTE, cache)  # untracked: not a weight, not saved
+    cache: dict[Hashable, Any] = kept_on(model, _ATTRIBUTE, dict)
     if key not in cache:
         cache[key] = build()
     return cache[key]

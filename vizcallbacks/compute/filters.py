@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-from vizcallbacks.compute.layers import LayerRef, LayerSelection, select_layers
+from vizcallbacks.compute.layers import LayerRef, LayerSelection, select_layers, with_inner_layers
 
 __all__ = [
     "conv_layers",
@@ -48,13 +48,16 @@ _TRANSPOSE_TYPES = (
 
 
 def conv_layers(model: keras.Model, layers: LayerSelection = None) -> list[LayerRef]:
-    """The 2-D convolution layers among ``layers`` (all of the model's by default)."""
+    """The 2-D convolution layers among ``layers`` (all of the model's by default) whose output
+    the model's forward pass gives: those inside wrappers left out (what filter patterns need)."""
     return [ref for ref in select_layers(model, layers) if isinstance(ref.layer, _CONV_TYPES)]
 
 
 def kernel_layers(model: keras.Model, layers: LayerSelection = None) -> list[LayerRef]:
-    """The 1-D, 2-D and 3-D convolution layers among ``layers``: what FilterLogger draws."""
-    return [ref for ref in select_layers(model, layers) if isinstance(ref.layer, _KERNEL_TYPES)]
+    """The 1-D, 2-D and 3-D convolution layers among ``layers``, those inside Keras' wrappers
+    too (``TimeDistributed(Conv2D)`` as ``time_distributed/conv2d``): what FilterLogger draws."""
+    refs = with_inner_layers(select_layers(model, layers))
+    return [ref for ref in refs if isinstance(ref.layer, _KERNEL_TYPES)]
 
 
 def is_one_dimensional(layer: keras.layers.Layer) -> bool:
@@ -118,13 +121,15 @@ def normalize_to_unit(values: np.ndarray) -> np.ndarray:
 
 
 def normalized_filters(model: keras.Model, layers: LayerSelection = None) -> dict[str, np.ndarray]:
-    """Kernels of the model's conv layers scaled to [0, 1] over each layer.
+    """Kernels of the model's 2-D conv layers (wrapped ones too) scaled to [0, 1] per layer.
 
     Returns ``{layer name: float32 (filters, kh, kw, in_channels)}``; comparing filters within a
     layer stays meaningful because the scale is shared across the layer.
     """
     return {
-        ref.name: normalize_to_unit(filter_weights(ref.layer)) for ref in conv_layers(model, layers)
+        ref.name: normalize_to_unit(filter_weights(ref.layer))
+        for ref in kernel_layers(model, layers)
+        if isinstance(ref.layer, _CONV_TYPES)
     }
 
 

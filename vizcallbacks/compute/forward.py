@@ -18,6 +18,7 @@ import numpy as np
 
 from vizcallbacks.compute.backend import Tap, compiled, output_arrays, runtime_errors
 from vizcallbacks.compute.errors import view_failure
+from vizcallbacks.compute.keras_seams import restore_call, swap_call
 from vizcallbacks.compute.layers import LayerRef, all_layers
 from vizcallbacks.compute.probe import ProbeInputs, probe_inputs
 
@@ -76,7 +77,7 @@ class _Recorder:
         self.taps = dict(taps or {})
         self.layers = all_layers(model)
         self.fault: tuple[str, keras.layers.Layer] | None = None
-        self.saved: list[tuple[keras.layers.Layer, Any]] = []
+        self.saved: list[tuple[keras.layers.Layer, object]] = []
 
     def wrap(self, path: str, layer: keras.layers.Layer) -> Callable[..., Any]:
         original = layer.call
@@ -104,17 +105,12 @@ class _Recorder:
 
     def __enter__(self) -> _Recorder:
         for path, layer in self.layers:
-            # Not setattr: Keras would track the function; the class's call stays untouched.
-            self.saved.append((layer, layer.__dict__.get("call", _ABSENT)))
-            object.__setattr__(layer, "call", self.wrap(path, layer))
+            self.saved.append((layer, swap_call(layer, self.wrap(path, layer))))
         return self
 
     def __exit__(self, *exc: object) -> None:
         for layer, before in reversed(self.saved):
-            if before is _ABSENT:
-                layer.__dict__.pop("call", None)
-            else:
-                layer.__dict__["call"] = before
+            restore_call(layer, before)
         self.saved.clear()
 
     def failure(self, err: Exception) -> Exception:
@@ -126,9 +122,6 @@ class _Recorder:
             kind = ValueError if isinstance(err, ValueError) else TypeError
             return kind(f"The probe could not go through {where}: {err}")
         return view_failure(where, err)
-
-
-_ABSENT = object()
 
 
 def record_forward(

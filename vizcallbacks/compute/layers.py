@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import keras
 
+from vizcallbacks.compute.keras_seams import is_keras_layer, tracked_sublayers
 from vizcallbacks.tags import unique_safe_names
 
 __all__ = [
@@ -17,8 +18,10 @@ __all__ = [
     "ensure_built",
     "is_container",
     "leaf_layers",
+    "network_layers",
     "select_layers",
     "sublayers",
+    "with_inner_layers",
 ]
 
 LayerSelection = Sequence[str | int] | None
@@ -41,11 +44,9 @@ def sublayers(layer: keras.layers.Layer) -> list[keras.layers.Layer]:
     """
     if isinstance(layer, keras.Model):
         return [la for la in layer.layers if not isinstance(la, keras.layers.InputLayer)]
-    if type(layer).__module__.split(".")[0] == "keras":
+    if is_keras_layer(layer):
         return []
-    # Keras 3 has no public accessor for a plain Layer's tracked sublayers (Model.layers is
-    # built on this one); this is the only private Keras attribute vizcallbacks uses.
-    return list(layer._flatten_layers(include_self=False, recursive=False))
+    return tracked_sublayers(layer)
 
 
 def is_container(layer: keras.layers.Layer) -> bool:
@@ -56,6 +57,7 @@ def is_container(layer: keras.layers.Layer) -> bool:
 def _paths(
     model: keras.layers.Layer, prefix: tuple[str, ...], seen: set[int], containers: bool
 ) -> list[tuple[tuple[str, ...], keras.layers.Layer]]:
+    """Paths and layers inside ``model``; with ``containers``, each container after its own."""
     found: list[tuple[tuple[str, ...], keras.layers.Layer]] = []
     for layer in sublayers(model):
         if id(layer) in seen:
@@ -63,39 +65,70 @@ def _paths(
         seen.add(id(layer))
         path = (*prefix, layer.name)
         if is_container(layer):
+            found.extend(_paths(layer, path, seen, containers))
             if containers:
                 found.append((path, layer))
-            found.extend(_paths(layer, path, seen, containers))
         else:
             found.append((path, layer))
     return found
 
 
-def _leaf_paths(
-    model: keras.layers.Layer, prefix: tuple[str, ...]
-) -> list[tuple[tuple[str, ...], keras.layers.Layer]]:
-    return _paths(model, prefix, set(), containers=False)
-
-
 def all_layers(model: keras.layers.Layer) -> list[tuple[str, keras.layers.Layer]]:
-    """``("outer/inner", layer)`` for every layer inside ``model``, containers included."""
+    """``("outer/inner", layer)`` for every layer inside ``model``, containers included (each
+    after the layers it holds)."""
     return [("/".join(path), layer) for path, layer in _paths(model, (), set(), True)]
 
 
 def leaf_layers(model: keras.Model) -> list[LayerRef]:
     """Every non-input layer in forward order, nested models expanded into their own layers."""
-    pairs = _leaf_paths(model, ())
+    pairs = _paths(model, (), set(), containers=False)
     names = unique_safe_names(path for path, _ in pairs)
     return [LayerRef(path, layer, name) for (path, layer), name in zip(pairs, names, strict=True)]
 
 
-def select_layers(model: keras.Model, layers: LayerSelection) -> list[LayerRef]:
+def network_layers(model: keras.Model) -> list[LayerRef]:
+    """:func:`leaf_layers` with the blocks around them: each custom block and nested model
+    right after the layers it holds, so its output follows theirs. Leaves keep their names."""
+    pairs = _paths(model, (), set(), containers=True)
+    leaves = {id(ref.layer): ref for ref in leaf_layers(model)}
+    blocks = [(path, layer) for path, layer in pairs if id(layer) not in leaves]
+    taken = [ref.path for ref in leaves.values()]
+    names = unique_safe_names([*taken, *(path for path, _ in blocks)])[len(taken) :]
+    block_refs = {
+        id(layer): LayerRef(path, layer, name)
+        for (path, layer), name in zip(blocks, names, strict=True)
+    }
+    return [leaves.get(id(layer)) or block_refs[id(layer)] for _, layer in pairs]
+
+
+def with_inner_layers(refs: list[LayerRef]) -> list[LayerRef]:
+    """``refs`` with, after each of Keras' own layers that wraps others (``TimeDistributed``,
+    ``Bidirectional``), the layers inside it, named ``wrapper/inner``."""
+    found: list[LayerRef] = []
+    for ref in refs:
+        found.append(ref)
+        if is_keras_layer(ref.layer) and not isinstance(ref.layer, keras.Model):
+            inner = tracked_sublayers(ref.layer)
+            names = unique_safe_names((ref.name, la.name) for la in inner)
+            found += with_inner_layers(
+                [
+                    LayerRef((*ref.path, la.name), la, name)
+                    for la, name in zip(inner, names, strict=True)
+                ]
+            )
+    return found
+
+
+def select_layers(
+    model: keras.Model, layers: LayerSelection, blocks: bool = False
+) -> list[LayerRef]:
     """Resolve ``layers`` (names, nested paths ``"vgg16/block1_conv1"`` or indices) to refs.
 
     An index means ``model.layers[index]``, as in ``model.get_layer(index=...)``; a nested model
-    picked by index or name stands for all of its layers. ``None`` selects every leaf layer.
+    or block picked by index, name or path stands for all of its layers. ``None`` selects every
+    leaf layer; ``blocks`` adds the blocks themselves (see :func:`network_layers`).
     """
-    refs = leaf_layers(model)
+    refs = network_layers(model) if blocks else leaf_layers(model)
     if layers is None:
         return refs
     if isinstance(layers, (str, int)):
@@ -115,9 +148,11 @@ def select_layers(model: keras.Model, layers: LayerSelection) -> list[LayerRef]:
                     f"(indices 0..{n - 1}, as in model.layers)."
                 )
             target = model.layers[item]
-            matches = [r for r in refs if r.layer is target or target.name == r.path[0]]
+            named = [r for r in refs if r.layer is target or target.name == r.path[0]]
         else:
-            matches = [r for r in refs if item in ("/".join(r.path), r.path[-1], r.path[0])]
+            named = [r for r in refs if item in ("/".join(r.path), r.path[-1], r.path[0])]
+            named += [r for r in refs if "/".join(r.path).startswith(f"{item}/")]
+        matches = _with_contents(refs, named)
         if not matches:
             known = list(
                 dict.fromkeys(["/".join(r.path) for r in refs] + [r.path[-1] for r in refs])
@@ -130,6 +165,12 @@ def select_layers(model: keras.Model, layers: LayerSelection) -> list[LayerRef]:
             )
         chosen.extend(r for r in matches if r not in chosen)
     return chosen
+
+
+def _with_contents(refs: list[LayerRef], named: list[LayerRef]) -> list[LayerRef]:
+    """The ``named`` refs and every ref inside a named container, in the order of ``refs``."""
+    inside = [r.path for r in named if is_container(r.layer)]
+    return [r for r in refs if r in named or any(r.path[: len(path)] == path for path in inside)]
 
 
 def ensure_built(model: keras.Model, input_shape: tuple[int, ...]) -> None:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
 from vizcallbacks.arrays import as_float_array
 
-__all__ = ["ActivationStatistics", "DeadChannelTracker", "activation_statistics"]
+__all__ = ["ActivationStatistics", "activation_statistics"]
 
 
 @dataclass(frozen=True)
@@ -58,25 +58,3 @@ def activation_statistics(activations: np.ndarray) -> ActivationStatistics:
             dead_channels=np.flatnonzero((per_channel == 0).all(axis=0)),
             positions=int(np.prod(values.shape[1:-1], dtype=np.int64)),
         )
-
-
-@dataclass
-class DeadChannelTracker:
-    """Which channels of one layer have been dead at every logged step since training began.
-
-    Step 0 (the untrained network) is left out, and only conv-like outputs count; a channel
-    that comes alive once is never counted again. ``steps`` is how many steps were seen.
-    """
-
-    steps: int = 0
-    dead: set[int] = field(default_factory=set)
-
-    def update(self, stats: ActivationStatistics, step: int) -> float:
-        """Add one step's statistics; return the share of channels dead at every step so far
-        (0 at step 0, for outputs without spatial positions, and until two steps were seen)."""
-        if step == 0 or not stats.spatial:
-            return 0.0
-        now = {int(i) for i in stats.dead_channels}
-        self.dead = now if self.steps == 0 else self.dead & now
-        self.steps += 1
-        return len(self.dead) / len(stats.channel_means) if self.steps >= 2 else 0.0

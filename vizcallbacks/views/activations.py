@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -13,14 +15,18 @@ from vizcallbacks.render.ranks import signal_heatmap, tile_volume
 from vizcallbacks.render.table import activation_table_html, activation_table_markdown
 from vizcallbacks.render.tiling import mean_map_image, tile_maps
 from vizcallbacks.tags import tag
+from vizcallbacks.views.evolution import Evolutions
 
 if TYPE_CHECKING:  # views take computed values; they never run the computation
     from vizcallbacks.compute.statistics import ActivationStatistics
 
 __all__ = [
+    "ActivationView",
+    "DeadChannelTracker",
     "class_comparison_records",
     "dead_channel_text",
     "drawable",
+    "evolution_maps",
     "feature_map_records",
     "layer_picture",
     "mean_picture",
@@ -31,6 +37,74 @@ __all__ = [
 ]
 
 DEAD_SHOWN = 256  # channel indices listed in the dead-channel text
+
+
+class ActivationView:
+    """ActivationLogger's records, step after step, with what spans steps: the channels dead at
+    every logged step so far, per layer, and the evolution strips of the drawn layers.
+
+    Args:
+        probe_names: one tag name per probe (``None``: no name in the tag).
+        max_channels, cmap, max_grid_size: how feature maps are drawn (see ActivationLogger).
+        table: ``(layer, channel)`` whose raw values are also logged as a table, or ``None``.
+        drawn_layers: how many layers are drawn, to share the evolution strips' memory budget.
+    """
+
+    def __init__(
+        self,
+        probe_names: Sequence[str | None],
+        max_channels: int,
+        cmap: str,
+        max_grid_size: int | None,
+        table: tuple[str, int] | None = None,
+        drawn_layers: int = 1,
+    ) -> None:
+        self.probe_names = list(probe_names)
+        self.max_channels, self.cmap, self.max_grid_size = max_channels, cmap, max_grid_size
+        self.table = table
+        self.evolution = Evolutions("evolution", drawn_layers, cmap)
+        self._dead: defaultdict[str, DeadChannelTracker] = defaultdict(DeadChannelTracker)
+
+    def layer_records(
+        self, layer: str, values: np.ndarray, stats: ActivationStatistics, step: int
+    ) -> tuple[list[Record], float]:
+        """One layer's records at ``step`` (statistics; pictures if :func:`drawable` and one
+        per probe, and the evolution row kept), and the share of its channels dead at every
+        logged step so far. An output without a probe axis (a position embedding's ``(1, T,
+        C)``, the same for every probe) gets its statistics only."""
+        dead = self._dead[layer].update(stats, step)
+        records = statistics_records(layer, stats)
+        if not drawable(values) or len(values) != len(self.probe_names):
+            return records, dead
+        if self.table is not None and layer == self.table[0]:
+            records += table_records(layer, values, self.table[1], step)
+        images = feature_map_records(
+            layer, values, self.probe_names, self.max_channels, self.cmap, self.max_grid_size
+        )
+        self.evolution.add(layer, step, evolution_maps(values[0]), images[0].pixels)
+        return records + images, dead
+
+
+@dataclass
+class DeadChannelTracker:
+    """Which channels of one layer have been dead at every logged step since training began.
+
+    Step 0 (the untrained network) is left out, and only conv-like outputs count; a channel
+    that comes alive once is never counted again. ``steps`` is how many steps were seen.
+    """
+
+    steps: int = 0
+    dead: set[int] = field(default_factory=set)
+
+    def update(self, stats: ActivationStatistics, step: int) -> float:
+        """Add one step's statistics; return the share of channels dead at every step so far
+        (0 at step 0, for outputs without spatial positions, and until two steps were seen)."""
+        if step == 0 or not stats.spatial:
+            return 0.0
+        now = {int(i) for i in stats.dead_channels}
+        self.dead = now if self.steps == 0 else self.dead & now
+        self.steps += 1
+        return len(self.dead) / len(stats.channel_means) if self.steps >= 2 else 0.0
 
 
 def statistics_records(layer: str, stats: ActivationStatistics) -> list[Record]:
@@ -63,6 +137,14 @@ def drawable(values: np.ndarray) -> bool:
     """True for outputs drawn as pictures: signals ``(N, T, C)``, maps ``(N, H, W, C)`` and
     volumes ``(N, D, H, W, C)``, channels last."""
     return values.ndim in (3, 4, 5)
+
+
+def evolution_maps(values: np.ndarray) -> np.ndarray:
+    """One probe's output as ``(H, W, C)`` maps for the evolution strip: a signal ``(T, C)`` as
+    one row, a volume ``(D, H, W, C)`` by its middle depth slice."""
+    if values.ndim == 2:
+        return values[None]
+    return values[values.shape[0] // 2] if values.ndim == 4 else values
 
 
 def layer_picture(
@@ -122,7 +204,9 @@ def class_comparison_records(
     """A row per probe, a column per layer with a map of ``channel``, the probe first."""
     columns = [probe.mean(axis=-1)] if probe.ndim == 4 else []  # images only
     columns += [
-        v[..., channel] for v in activations.values() if v.ndim == 4 and v.shape[-1] > channel
+        v[..., channel]
+        for v in activations.values()
+        if v.ndim == 4 and v.shape[-1] > channel and len(v) == len(probe)
     ]
     if not columns:  # signals and volumes have no 2-D maps to put side by side
         return []

@@ -11,7 +11,7 @@ from vizcallbacks.render.ranks import tile_square_filters, tile_volume_filters
 from vizcallbacks.render.tiling import MAX_GRID_SIZE, tile_filters, tile_rgb_filters
 from vizcallbacks.tags import tag
 
-__all__ = ["drift_records", "filter_records"]
+__all__ = ["drift_records", "evolution_maps", "filter_records"]
 
 
 def filter_records(
@@ -40,6 +40,14 @@ def filter_records(
     if rgb and filters.ndim == 4 and filters.shape[-1] == 3:
         records.append(Image(tag("filters_rgb", layer), tile_rgb_filters(filters, max_filters)))
     return records
+
+
+def evolution_maps(filters: np.ndarray) -> np.ndarray:
+    """Normalized kernels as ``(kh, kw, filters)`` maps of their first input channel, for the
+    evolution strip; 3-D kernels ``(F, kd, kh, kw, in)`` by their middle depth slice."""
+    if filters.ndim == 5:
+        filters = filters[:, filters.shape[1] // 2]
+    return np.moveaxis(filters[..., 0], 0, -1)
 
 
 def drift_records(
