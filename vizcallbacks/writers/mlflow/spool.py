@@ -29,7 +29,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from vizcallbacks.writers.mlflow.validate import (
+from vizcallbacks.writers.mlflow.spool_format import (
     FORMAT,
     Damaged,
     NotASpoolError,
