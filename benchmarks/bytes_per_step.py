@@ -22,7 +22,7 @@ from pathlib import Path
 
 from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
 
-from vizcallbacks.writers.mlflow.server import IMAGES_DIR, parse_image_name
+from vizcallbacks.mlflow_store.image_files import IMAGES_DIR, parse_image_name
 
 __all__ = ["event_file_bytes", "main", "mlflow_bytes"]
 

@@ -39,8 +39,8 @@ def log_image_each(
 ) -> Outcome:
     """The former delivery: the tag once per round, then each image decoded and handed to
     ``log_image`` (re-encoded as PNG, a WebP preview, the tag again), four at a time to a server."""
+    from vizcallbacks.mlflow_store.server import is_remote
     from vizcallbacks.writers.mlflow.images import FILE_WORKERS, LOGGED_IMAGES_TAG, log_image
-    from vizcallbacks.writers.mlflow.server import is_remote
 
     if not items:
         return {}
@@ -171,7 +171,7 @@ def check_run(uri: str, store: str, images: int) -> None:
     """The last run holds ``images`` images, each with its preview."""
     from mlflow import MlflowClient
 
-    from vizcallbacks.writers.mlflow.server import logged_images
+    from vizcallbacks.mlflow_store.image_files import logged_images
 
     client = MlflowClient(uri)
     experiment = client.get_experiment_by_name(f"bench-{store}")

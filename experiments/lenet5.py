@@ -123,7 +123,7 @@ def compare_paddings(
 ) -> Path:
     """Draw the ``valid`` and ``same`` runs side by side at ``output``; print the command."""
     from vizcallbacks.compare import compare_runs
-    from vizcallbacks.writers.mlflow.readback import connect
+    from vizcallbacks.sources.mlflow_runs import connect
 
     if valid is None or same is None:
         raise LookupError(

@@ -7,6 +7,7 @@ import re
 import subprocess
 import sys
 from collections import defaultdict
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +32,19 @@ PURE = (
     "arrays",
     "_version",
     "dashboard",
+    "sources",
+    "replay",
+    "mlflow_store",
 )
+# Rooms a room never imports, at any depth (function-local imports included): the writers know
+# nothing of the read side, the sources nothing of the writers, and MLflow's neutral room (what
+# both sides share) nothing of either.
+NEVER = {
+    "writers": ("sources", "dashboard", "compare", "replay", "__main__"),
+    "sources": ("writers", "dashboard", "compare", "replay", "__main__"),
+    "mlflow_store": ("writers", "sources", "dashboard", "compare", "replay", "__main__"),
+    "replay": ("sources", "dashboard", "compare", "__main__"),
+}
 
 
 def _modules() -> dict[str, Path]:
@@ -39,6 +52,72 @@ def _modules() -> dict[str, Path]:
         ".".join(path.relative_to(ROOT).with_suffix("").parts): path
         for path in sorted(PACKAGE.rglob("*.py"))
     }
+
+
+def _room(module: str) -> str:
+    """``writers`` for ``vizcallbacks.writers.mlflow.spool``; ``__init__`` for the root."""
+    parts = module.removesuffix(".__init__").split(".")
+    return parts[1] if len(parts) > 1 else "__init__"
+
+
+def _package_imports() -> list[tuple[str, str]]:
+    """Every ``(module, imported vizcallbacks module)`` pair, at any depth in the file: inside
+    functions and under ``if TYPE_CHECKING:`` too (a loop hidden there is a loop all the same)."""
+    modules = {name.removesuffix(".__init__") for name in _modules()}
+    pairs = []
+    for name, path in _modules().items():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                targets = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:  # relative: resolved against the importing package
+                    package = name.split(".")[: -node.level]
+                    base = ".".join([*package, *([base] if base else [])])
+                # ``from vizcallbacks import records`` imports the module records
+                targets = [
+                    f"{base}.{a.name}" if f"{base}.{a.name}" in modules else base
+                    for a in node.names
+                ]
+            else:
+                continue
+            pairs += [(name, t) for t in targets if t.partition(".")[0] == "vizcallbacks"]
+    return pairs
+
+
+def room_cycles(edges: dict[tuple[str, str], str]) -> list[str]:
+    """Each loop among rooms in ``edges`` (``(room, imported room)`` → an import that makes it),
+    as ``a -> b -> a`` followed by the imports that close it; one loop per tangle of rooms."""
+    graph: dict[str, set[str]] = defaultdict(set)
+    for source, target in edges:
+        graph[source].add(target)
+
+    def reachable(start: str) -> set[str]:
+        seen, todo = set(), [start]
+        while todo:
+            for nxt in graph[todo.pop()] - seen:
+                seen.add(nxt)
+                todo.append(nxt)
+        return seen
+
+    reach = {room: reachable(room) for room in list(graph)}
+    loops, done = [], set()
+    for room in sorted(reach):
+        if room in done or room not in reach[room]:
+            continue
+        tangle = {r for r in reach[room] if room in reach.get(r, set())}
+        done |= tangle
+        paths, queue, cycle = {room: [room]}, [room], []
+        for here in queue:  # breadth first (the queue grows as it is read): the shortest loop
+            for nxt in sorted(graph[here] & tangle):
+                if nxt == room:
+                    cycle = cycle or [*paths[here], room]
+                elif nxt not in paths:
+                    paths[nxt] = [*paths[here], nxt]
+                    queue.append(nxt)
+        why = "; ".join(edges[a, b] for a, b in pairwise(cycle))
+        loops.append(f"{' -> '.join(cycle)} ({why})")
+    return loops
 
 
 def _runtime_imports(tree: ast.Module) -> list[ast.ImportFrom | ast.Import]:
@@ -70,7 +149,8 @@ def test_pure_rooms_load_no_tensorflow() -> None:
     )
     assert out.stdout.strip() == "[]", (pure, out.stdout)
     assert "vizcallbacks.writers.mlflow" in pure and "vizcallbacks.views.activations" in pure
-    assert "vizcallbacks.dashboard.plugin" in pure
+    assert "vizcallbacks.dashboard.plugin" in pure and "vizcallbacks.sources.tensorboard" in pure
+    assert "vizcallbacks.replay.sync" in pure and "vizcallbacks.mlflow_store.server" in pure
 
 
 def test_imports_run_one_way_and_stay_public() -> None:
@@ -99,6 +179,39 @@ def test_imports_run_one_way_and_stay_public() -> None:
                 if private and private != ["__version__"]:
                     problems.append(f"{name} imports private {private} from {node.module}")
     assert problems == []
+
+
+def test_rooms_import_in_no_loop_and_the_writers_never_read() -> None:
+    edges: dict[tuple[str, str], str] = {}
+    problems = []
+    for module, target in _package_imports():
+        room, other = _room(module), _room(target)
+        if room != other:
+            edges.setdefault((room, other), f"{module} imports {target}")
+        if other in NEVER.get(room, ()):
+            problems.append(f"{module} ({room}) imports {target} ({other})")
+    assert ("writers", "mlflow_store") in edges and ("sources", "mlflow_store") in edges
+    assert ("__init__", "dashboard") in edges  # the root hands the writers the report builder
+    assert problems == []
+    assert room_cycles(edges) == [], "rooms import each other in a loop:\n" + "\n".join(
+        room_cycles(edges)
+    )
+
+
+def test_a_loop_among_rooms_is_named_with_its_imports() -> None:
+    # the loop this layout removed: the writer imported the report, the report a writer module
+    edges = {
+        ("writers", "dashboard"): "writer imports report",
+        ("dashboard", "writers"): "report imports stores",
+        ("dashboard", "tags"): "model imports tags",
+        ("compare", "writers"): "compare imports readback",
+    }
+    assert room_cycles(edges) == [
+        "dashboard -> writers -> dashboard (report imports stores; writer imports report)"
+    ]
+    three = {("a", "b"): "a>b", ("b", "c"): "b>c", ("c", "a"): "c>a", ("c", "d"): "c>d"}
+    assert room_cycles(three) == ["a -> b -> c -> a (a>b; b>c; c>a)"]
+    assert room_cycles({("a", "b"): "a>b"}) == []
 
 
 def test_public_face_is_lazy_and_complete() -> None:

@@ -25,8 +25,8 @@ from tests.mlflow_server import IMAGE_FILE, MlflowServer
 from vizcallbacks.__main__ import main as cli
 from vizcallbacks.compare import compare_runs
 from vizcallbacks.render.compare import RUN_COLORS, run_comparison
+from vizcallbacks.sources.mlflow_runs import RunLookupError, connect, open_run
 from vizcallbacks.writers.mlflow import MLflowWriter
-from vizcallbacks.writers.mlflow.readback import RunLookupError, connect, open_run
 
 EPOCHS = 2
 KEY = "activations/conv_a"

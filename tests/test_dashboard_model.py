@@ -10,8 +10,9 @@ from typing import Any
 
 import pytest
 
-from vizcallbacks.dashboard.model import RunData, network_index, params_from_markdown
+from vizcallbacks.dashboard.network import network_index
 from vizcallbacks.dashboard.report import report_html
+from vizcallbacks.sources.run import RunData, params_from_markdown
 from vizcallbacks.tags import PARAMS_TAG, parse_tag, tag
 from vizcallbacks.writers.tensorboard import params_markdown
 

@@ -23,17 +23,17 @@ from PIL import Image as PILImage
 
 from tests.mlflow_server import MlflowServer
 from tests.test_mlflow_writer import fit, grid, image_steps, only_run
-from vizcallbacks.records import Image
-from vizcallbacks.writers.mlflow import MLflowWriter
-from vizcallbacks.writers.mlflow import images as images_module
-from vizcallbacks.writers.mlflow.images import LOGGED_IMAGES_TAG, image_uuid, thumbnail
-from vizcallbacks.writers.mlflow.server import (
+from vizcallbacks.mlflow_store.image_files import (
     image_artifact_name,
     images_on_server,
     logged_images,
     parse_image_name,
     thumbnail_name,
 )
+from vizcallbacks.records import Image
+from vizcallbacks.writers.mlflow import MLflowWriter
+from vizcallbacks.writers.mlflow import images as images_module
+from vizcallbacks.writers.mlflow.images import LOGGED_IMAGES_TAG, image_uuid, thumbnail
 
 pytestmark = pytest.mark.usefixtures("no_mlflow_env")
 UUID4 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")

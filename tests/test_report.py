@@ -8,6 +8,7 @@ import io
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from tests.test_dashboard_model import report_data
@@ -60,3 +61,16 @@ def test_report_of_a_tf_summary_log(tmp_path: Path) -> None:
 def test_report_refuses_a_directory_with_nothing_logged(tmp_path: Path) -> None:
     assert cli(["report", str(tmp_path), "-o", str(tmp_path / "r.html")]) == 2
     assert not (tmp_path / "r.html").exists()
+
+
+def test_the_writers_reach_the_report_through_the_seam_the_package_fills(caplog) -> None:
+    # MLflowWriter(report=True) calls log_run_report; the package root installed the dashboard's
+    # builder there, which tries the server (nothing listens on port 9) and says so, once.
+    from vizcallbacks.writers.run_report import install_run_report, log_run_report
+
+    with caplog.at_level("WARNING", logger="vizcallbacks"):
+        log_run_report("http://127.0.0.1:9", "0123abcd")
+    assert "the HTML report of run 0123abcd was not written" in caplog.text
+    assert "does not answer" in caplog.text
+    with pytest.raises(TypeError, match="Received: 'report'"):
+        install_run_report("report")  # type: ignore[arg-type]

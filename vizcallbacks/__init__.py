@@ -12,6 +12,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from vizcallbacks._version import __version__
+from vizcallbacks.writers.run_report import install_run_report
 
 if TYPE_CHECKING:
     from vizcallbacks.callbacks.activations import ActivationLogger
@@ -108,6 +109,18 @@ __all__ = [
     "tile_filters",
     "tile_maps",
 ]
+
+
+def _log_report(tracking_uri: str, run_id: str) -> None:
+    """``MLflowWriter(report=True)``'s report: the read side builds it (loaded on first use)."""
+    from vizcallbacks.dashboard.report import log_report
+
+    log_report(tracking_uri, run_id)
+
+
+# The package root imports both sides, so it hands the writers the report builder: Python runs
+# this file before any writer module, and the writers never import the read side.
+install_run_report(_log_report)
 
 
 def __getattr__(name: str) -> Any:

@@ -97,10 +97,13 @@ def _sync(args: argparse.Namespace) -> int:
         )
         return USAGE
     try:
-        from vizcallbacks.writers.mlflow.stores import TrackingUriError, check_tracking_uri
-        from vizcallbacks.writers.mlflow.sync import sync_spool
-        from vizcallbacks.writers.mlflow.target import absolute_tracking_uri
-        from vizcallbacks.writers.mlflow.validate import NotASpoolError
+        from vizcallbacks.mlflow_store.tracking_uri import (
+            TrackingUriError,
+            absolute_tracking_uri,
+            check_tracking_uri,
+        )
+        from vizcallbacks.replay.sync import sync_spool
+        from vizcallbacks.writers.mlflow.spool_format import NotASpoolError
 
         if args.tracking_uri:
             check_tracking_uri(absolute_tracking_uri(args.tracking_uri), create=True)
@@ -257,8 +260,8 @@ def _compare(args: argparse.Namespace) -> int:
         from mlflow.exceptions import MlflowException
 
         from vizcallbacks.compare import compare_runs, image_format
-        from vizcallbacks.writers.mlflow.readback import RunLookupError, connect, printable
-        from vizcallbacks.writers.mlflow.stores import TrackingUriError
+        from vizcallbacks.mlflow_store.tracking_uri import TrackingUriError
+        from vizcallbacks.sources.mlflow_runs import RunLookupError, connect, printable
     except ImportError as err:  # MLflow is an optional extra
         log.error("MLflow is not available (%s): pip install 'vizcallbacks[mlflow]'", err)
         return USAGE

@@ -58,7 +58,7 @@ def load_archive(
     if Path(source).is_dir():
         names = sorted(p.name for p in folder.glob("grams_step_*.npz")) if folder.is_dir() else []
         return Path(source).name or source, read_gram_archive(folder / _pick(names, step, source))
-    from vizcallbacks.writers.mlflow.readback import connect, open_run
+    from vizcallbacks.sources.mlflow_runs import connect, open_run
 
     client = connect(tracking_uri)
     run = open_run(client, source)

@@ -1,7 +1,7 @@
 """Two logged runs side by side: ``python -m vizcallbacks compare RUN_A RUN_B``.
 
 Run A's image grid at a step beside run B's, with both runs' statistic curves below; the runs are
-read back from MLflow by :mod:`vizcallbacks.writers.mlflow.readback`.
+read back from MLflow by :mod:`vizcallbacks.sources.mlflow_runs`.
 """
 
 from __future__ import annotations
@@ -12,14 +12,14 @@ from typing import Any
 
 import numpy as np
 
-from vizcallbacks.tags import layer_candidates
-from vizcallbacks.writers.mlflow.readback import (
+from vizcallbacks.sources.mlflow_runs import (
     LoggedRun,
     RunLookupError,
     listing,
     open_run,
     steps_text,
 )
+from vizcallbacks.tags import layer_candidates
 
 __all__ = ["FORMATS", "RunComparisonResult", "compare_runs", "image_format"]
 

@@ -15,9 +15,9 @@ from tensorboard.backend import http_util
 from tensorboard.plugins import base_plugin
 from werkzeug import wrappers
 
-from vizcallbacks.dashboard.model import network_index
+from vizcallbacks.dashboard.network import network_index
 from vizcallbacks.dashboard.report import static_text
-from vizcallbacks.dashboard.tensorboard_source import logged_runs, read_run
+from vizcallbacks.sources.tensorboard import logged_runs, read_run
 
 __all__ = ["PLUGIN_NAME", "VizCallbacksLoader", "VizCallbacksPlugin"]
 

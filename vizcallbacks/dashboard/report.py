@@ -13,18 +13,20 @@ import io
 import json
 import logging
 import os
+import tempfile
 from collections.abc import Callable, Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any, TextIO
 
-from vizcallbacks.dashboard.model import RunData, network_index
+from vizcallbacks.dashboard.network import network_index
+from vizcallbacks.mlflow_store.tracking_uri import client_for
+from vizcallbacks.sources import RunData, read_source
 
 __all__ = [
     "REPORT_ARTIFACT",
     "build_report",
     "log_report",
-    "read_source",
     "report_html",
     "static_text",
     "write_report",
@@ -93,22 +95,9 @@ def report_html(runs: Sequence[RunData], blob: Callable[[str], bytes], title: st
     return page.getvalue()
 
 
-def read_source(source: str, tracking_uri: str | None = None) -> Any:
-    """A reader (``runs()``, ``blob(ref)``) for a TensorBoard log directory, else an MLflow run
-    (id or unique name) in ``tracking_uri``'s store."""
-    if Path(source).is_dir():
-        from vizcallbacks.dashboard.tensorboard_source import LogdirReader
-
-        return LogdirReader(source)
-    from vizcallbacks.dashboard.mlflow_source import MLflowRunReader
-    from vizcallbacks.writers.mlflow.readback import connect
-
-    return MLflowRunReader(connect(tracking_uri), source)
-
-
 def build_report(source: str, output: str | Path, tracking_uri: str | None = None) -> Path:
-    """Write the report of ``source`` (see :func:`read_source`) to ``output``; ``ValueError``
-    when it holds nothing vizcallbacks logged."""
+    """Write the report of ``source`` (see :func:`~vizcallbacks.sources.read_source`) to
+    ``output``; ``ValueError`` when it holds nothing vizcallbacks logged."""
     reader = read_source(source, tracking_uri)
     target = Path(output)
     partial = target.with_name(target.name + ".partial")
@@ -129,11 +118,7 @@ def build_report(source: str, output: str | Path, tracking_uri: str | None = Non
 def log_report(tracking_uri: str, run_id: str) -> None:
     """Build the report of MLflow run ``run_id`` from what it holds and log it as the run's
     artifact ``vizcallbacks_report.html``; a failure is a warning, never an error."""
-    import tempfile
-
     try:
-        from vizcallbacks.writers.mlflow.stores import client_for
-
         client = client_for(tracking_uri)
         with tempfile.TemporaryDirectory(prefix="vizcallbacks-report-") as tmp:
             path = build_report(run_id, Path(tmp) / REPORT_ARTIFACT, tracking_uri)

@@ -18,14 +18,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vizcallbacks.writers.mlflow.images import FILE_WORKERS, send_images
-from vizcallbacks.writers.mlflow.server import (
-    images_on_server,
+from vizcallbacks.mlflow_store.image_files import images_on_server
+from vizcallbacks.mlflow_store.server import (
     is_rejection,
     is_remote,
     local_artifact_dir,
     short_error,
 )
+from vizcallbacks.writers.mlflow.images import FILE_WORKERS, send_images
 from vizcallbacks.writers.mlflow.spool import Spool
 
 __all__ = ["ROUND_ITEMS", "Report", "deliver"]

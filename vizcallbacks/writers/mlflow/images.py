@@ -1,7 +1,7 @@
 """Delivering spooled images to a run as MLflow's ``log_image`` would, minus its re-encoding.
 
 Each image's PNG goes up byte for byte, with the ``+compressed.webp`` preview the run page's
-image cards show, under the names ``log_image`` uses (``server.image_artifact_name``): written
+image cards show, under the names ``log_image`` uses (``mlflow_store.image_files``): written
 straight into a local artifact folder, or a round's images in one ``log_artifacts`` call per
 folder of files instead of three requests per image.
 Names are derived from (run, key, step, timestamp), so a replay after a crash writes the very
@@ -25,15 +25,17 @@ from typing import Any
 
 import numpy as np
 
-from vizcallbacks.writers.mlflow.server import (
+from vizcallbacks.mlflow_store.image_files import (
     IMAGES_DIR,
     image_artifact_name,
     images_on_server,
+    thumbnail_name,
+)
+from vizcallbacks.mlflow_store.server import (
     is_rejection,
     is_remote,
     local_artifact_dir,
     short_error,
-    thumbnail_name,
 )
 from vizcallbacks.writers.mlflow.spool import Spool
 

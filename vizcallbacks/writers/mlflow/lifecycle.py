@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from vizcallbacks.writers.mlflow.server import import_mlflow, probe, short_error
+from vizcallbacks.mlflow_store.server import import_mlflow, probe, short_error
 from vizcallbacks.writers.mlflow.spool import Spool, find_spools
 
 __all__ = [

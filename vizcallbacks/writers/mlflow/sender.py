@@ -11,8 +11,8 @@ import threading
 import time
 from typing import Any
 
+from vizcallbacks.mlflow_store.server import import_mlflow, probe
 from vizcallbacks.writers.mlflow.delivery import ROUND_ITEMS, deliver
-from vizcallbacks.writers.mlflow.server import import_mlflow, probe
 from vizcallbacks.writers.mlflow.spool import Spool
 from vizcallbacks.writers.mlflow.target import ensure_run
 

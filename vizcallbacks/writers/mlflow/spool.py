@@ -29,7 +29,8 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from vizcallbacks.writers.mlflow.validate import (
+from vizcallbacks.writers.mlflow.file_lock import try_lock, unlock
+from vizcallbacks.writers.mlflow.spool_format import (
     FORMAT,
     Damaged,
     NotASpoolError,
@@ -314,7 +315,7 @@ class Spool:
         self.directory.mkdir(parents=True, exist_ok=True)
         with open(self.directory / _LOCK, "a+b") as handle:
             deadline = time.monotonic() + timeout
-            while not _try_lock(handle):
+            while not try_lock(handle):
                 if time.monotonic() >= deadline:
                     yield False
                     return
@@ -322,7 +323,7 @@ class Spool:
             try:
                 yield True
             finally:
-                _unlock(handle)
+                unlock(handle)
 
     def remove(self) -> None:
         """Delete the spool directory (when everything in it was delivered)."""
@@ -357,32 +358,3 @@ def find_spools(path: str | Path) -> list[Path]:
         return []
     found = [p for p in root.iterdir() if (p / _RUN).is_file()]
     return sorted(found, key=lambda p: (p / _RUN).stat().st_mtime)
-
-
-try:  # POSIX
-    import fcntl
-
-    def _try_lock(handle: Any) -> bool:
-        try:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            return False
-        return True
-
-    def _unlock(handle: Any) -> None:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
-
-except ImportError:  # Windows
-    import msvcrt
-
-    def _try_lock(handle: Any) -> bool:
-        try:
-            handle.seek(0)
-            msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)  # type: ignore[attr-defined]
-        except OSError:
-            return False
-        return True
-
-    def _unlock(handle: Any) -> None:
-        handle.seek(0)
-        msvcrt.locking(handle.fileno(), msvcrt.LK_UNLCK, 1)  # type: ignore[attr-defined]

@@ -13,17 +13,16 @@ import time
 import uuid
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 from vizcallbacks._version import __version__
+from vizcallbacks.mlflow_store.server import import_mlflow, is_rejection, probe, short_error
+from vizcallbacks.mlflow_store.tracking_uri import absolute_tracking_uri
 from vizcallbacks.tags import safe_name
-from vizcallbacks.writers.mlflow.server import import_mlflow, is_rejection, probe, short_error
 from vizcallbacks.writers.mlflow.spool import Spool
 
 __all__ = [
     "SPOOL_TAG",
     "VERSION_TAG",
-    "absolute_tracking_uri",
     "check_run_id",
     "create_run",
     "ensure_run",
@@ -64,21 +63,6 @@ def spool_directory(spool_dir: Path, record: dict[str, Any]) -> Path:
 def now_ms() -> int:
     """Milliseconds since the epoch: MLflow's timestamps."""
     return int(time.time() * 1000)
-
-
-def absolute_tracking_uri(uri: str) -> str:
-    """``uri`` with a local store's relative path made absolute, so ``sync`` works from anywhere."""
-    parsed = urlparse(uri)
-    if parsed.scheme == "sqlite" and uri.startswith("sqlite:///"):
-        path = uri[len("sqlite:///") :]
-        if path and path != ":memory:" and not os.path.isabs(path):
-            return "sqlite:///" + os.path.abspath(path)
-        return uri
-    if parsed.scheme == "file":
-        return Path(parsed.path).resolve().as_uri()
-    if parsed.scheme == "" or (len(parsed.scheme) == 1 and os.name == "nt"):  # a plain path
-        return str(Path(uri).resolve())
-    return uri
 
 
 def experiment_id(client: Any, name: str | None) -> str:

@@ -3,28 +3,30 @@ spool on disk for a sending thread (``spool.py``, ``sender.py``); ``sync`` repla
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from vizcallbacks.dashboard.report import log_report
 from vizcallbacks.messages import say
+from vizcallbacks.mlflow_store.server import import_mlflow, is_remote
 from vizcallbacks.records import File, Histogram, Image, Params, Record, Scalars, Text
-from vizcallbacks.tags import option_key, shorten
 from vizcallbacks.writers.base import check_log_dir
 from vizcallbacks.writers.mlflow.arguments import (
-    MAX_TAG_VALUE,
     check_arguments,
     check_key,
     checked_metrics,
-    file_artifact,
     seconds,
 )
+from vizcallbacks.writers.mlflow.entries import (
+    file_entry,
+    image_entry,
+    metrics_entry,
+    option_tags,
+    text_entry,
+)
 from vizcallbacks.writers.mlflow.histograms import HistogramFiles, quantile_metrics
-from vizcallbacks.writers.mlflow.images import thumbnail
 from vizcallbacks.writers.mlflow.lifecycle import (
     EXIT_SECONDS,
     call_at_exit,
@@ -33,7 +35,6 @@ from vizcallbacks.writers.mlflow.lifecycle import (
     spooled_last_step,
 )
 from vizcallbacks.writers.mlflow.sender import Notices, Sender
-from vizcallbacks.writers.mlflow.server import import_mlflow, is_remote
 from vizcallbacks.writers.mlflow.spool import Entry, Spool, describe_items
 from vizcallbacks.writers.mlflow.target import (
     VERSION_TAG,
@@ -43,6 +44,7 @@ from vizcallbacks.writers.mlflow.target import (
     reach_run,
     spool_directory,
 )
+from vizcallbacks.writers.run_report import log_run_report
 
 __all__ = ["MLflowWriter", "SpoolWriteError"]
 
@@ -72,7 +74,8 @@ class MLflowWriter:
             ``ConnectionError`` before the first step.
         close_timeout: seconds ``close()`` waits for a server that answers to take the rest.
         retry_interval: longest pause, in seconds, between attempts while the server is down.
-        report: at close, once all arrived, log the run's one-file HTML dashboard as an artifact.
+        report: at close, once all arrived, log the run's one-file HTML dashboard as an artifact
+            (built by the read side, through :mod:`vizcallbacks.writers.run_report`).
     """
 
     def __init__(
@@ -211,33 +214,24 @@ class MLflowWriter:
         metrics: dict[str, float] = {}
         for record in records:
             if isinstance(record, Image):
-                entries.append(self._image(record, step))
+                entries.append(image_entry(record, step))
             elif isinstance(record, Scalars):
                 metrics.update(checked_metrics(record.values))
             elif isinstance(record, Histogram):
                 metrics.update(self._histogram(record, step))
             elif isinstance(record, Text):
-                entries.append(self._text(record, step))
+                entries.append(text_entry(record, step))
             elif isinstance(record, File):
-                entries.append(self._file(record))
+                entries.append(file_entry(record))
             elif isinstance(record, Params):
                 entries += self._params_as_tags(record.values)
             else:
                 raise TypeError(f"MLflowWriter cannot write {type(record).__name__}: {record!r}")
-        if metrics:  # each key becomes a chart comparable across runs
-            fields = {"step": step, "timestamp": now_ms(), "values": metrics}
-            entries.append(("metrics", fields, None))
+        if metrics:
+            entries.append(metrics_entry(metrics, step))
         if entries:
             self._ensure_open().append_many(entries)
             self._sender.wake()
-
-    @staticmethod
-    def _image(image: Image, step: int) -> Entry:
-        """The image's PNG as encoded once by the record, then its card's preview: the run page."""
-        check_key(image.tag, "Image tag")
-        preview = thumbnail(image.pixels)
-        fields = {"key": image.tag, "step": step, "timestamp": now_ms(), "preview": len(preview)}
-        return "image", fields, ("image.png", image.png + preview)
 
     def _histogram(self, histogram: Histogram, step: int) -> dict[str, float]:
         """Quantile metrics ``<kind>_p50/<layer>``... to log; the values go to the step's JSON."""
@@ -246,30 +240,11 @@ class MLflowWriter:
             self._histograms.add(histogram.tag, histogram.values, step)
         return checked_metrics(quantile_metrics(histogram.tag, histogram.values))
 
-    @staticmethod
-    def _text(text: Text, step: int) -> Entry:
-        """Text as the file ``text/<tag>/step_000003.md`` in the run's artifacts."""
-        check_key(text.tag, "Text tag")
-        fields = {"artifact_path": f"text/{shorten(text.tag)}", "step": step}
-        return "artifact", fields, (f"step_{step:06d}.md", str(text.text).encode("utf-8"))
-
-    @staticmethod
-    def _file(file: File) -> Entry:
-        """``data`` as the run artifact ``files/<name>`` (an animation, say)."""
-        check_key(file.name, "File name")
-        path, base = file_artifact(file.name)
-        return "artifact", {"artifact_path": path}, (base, bytes(file.data))
-
     def _params_as_tags(self, params: Mapping[str, Any]) -> list[Entry]:
-        """Run options as tags ``vizcallbacks.<name>``, each sent once (again if it changes): not
-        parameters, which the run page's image cards list above the image, hiding most of it."""
+        """Run options as tags (:func:`option_tags`), each sent once (again if it changes)."""
         fresh: dict[str, str] = {}
         with self._lock:
-            for name, value in params.items():
-                key = shorten(option_key(str(name)))
-                text = value if isinstance(value, str) else json.dumps(value, default=str)
-                if len(text) > MAX_TAG_VALUE:
-                    text = text[: MAX_TAG_VALUE - 3] + "..."
+            for key, text in option_tags(params).items():
                 if self._params.get(key) != text:
                     self._params[key] = fresh[key] = text
         return [("tags", {"values": fresh}, None)] if fresh else []
@@ -328,7 +303,7 @@ class MLflowWriter:
         if left:
             self._report_undelivered(spool, left)
         elif self.report:  # built from what the run holds; a failure is only a warning
-            log_report(str(record["tracking_uri"]), str(record["run_id"]))
+            log_run_report(str(record["tracking_uri"]), str(record["run_id"]))
         self._announce(record)
 
     def end_at_exit(self) -> None:

@@ -1,4 +1,5 @@
-"""Checking a tracking URI before MLflow touches it, so a typo is one line, not a traceback.
+"""A tracking URI made absolute and checked before MLflow touches it, so a typo is one line, not
+a traceback; and the client for it.
 
 MLflow would raise deep inside (an unknown scheme, SQLAlchemy on a file that is not a database)
 or quietly create a store where none was meant to be; :func:`check_tracking_uri` says which URI
@@ -12,9 +13,15 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from vizcallbacks.writers.mlflow.server import import_mlflow, short_error
+from vizcallbacks.mlflow_store.server import import_mlflow, short_error
 
-__all__ = ["SQLITE_HEADER", "TrackingUriError", "check_tracking_uri", "client_for"]
+__all__ = [
+    "SQLITE_HEADER",
+    "TrackingUriError",
+    "absolute_tracking_uri",
+    "check_tracking_uri",
+    "client_for",
+]
 
 SQLITE_HEADER = b"SQLite format 3\x00"
 FIX = (
@@ -25,6 +32,21 @@ FIX = (
 
 class TrackingUriError(ValueError):
     """A tracking URI MLflow cannot use; the message names it and what to pass instead."""
+
+
+def absolute_tracking_uri(uri: str) -> str:
+    """``uri`` with a local store's relative path made absolute, so ``sync`` works from anywhere."""
+    parsed = urlparse(uri)
+    if parsed.scheme == "sqlite" and uri.startswith("sqlite:///"):
+        path = uri[len("sqlite:///") :]
+        if path and path != ":memory:" and not os.path.isabs(path):
+            return "sqlite:///" + os.path.abspath(path)
+        return uri
+    if parsed.scheme == "file":
+        return Path(parsed.path).resolve().as_uri()
+    if parsed.scheme == "" or (len(parsed.scheme) == 1 and os.name == "nt"):  # a plain path
+        return str(Path(uri).resolve())
+    return uri
 
 
 def _sqlite_path(uri: str) -> str | None:

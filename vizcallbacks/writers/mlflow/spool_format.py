@@ -1,13 +1,14 @@
-"""Checking a spool before anything is sent: is the directory ours, is each item whole?
+"""The spool's format read back: is the directory ours (``run.json``), is each line of
+``items.jsonl`` a whole item of a known kind?
 
-``sync`` refuses a directory vizcallbacks did not write (without touching it) and skips, by name,
-an item that cannot be what the writer wrote (a torn line, no or an unknown ``kind``, a missing,
-empty or unreadable file), so one damaged item never costs the others. Plain files, no MLflow.
+The writer reopens its spool with it and ``sync`` checks a spool with it: a directory vizcallbacks
+did not write is refused (without touching it), an item that cannot be what the writer wrote (a
+torn line, no or an unknown ``kind``, a field of the wrong type) is named and kept aside, so one
+damaged item never costs the others. Plain files, no MLflow.
 """
 
 from __future__ import annotations
 
-import io
 import json
 import re
 from collections.abc import Mapping
@@ -21,7 +22,6 @@ __all__ = [
     "Damaged",
     "NotASpoolError",
     "check_fields",
-    "check_payload",
     "check_run_record",
     "parse_line",
     "read_items",
@@ -39,8 +39,6 @@ KINDS: dict[str, dict[str, type]] = {
     "end": {"status": str, "end_time": int},
 }
 RUN_STATUSES = ("FINISHED", "FAILED", "KILLED", "RUNNING", "SCHEDULED")
-TEXT_SUFFIXES = (".md", ".txt")  # an empty text is a valid text
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _ID = re.compile(r'"id"\s*:\s*(\d+)')
 _START = re.compile(r'\{\s*"id"\s*:')
 _KEY = re.compile(r'"(?:key|artifact_path)"\s*:\s*"((?:[^"\\]|\\.)*)')
@@ -145,40 +143,6 @@ def check_fields(item: Mapping[str, Any]) -> str | None:
         return f"unknown run status {item['status']!r}"
     if "file" in item and (not item["file"] or "/" in item["file"] or "\\" in item["file"]):
         return f"bad file name {item['file']!r}"
-    return None
-
-
-def check_payload(item: Mapping[str, Any], data: bytes) -> str | None:
-    """Why ``data``, the file stored with ``item``, cannot be sent, or None when it can."""
-    name = str(item["file"])
-    suffix = Path(name).suffix.lower()
-    if not data and suffix not in TEXT_SUFFIXES:
-        return f"its file {name} is empty"
-    if item["kind"] == "image":  # the PNG, then its WebP preview
-        cut = len(data) - item["preview"]
-        if not 0 < cut <= len(data) or data[cut + 8 : cut + 12] != b"WEBP":
-            return f"its file {name} has no WebP preview after the image"
-        return _png_problem(data[:cut], name)
-    if suffix == ".png":
-        return _png_problem(data, name)
-    if suffix == ".json":
-        try:
-            json.loads(data.decode("utf-8"))
-        except ValueError as err:
-            return f"its file {name} is not valid JSON ({err})"
-    return None
-
-
-def _png_problem(data: bytes, name: str) -> str | None:
-    if not data.startswith(PNG_SIGNATURE):
-        return f"its file {name} is not a PNG image"
-    from PIL import Image
-
-    try:
-        with Image.open(io.BytesIO(data)) as picture:
-            picture.load()
-    except Exception as err:  # Pillow raises many kinds for a truncated or corrupt file
-        return f"its file {name} is not a valid PNG image ({type(err).__name__}: {err})"
     return None
 
 

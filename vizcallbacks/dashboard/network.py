@@ -1,75 +1,32 @@
-"""What one logged run holds, and the network the dashboard draws from it (pure, no backend).
+"""The network the dashboard draws from a run read back (pure, no backend).
 
-:class:`RunData` is what a source read back (TensorBoard's data provider, an MLflow run): image
-references, scalars and texts by tag and step, and the loggers' options. :func:`network_index`
-turns it into the JSON the frontend draws: the probe images, then every logged layer in network
-order, each with its images (by kind and probe), statistic curves and dead-channel texts.
+:func:`network_index` turns a :class:`~vizcallbacks.sources.run.RunData` into the JSON the
+frontend draws: the probe images, then every logged layer in network order, each with its images
+(by kind and probe), statistic curves and dead-channel texts.
 """
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
-from vizcallbacks.tags import IMAGE_KINDS, SCALAR_KINDS, TEXT_KINDS, parse_tag, tag
+from vizcallbacks.sources.run import (
+    DEAD_TEXT,
+    LAYERS_PARAM,
+    PROBES_PARAM,
+    RunData,
+    is_logged_by_us,
+)
+from vizcallbacks.tags import SCALAR_KINDS, parse_tag, tag
 
-__all__ = [
-    "DEAD_TEXT",
-    "LAYERS_PARAM",
-    "PROBES_PARAM",
-    "RunData",
-    "is_logged_by_us",
-    "kind_order",
-    "natural_key",
-    "network_index",
-    "params_from_markdown",
-]
+__all__ = ["kind_order", "natural_key", "network_index"]
 
 # Image kinds that name no layer of the network: the probe shown above the first layer, and the
 # class comparison (a column per layer). The evolution strips are the layer view itself.
 INPUT_KIND = "probe"
 NOT_PER_LAYER = frozenset({"probe", "class_comparison", "evolution", "filter_evolution"})
-DEAD_TEXT = "dead_channel_indices"  # text kind naming the dead channels
-LAYERS_PARAM = "layers_logged"  # ActivationLogger's options: its layers in forward order
-PROBES_PARAM = "probes_logged"  # ... and its probes in the order given
 _ORDER = ("activations", "mean_activation", "gradcam", "gradcam_heatmap", "filters", "filters_rgb")
-
-
-@dataclass
-class RunData:
-    """A run read back: ``images`` tag → step → reference (a blob key, an artifact path) that
-    the source turns into bytes; ``scalars`` tag → ``[(step, value)]``; ``texts`` tag → step →
-    text; ``params`` the loggers' options. Tags keep the order the source listed them in."""
-
-    name: str
-    images: dict[str, dict[int, str]] = field(default_factory=dict)
-    scalars: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
-    texts: dict[str, dict[int, str]] = field(default_factory=dict)
-    params: dict[str, Any] = field(default_factory=dict)
-
-
-def is_logged_by_us(key: str) -> bool:
-    """True for a tag of the vizcallbacks vocabulary (not Keras' own ``epoch_loss``)."""
-    kind = key.partition("/")[0]
-    return kind in IMAGE_KINDS or kind in SCALAR_KINDS or kind in TEXT_KINDS
-
-
-def params_from_markdown(text: str) -> dict[str, Any]:
-    """The options table ``| parameter | value |`` (JSON values) that the TensorBoard writer logs
-    as ``vizcallbacks/params``, back as a dict; rows that do not parse are left out."""
-    params: dict[str, Any] = {}
-    for line in text.splitlines()[2:]:
-        name, sep, value = line.strip().strip("|").partition(" | ")
-        if not sep:
-            continue
-        try:
-            params[name.strip()] = json.loads(value.strip())
-        except ValueError:
-            continue
-    return params
 
 
 def kind_order(kind: str) -> tuple[int, str]:

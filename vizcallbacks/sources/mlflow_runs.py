@@ -1,5 +1,5 @@
-"""Read logged runs back from MLflow: the images ``log_image`` stored per key and step, and the
-metric histories, for ``python -m vizcallbacks compare`` (``vizcallbacks/compare.py``).
+"""Runs found in an MLflow store: the images ``log_image`` stored per key and step, and the
+metric histories, for ``python -m vizcallbacks compare`` and the report's MLflow reader.
 
 Works against a tracking server (``http://...``) and a local store (``sqlite:///mlflow.db``).
 Everything that can go wrong because of what the user typed (a run, key or step that is not
@@ -19,14 +19,13 @@ from typing import Any
 
 import numpy as np
 
-from vizcallbacks.writers.mlflow.server import (
-    import_mlflow,
-    logged_images,
-    require_server,
-    short_error,
+from vizcallbacks.mlflow_store.image_files import logged_images
+from vizcallbacks.mlflow_store.server import import_mlflow, require_server, short_error
+from vizcallbacks.mlflow_store.tracking_uri import (
+    absolute_tracking_uri,
+    check_tracking_uri,
+    client_for,
 )
-from vizcallbacks.writers.mlflow.stores import check_tracking_uri, client_for
-from vizcallbacks.writers.mlflow.target import absolute_tracking_uri
 
 __all__ = [
     "LoggedRun",

@@ -8,12 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from vizcallbacks.dashboard.model import (
-    DEAD_TEXT,
-    RunData,
-    is_logged_by_us,
-    params_from_markdown,
-)
+from vizcallbacks.sources.run import DEAD_TEXT, RunData, is_logged_by_us, params_from_markdown
 from vizcallbacks.tags import PARAMS_TAG
 
 __all__ = ["LogdirReader", "logged_runs", "read_run"]

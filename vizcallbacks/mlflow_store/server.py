@@ -1,5 +1,5 @@
 """Talking to MLflow itself: importing it, probing the server, classifying and shortening errors,
-and reading the image files ``log_image`` stored (their names carry key, step and timestamp).
+and where a local store keeps a run's artifacts.
 
 MLflow is imported here only when a function needs it, so importing the package stays cheap.
 """
@@ -7,39 +7,23 @@ MLflow is imported here only when a function needs it, so importing the package 
 from __future__ import annotations
 
 import errno
-import posixpath
-import re
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 from urllib.parse import urlparse
 
 __all__ = [
-    "IMAGES_DIR",
     "INSTALL_HINT",
-    "LoggedImage",
-    "image_artifact_name",
-    "images_on_server",
     "import_mlflow",
     "is_rejection",
     "is_remote",
     "local_artifact_dir",
-    "logged_images",
-    "parse_image_name",
     "probe",
     "require_server",
     "short_error",
-    "thumbnail_name",
 ]
 
 INSTALL_HINT = "pip install 'vizcallbacks[mlflow]'"
 PROBE_TIMEOUT = 3.0
-IMAGES_DIR = "images"  # the run's artifact folder the run page reads image cards from
-# MLflow 3 stores log_image(key=, step=) as images/<key, / as ~ or #>+step+<n>+timestamp+<ms>+...
-# (older MLflow used % and #): image_artifact_name() writes these names, parse_image_name() reads
-_IMAGE_FILE = re.compile(
-    r"^(?P<key>.+?)[+%]step[+%](?P<step>-?\d+)[+%]timestamp[+%](?P<ts>\d+)[+%][^+%]+\.png$"
-)
 
 
 def import_mlflow() -> Any:
@@ -121,50 +105,6 @@ def is_rejection(err: BaseException) -> bool:
     if type(err).__name__ == "UnidentifiedImageError":  # PIL: the spooled file is no image
         return True
     return isinstance(err, (ValueError, TypeError, FileNotFoundError, UnicodeError))
-
-
-class LoggedImage(NamedTuple):
-    """One image file ``log_image`` stored: its key, step, timestamp and artifact path."""
-
-    key: str
-    step: int
-    timestamp: int
-    path: str
-
-
-def image_artifact_name(key: str, step: int, timestamp: int, uuid: str) -> str:
-    """The artifact path ``log_image(key=, step=, timestamp=)`` gives an image (MLflow 3.17), so
-    images we upload ourselves appear on the run page's image cards like MLflow's own."""
-    return f"{IMAGES_DIR}/{key.replace('/', '~')}+step+{step}+timestamp+{timestamp}+{uuid}.png"
-
-
-def thumbnail_name(image_path: str) -> str:
-    """The path of the ``+compressed.webp`` preview the run page shows for image ``image_path``."""
-    return f"{image_path.removesuffix('.png')}+compressed.webp"
-
-
-def parse_image_name(path: str) -> LoggedImage | None:
-    """The key, step and timestamp an image artifact's name carries (either separator), or None
-    for any other file (a ``+compressed.webp`` preview)."""
-    match = _IMAGE_FILE.match(posixpath.basename(path))
-    if not match:
-        return None
-    key = match["key"].replace("~", "/").replace("#", "/")
-    return LoggedImage(key, int(match["step"]), int(match["ts"]), path)
-
-
-def logged_images(client: Any, run_id: str) -> Iterator[LoggedImage]:
-    """Every image stored under ``log_image``'s names in the run (not the ``+compressed.webp``
-    previews), whether ``log_image`` or :mod:`images` uploaded it."""
-    for info in client.list_artifacts(run_id, IMAGES_DIR):
-        image = parse_image_name(info.path)
-        if image is not None:
-            yield image
-
-
-def images_on_server(client: Any, run_id: str) -> set[tuple[str, int, int]]:
-    """(key, step, timestamp) of every image stored under ``log_image``'s names in the run."""
-    return {(image.key, image.step, image.timestamp) for image in logged_images(client, run_id)}
 
 
 _artifact_dirs: dict[tuple[str, str], Path | None] = {}

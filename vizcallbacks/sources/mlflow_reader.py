@@ -4,12 +4,15 @@ dead-channel texts (``text/<tag>/step_*.md`` artifacts) and the loggers' options
 from __future__ import annotations
 
 import contextlib
+import json
 import re
 import tempfile
 from pathlib import Path
 from typing import Any
 
-from vizcallbacks.dashboard.model import (
+from vizcallbacks.mlflow_store.image_files import IMAGES_DIR
+from vizcallbacks.sources.mlflow_runs import metric_history, open_run
+from vizcallbacks.sources.run import (
     DEAD_TEXT,
     LAYERS_PARAM,
     PROBES_PARAM,
@@ -28,11 +31,6 @@ class MLflowRunReader:
     :class:`RunData`; :meth:`blob` returns an image's bytes by its artifact path."""
 
     def __init__(self, client: Any, run: str) -> None:
-        import json
-
-        from vizcallbacks.writers.mlflow.readback import metric_history, open_run
-        from vizcallbacks.writers.mlflow.server import IMAGES_DIR
-
         logged = open_run(client, run)
         self._tmp = tempfile.TemporaryDirectory(prefix="vizcallbacks-report-")
         self.root = Path(self._tmp.name)

@@ -14,12 +14,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from vizcallbacks.mlflow_store.server import import_mlflow, require_server, short_error
+from vizcallbacks.mlflow_store.tracking_uri import (
+    absolute_tracking_uri,
+    check_tracking_uri,
+    client_for,
+)
+from vizcallbacks.replay.payloads import payload_problem
 from vizcallbacks.writers.mlflow.delivery import ROUND_ITEMS, deliver
-from vizcallbacks.writers.mlflow.server import import_mlflow, require_server, short_error
 from vizcallbacks.writers.mlflow.spool import Spool
-from vizcallbacks.writers.mlflow.stores import check_tracking_uri, client_for
-from vizcallbacks.writers.mlflow.target import absolute_tracking_uri, ensure_run, now_ms
-from vizcallbacks.writers.mlflow.validate import Damaged, check_payload
+from vizcallbacks.writers.mlflow.spool_format import Damaged
+from vizcallbacks.writers.mlflow.target import ensure_run, now_ms
 
 __all__ = ["SpoolWriteError", "SyncResult", "sync_spool"]
 
@@ -70,7 +75,7 @@ def sync_spool(
         damaged = list(spool.damaged)
         pending = []
         for item in spool.pending():
-            reason = _payload_problem(spool, item) if "file" in item else None
+            reason = payload_problem(spool, item) if "file" in item else None
             if reason is None:
                 pending.append(item)
             else:
@@ -100,17 +105,6 @@ def sync_spool(
         Path(directory), uri, run_id, sent, already, left, dict(errors), damaged,
         spool.incomplete, ended,
     )  # fmt: skip
-
-
-def _payload_problem(spool: Spool, item: dict[str, Any]) -> str | None:
-    """Why the file stored with ``item`` cannot be sent (gone, cut short, damaged), or None."""
-    try:
-        data = spool.read_payload(item)
-    except FileNotFoundError:
-        return f"its file {item['file']} is missing"
-    except OSError as err:
-        return err.strerror or str(err)
-    return check_payload(item, data)
 
 
 def _name(item: dict[str, Any]) -> str | None:
