@@ -253,9 +253,7 @@ def _add_compare(commands: argparse._SubParsersAction) -> None:
 
 def _compare(args: argparse.Namespace) -> int:
     if args.cka:
-        from vizcallbacks.cka_compare import cka_command
-
-        return cka_command(args)
+        return _compare_cka(args)
     try:
         from mlflow.exceptions import MlflowException
 
@@ -305,6 +303,38 @@ def _compare(args: argparse.Namespace) -> int:
 
 
 # report ----------------------------------------------------------------------------------------
+def _compare_cka(args: argparse.Namespace) -> int:
+    """``compare RUN_A RUN_B --cka``: write the picture, print the closest layers; exit status."""
+    from PIL import Image
+
+    from vizcallbacks.cka_compare import compare_cka, load_archive, output_name
+    from vizcallbacks.compare import image_format
+
+    try:
+        output = args.output or output_name(args.run_a, args.run_b)
+        fmt = image_format(output)
+        (label_a, a), (label_b, b) = (
+            load_archive(run, args.step, args.tracking_uri) for run in (args.run_a, args.run_b)
+        )
+        if label_a == label_b:
+            label_a, label_b = f"A: {label_a}", f"B: {label_b}"
+        result = compare_cka(a, b, (label_a, label_b))
+    except (LookupError, ValueError, ImportError) as err:  # a mismatch is a ValueError
+        log.error("%s", err)
+        return USAGE
+    except (ConnectionError, OSError) as err:
+        log.error("%s", short_text(err))
+        return FAILED
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(result.picture).convert("RGB").save(output, format=fmt)
+    except OSError as err:
+        log.error("Could not write %s (%s). Pass --output with a writable path.", output, err)
+        return USAGE
+    print(f"Wrote {output}: {result.summary()}")
+    return 0
+
+
 def _add_report(commands: argparse._SubParsersAction) -> None:
     report = commands.add_parser(
         "report",

@@ -8,7 +8,6 @@ and run A's layers x run B's layers are drawn as one CKA matrix. Runs whose prob
 
 from __future__ import annotations
 
-import argparse
 import logging
 import re
 import tempfile
@@ -22,7 +21,7 @@ from vizcallbacks.compute.cka import cross_cka, unit_centered
 from vizcallbacks.render.similarity import similarity_picture
 from vizcallbacks.views.representations import ARCHIVE_FOLDER, GramArchive, read_gram_archive
 
-__all__ = ["CkaComparison", "ProbeSetMismatchError", "cka_command", "compare_cka", "load_archive"]
+__all__ = ["CkaComparison", "ProbeSetMismatchError", "compare_cka", "load_archive", "output_name"]
 
 log = logging.getLogger("vizcallbacks")
 
@@ -113,36 +112,9 @@ def compare_cka(
     return CkaComparison(matrix, picture, labels, (a, b))
 
 
-def cka_command(args: argparse.Namespace) -> int:
-    """``compare RUN_A RUN_B --cka``: write the picture, print the closest layers; exit status."""
-    from PIL import Image
-
-    from vizcallbacks.__main__ import FAILED, USAGE, short_text
-    from vizcallbacks.compare import image_format
-
-    try:
-        output = args.output or Path(f"compare-cka-{_slug(args.run_a)}-{_slug(args.run_b)}.png")
-        fmt = image_format(output)
-        (label_a, a), (label_b, b) = (
-            load_archive(run, args.step, args.tracking_uri) for run in (args.run_a, args.run_b)
-        )
-        if label_a == label_b:
-            label_a, label_b = f"A: {label_a}", f"B: {label_b}"
-        result = compare_cka(a, b, (label_a, label_b))
-    except (LookupError, ValueError, ImportError) as err:  # a mismatch is a ValueError
-        log.error("%s", err)
-        return USAGE
-    except (ConnectionError, OSError) as err:
-        log.error("%s", short_text(err))
-        return FAILED
-    try:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(result.picture).convert("RGB").save(output, format=fmt)
-    except OSError as err:
-        log.error("Could not write %s (%s). Pass --output with a writable path.", output, err)
-        return USAGE
-    print(f"Wrote {output}: {result.summary()}")
-    return 0
+def output_name(run_a: Any, run_b: Any) -> Path:
+    """The picture's default file name, after both runs."""
+    return Path(f"compare-cka-{_slug(run_a)}-{_slug(run_b)}.png")
 
 
 def _slug(run: Any) -> str:
