@@ -264,6 +264,20 @@ def test_batch_hook_only_when_asked(tmp_path: Path) -> None:
     assert "on_train_batch_end" in vars(batched)
 
 
+def test_a_resumed_fit_continues_at_epochs_not_batches(tmp_path: Path) -> None:
+    """Batch-stepped tags (steps count batches) never set the step a second fit continues at:
+    2 epochs of 8 batches, then 1 more epoch, log epoch steps 0, 1, 2 and 3."""
+    model = hand_set_dense()
+    x = np.tile(X, (8, 1))
+    y = np.zeros((16, 1), np.float32)
+    for epochs in (2, 1):
+        logger = vc.GradientLogger((X, Y), [vc.TensorBoardWriter(tmp_path)], every_n_batches=1)
+        model.fit(x, y, batch_size=2, epochs=epochs, verbose=0, callbacks=[logger])
+    events = read_events(tmp_path)
+    assert sorted(events["gradient_norm/dense"]) == [0, 1, 2, 3]
+    assert max(events["batch_weight_norm/dense"]) >= 16  # batch steps went past the epochs
+
+
 @pytest.mark.parametrize(
     ("batch", "error", "words"),
     [

@@ -13,6 +13,7 @@ import unicodedata
 from collections.abc import Iterable
 
 __all__ = [
+    "BATCH_STEP_KINDS",
     "HISTOGRAM_KINDS",
     "IMAGE_KINDS",
     "MAX_TAG_LENGTH",
@@ -20,6 +21,7 @@ __all__ = [
     "QUANTILES",
     "SCALAR_KINDS",
     "TEXT_KINDS",
+    "is_epoch_step",
     "layer_candidates",
     "option_key",
     "parse_tag",
@@ -76,6 +78,8 @@ SCALAR_KINDS = frozenset(
 )
 HISTOGRAM_KINDS = frozenset({"channel_means", "gradients", "weights"})
 TEXT_KINDS = frozenset({"dead_channel_indices", "activation_table", "gradcam_prediction"})
+# Kinds whose steps count training batches, not epochs: never the step a resumed run continues at.
+BATCH_STEP_KINDS = frozenset({"batch_weight_norm", "batch_update_ratio"})
 PARAMS_TAG = "vizcallbacks/params"  # the options of every logger, as one text entry
 # A histogram's summary for sinks without a histogram type (MLflow): name → quantile level.
 QUANTILES = {"min": 0.0, "p25": 0.25, "p50": 0.5, "p75": 0.75, "max": 1.0}
@@ -178,3 +182,8 @@ def parse_tag(
     if head and last in set(probes):
         return kind, head, last
     return kind, rest, None
+
+
+def is_epoch_step(key: str) -> bool:
+    """True when ``key``'s steps count epochs (every kind but :data:`BATCH_STEP_KINDS`)."""
+    return key.partition("/")[0] not in BATCH_STEP_KINDS

@@ -96,7 +96,8 @@ class GradientLogger(VisualizationCallback):
         self._vanishing_before: set[str] = set()
         self._previous: tuple[int, dict[str, list[np.ndarray]]] | None = None  # view side
         self._history: list[tuple[int, dict[str, float]]] = []  # (step, log10 mean |g|)
-        self._batches = 0
+        self._batches = 0  # the batch step: batches trained before this one, resumes included
+        self._epochs_before = 0
         self._batch_previous: tuple[int, dict[str, list[np.ndarray]]] | None = None
         self._batch_norms_before: dict[str, float] = {}
 
@@ -227,10 +228,15 @@ class GradientLogger(VisualizationCallback):
         return evolution_records(names, steps, grid.reshape(len(names), len(steps)))
 
     # every_n_batches ------------------------------------------------------------------------
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        super().on_epoch_begin(epoch, logs)
+        self._epochs_before = epoch + self._step_offset  # a resumed fit counts earlier epochs
+
     def _batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         if not self._active or not self._groups:
             return
-        self._batches += 1
+        steps = (self.params or {}).get("steps")  # None for data of unknown length: count on
+        self._batches = self._epochs_before * steps + batch + 1 if steps else self._batches + 1
         if self.every_n_batches is None or self._batches % self.every_n_batches:
             return
         try:

@@ -21,6 +21,8 @@ from typing import BinaryIO
 import google_crc32c
 from tensorboard.compat.proto import event_pb2
 
+from vizcallbacks.tags import is_epoch_step
+
 __all__ = ["EventFile", "last_step", "masked_crc32c"]
 
 _uid = itertools.count()  # tells apart two files opened in the same second by one process
@@ -115,7 +117,8 @@ def _records(path: Path) -> Iterator[bytes]:
 
 
 def last_step(log_dir: Path) -> int:
-    """The highest step of any summary in ``log_dir``'s event files (not its subfolders), or -1.
+    """The highest epoch step of any summary in ``log_dir``'s event files (not its subfolders;
+    batch-stepped kinds left out), or -1.
 
     Read before training so that a resumed run continues after what is already there.
     """
@@ -124,6 +127,8 @@ def last_step(log_dir: Path) -> int:
         with contextlib.suppress(OSError):
             for data in _records(path):
                 event = event_pb2.Event.FromString(data)
-                if event.HasField("summary") and event.summary.value:
+                if event.HasField("summary") and any(
+                    is_epoch_step(value.tag) for value in event.summary.value
+                ):
                     highest = max(highest, int(event.step))
     return highest

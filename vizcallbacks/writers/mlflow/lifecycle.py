@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from vizcallbacks.mlflow_store.server import import_mlflow, probe, short_error
+from vizcallbacks.tags import is_epoch_step
 from vizcallbacks.writers.mlflow.spool import Spool, find_spools
 
 __all__ = [
@@ -83,12 +84,13 @@ def call_at_exit(owner: object, method: str) -> None:
 
 
 def logged_last_step(uri: str, run_id: str) -> int:
-    """The highest step of any metric already in run ``run_id``; -1 if none or unreachable."""
+    """The highest epoch step of any metric already in run ``run_id`` (batch-stepped kinds left
+    out); -1 if none or unreachable."""
     if probe(uri) is not None:
         return -1
     client = import_mlflow().MlflowClient(uri)
     try:
-        keys = list(client.get_run(run_id).data.metrics)
+        keys = [key for key in client.get_run(run_id).data.metrics if is_epoch_step(key)]
         if not keys:
             return -1
         history: Callable[[str], list[Any]] = lambda key: client.get_metric_history(run_id, key)  # noqa: E731
@@ -117,5 +119,13 @@ def spooled_last_step(spool_dir: Path, run_id: str | None, own: Spool | None) ->
 
 
 def _highest_step(items: Iterable[Mapping[str, Any]]) -> int:
-    steps = [int(it["step"]) for it in items if isinstance(it.get("step"), int)]
+    steps = [
+        int(it["step"]) for it in items if isinstance(it.get("step"), int) and _counts_epochs(it)
+    ]
     return max(steps, default=-1)
+
+
+def _counts_epochs(item: Mapping[str, Any]) -> bool:
+    """False for an item whose every key is batch-stepped (a resume continues at epochs)."""
+    keys = [item["key"]] if "key" in item else list(item.get("values") or {})
+    return not keys or any(is_epoch_step(str(key)) for key in keys)
