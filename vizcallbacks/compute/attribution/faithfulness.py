@@ -34,7 +34,9 @@ from vizcallbacks.compute.attribution.scores import ClassIndex, ClassScores
 from vizcallbacks.compute.backend import compiled, output_arrays
 from vizcallbacks.compute.cache import built_for
 from vizcallbacks.compute.forward import model_inputs, record_forward
+from vizcallbacks.compute.layers import all_layers
 from vizcallbacks.compute.probe import read_probe
+from vizcallbacks.render.faithfulness import RANDOM_LABEL
 
 __all__ = [
     "BLUR_SIGMA",
@@ -42,14 +44,17 @@ __all__ = [
     "FAITHFULNESS_METRICS",
     "RANDOM_MAP_SEED",
     "FaithfulnessCurve",
+    "MethodFaithfulness",
     "PerturbedScores",
     "blurred",
     "causal_curve",
     "deletion_curve",
+    "faithfulness_of",
     "insertion_curve",
     "mu_fidelity",
     "mu_fidelity_scores",
     "random_maps",
+    "scorer",
 ]
 
 FAITHFULNESS_METRICS = ("deletion", "insertion", "mu_fidelity")
@@ -67,6 +72,15 @@ class FaithfulnessCurve:
     probabilities: np.ndarray
     auc: np.ndarray
     class_index: np.ndarray
+
+
+@dataclass(frozen=True)
+class MethodFaithfulness:
+    """Every method's faithfulness on a probe, random maps under ``RANDOM_LABEL``: ``curves``
+    metric (deletion, insertion) → label → curve; ``mu_fidelity`` label → ``(N,)`` scores."""
+
+    curves: dict[str, dict[str, FaithfulnessCurve]]
+    mu_fidelity: dict[str, np.ndarray]
 
 
 class PerturbedScores(ClassScores):
@@ -114,9 +128,18 @@ class PerturbedScores(ClassScores):
         return np.concatenate(probabilities), np.concatenate(explained)
 
 
-def scorer(model: keras.Model, image_shape: tuple[int, ...], output: str | int | None) -> Any:
+def scorer(
+    model: keras.Model, image_shape: tuple[int, ...], output: str | int | None
+) -> PerturbedScores:
     """The :class:`PerturbedScores` of ``model`` for images of ``image_shape``, built once."""
     key = ("faithfulness", tuple(image_shape), output)
+    if any(getattr(la, "data_format", "") == "channels_first" for _, la in all_layers(model)):
+        raise ValueError(
+            "faithfulness perturbs channels_last images; this model has channels_first layers. "
+            "Leave faithfulness out for this model."
+        )
+    if len(getattr(model, "inputs", None) or ()) > 1:
+        raise several_inputs_error("faithfulness")
     return built_for(model, key, lambda: PerturbedScores(model, tuple(image_shape), output))
 
 
@@ -304,3 +327,43 @@ def mu_fidelity(
     scores, probe, values = _prepared(model, images, maps, output)
     classes = scores.classes(probe, class_index)
     return mu_fidelity_scores(scores, probe, values, subset, samples, baseline, seed, classes)
+
+
+def faithfulness_of(
+    scores: PerturbedScores,
+    probe: np.ndarray,
+    maps: dict[str, np.ndarray],
+    classes: np.ndarray,
+    metrics: tuple[str, ...],
+    steps: int = 20,
+) -> MethodFaithfulness:
+    """``metrics`` of each method's ``maps`` ``(N, *spatial)`` and of random maps, all methods'
+    perturbed images in one stream of batches (deletion to 0, insertion from the blur)."""
+    labelled = {**maps, RANDOM_LABEL: random_maps(probe.shape[:-1])}
+    labels, n = list(labelled), probe.shape[0]
+    images = np.concatenate([probe] * len(labels))
+    stacked = np.concatenate([np.asarray(m, np.float64) for m in labelled.values()])
+    repeated = np.tile(classes, len(labels))
+    found: dict[str, FaithfulnessCurve] = {}
+    if "deletion" in metrics:
+        found["deletion"] = causal_curve(scores, images, stacked, np.float32(0), steps, repeated)
+    if "insertion" in metrics:
+        start = np.concatenate([blurred(probe)] * len(labels))
+        found["insertion"] = causal_curve(scores, start, stacked, images, steps, repeated)
+    curves = {
+        metric: {
+            label: FaithfulnessCurve(
+                curve.fractions,
+                curve.probabilities[i * n : (i + 1) * n],
+                curve.auc[i * n : (i + 1) * n],
+                curve.class_index[i * n : (i + 1) * n],
+            )
+            for i, label in enumerate(labels)
+        }
+        for metric, curve in found.items()
+    }
+    mu: dict[str, np.ndarray] = {}
+    if "mu_fidelity" in metrics:
+        values = mu_fidelity_scores(scores, images, stacked, 0.2, 64, 0.0, 0, repeated)
+        mu = {label: values[i * n : (i + 1) * n] for i, label in enumerate(labels)}
+    return MethodFaithfulness(curves, mu)
