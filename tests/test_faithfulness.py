@@ -95,7 +95,9 @@ def test_random_maps_score_worse_than_gradients_x_inputs_on_a_trained_linear_mod
     assert vc.insertion_curve(model, probe, informed).auc.mean() > (
         vc.insertion_curve(model, probe, chance).auc.mean() + 0.1
     )
-    assert vc.mu_fidelity(model, probe, informed).mean() > vc.mu_fidelity(model, probe, chance).mean()
+    assert (
+        vc.mu_fidelity(model, probe, informed).mean() > vc.mu_fidelity(model, probe, chance).mean()
+    )
 
 
 def test_maps_and_options_are_checked_before_any_pass(tmp_path: Path) -> None:

@@ -22,6 +22,11 @@ if TYPE_CHECKING:
     from vizcallbacks.callbacks.patterns import FilterPatternLogger
     from vizcallbacks.callbacks.representations import RepresentationLogger
     from vizcallbacks.compute.activations import layer_activations
+    from vizcallbacks.compute.attribution.faithfulness import (
+        deletion_curve,
+        insertion_curve,
+        mu_fidelity,
+    )
     from vizcallbacks.compute.attribution.notebook import (
         grad_cam,
         grad_cam_plus_plus,
@@ -31,11 +36,6 @@ if TYPE_CHECKING:
         occlusion_sensitivity,
         saliency,
         score_cam,
-    )
-    from vizcallbacks.compute.attribution.faithfulness import (
-        deletion_curve,
-        insertion_curve,
-        mu_fidelity,
     )
     from vizcallbacks.compute.cka import cka
     from vizcallbacks.compute.filters import normalized_filters

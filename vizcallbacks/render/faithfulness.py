@@ -10,7 +10,7 @@ import numpy as np
 
 from vizcallbacks.render.compare import write_text
 
-__all__ = ["CurvePanel", "RANDOM_LABEL", "faithfulness_curves_image"]
+__all__ = ["RANDOM_LABEL", "CurvePanel", "faithfulness_curves_image"]
 
 RANDOM_LABEL = "random"  # the line of uniformly random maps: chance
 PLOT_WIDTH, PLOT_HEIGHT = 300, 200

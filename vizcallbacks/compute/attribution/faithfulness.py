@@ -200,9 +200,7 @@ def causal_curve(
         index = np.arange(rows.start, rows.stop)
         image, step = index // per_image, index % per_image
         mask = rank[image] < changed[step][:, None]
-        return np.where(mask[..., None], target[image], start[image]).reshape(
-            -1, *images.shape[1:]
-        )
+        return np.where(mask[..., None], target[image], start[image]).reshape(-1, *images.shape[1:])
 
     p, _ = scores.probabilities(n * per_image, batch, np.repeat(classes, per_image))
     curves = p.reshape(n, per_image)
@@ -278,7 +276,7 @@ def deletion_curve(
     baseline = check_number("baseline", baseline)
     scores, probe, values = _prepared(model, images, maps, output)
     classes = scores.classes(probe, class_index)
-    return causal_curve(scores, probe, values, np.float32(baseline), steps, classes)
+    return causal_curve(scores, probe, values, np.full(1, baseline, np.float32), steps, classes)
 
 
 def insertion_curve(
@@ -346,7 +344,9 @@ def faithfulness_of(
     repeated = np.tile(classes, len(labels))
     found: dict[str, FaithfulnessCurve] = {}
     if "deletion" in metrics:
-        found["deletion"] = causal_curve(scores, images, stacked, np.float32(0), steps, repeated)
+        found["deletion"] = causal_curve(
+            scores, images, stacked, np.zeros(1, np.float32), steps, repeated
+        )
     if "insertion" in metrics:
         start = np.concatenate([blurred(probe)] * len(labels))
         found["insertion"] = causal_curve(scores, start, stacked, images, steps, repeated)
