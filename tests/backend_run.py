@@ -46,6 +46,10 @@ def main(weights: str, out_dir: str) -> None:
     arrays["grad_cam_plus_plus"] = vc.grad_cam_plus_plus(model, x[:8])
     arrays["layer_cam"] = vc.layer_cam(model, x[:8])
     arrays["score_cam"] = vc.score_cam(model, x[:8])
+    ranking = np.random.default_rng(0).random((8, 16, 16))  # one map on every backend
+    arrays["deletion_curve"] = vc.deletion_curve(model, x[:8], ranking, steps=10).probabilities
+    arrays["insertion_curve"] = vc.insertion_curve(model, x[:8], ranking, steps=10).probabilities
+    arrays["mu_fidelity"] = vc.mu_fidelity(model, x[:8], ranking, samples=16)
     for layer, weights in vc.layer_gradients(model, x[:16], y[:16]).items():
         arrays |= {f"gradients/{layer}/{name}": g for name, g in weights.items()}
     arrays["tensorflow_imported"] = np.array("tensorflow" in sys.modules)

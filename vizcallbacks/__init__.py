@@ -23,6 +23,11 @@ if TYPE_CHECKING:
     from vizcallbacks.callbacks.patterns import FilterPatternLogger
     from vizcallbacks.callbacks.representations import RepresentationLogger
     from vizcallbacks.compute.activations import layer_activations
+    from vizcallbacks.compute.attribution.faithfulness import (
+        deletion_curve,
+        insertion_curve,
+        mu_fidelity,
+    )
     from vizcallbacks.compute.attribution.notebook import (
         grad_cam,
         grad_cam_plus_plus,
@@ -59,6 +64,9 @@ _HOMES = {
     "activation_statistics": "vizcallbacks.compute.statistics",
     "cka": "vizcallbacks.compute.cka",
     "cka_matrix": "vizcallbacks.compute.representations",
+    "deletion_curve": "vizcallbacks.compute.attribution.faithfulness",
+    "insertion_curve": "vizcallbacks.compute.attribution.faithfulness",
+    "mu_fidelity": "vizcallbacks.compute.attribution.faithfulness",
     "filter_patterns": "vizcallbacks.compute.patterns",
     "gradient_flow": "vizcallbacks.compute.gradients",
     "grad_cam": "vizcallbacks.compute.attribution.notebook",
@@ -92,15 +100,18 @@ __all__ = [
     "activation_statistics",
     "cka",
     "cka_matrix",
+    "deletion_curve",
     "filter_patterns",
     "grad_cam",
     "grad_cam_plus_plus",
     "gradient_flow",
     "gradients_x_inputs",
+    "insertion_curve",
     "integrated_gradients",
     "layer_activations",
     "layer_cam",
     "layer_gradients",
+    "mu_fidelity",
     "normalized_filters",
     "occlusion_sensitivity",
     "overlay_heatmap",

@@ -49,6 +49,7 @@ IMAGE_KINDS = frozenset(
         "attribution",
         "attribution_heatmap",
         "attribution_methods",
+        "attribution_curves",
         "cka",
         "gradient_flow",
     }
@@ -66,6 +67,9 @@ SCALAR_KINDS = frozenset(
         "gradcam_probability",
         "filter_patterns_seconds",
         "attribution_sanity",
+        "attribution_deletion_auc",
+        "attribution_insertion_auc",
+        "attribution_mu_fidelity",
         "cka_to_initial",
         "cka_to_previous",
         "gradient_norm",

@@ -10,14 +10,16 @@ import numpy as np
 
 from vizcallbacks.records import Image, Record, Scalars
 from vizcallbacks.render.compare import labelled_columns
+from vizcallbacks.render.faithfulness import CurvePanel, faithfulness_curves_image
 from vizcallbacks.render.overlay import enlarge
 from vizcallbacks.tags import tag
 from vizcallbacks.views.maps import bare_picture, overlay_picture, sample_picture
 
 if TYPE_CHECKING:  # views take computed values; they never run the computation
+    from vizcallbacks.compute.attribution.faithfulness import MethodFaithfulness
     from vizcallbacks.compute.attribution.result import Attribution
 
-__all__ = ["METHOD_LABELS", "SIDE_BY_SIDE", "attribution_records"]
+__all__ = ["METHOD_LABELS", "SIDE_BY_SIDE", "attribution_records", "faithfulness_records"]
 
 # Column headers of the side-by-side picture.
 METHOD_LABELS = {
@@ -80,6 +82,37 @@ def attribution_records(
     records.append(Image(tag("attribution_methods", SIDE_BY_SIDE), table))
     if sanity:
         records.append(Scalars({tag("attribution_sanity", m): v for m, v in sanity.items()}))
+    return records
+
+
+_PANEL_TITLES = {
+    "deletion": "deletion (lower AUC is better)",
+    "insertion": "insertion (higher AUC is better)",
+}
+
+
+def faithfulness_records(found: MethodFaithfulness) -> list[Record]:
+    """Scalars ``attribution_<metric>_auc/<method>`` (deletion, insertion) and
+    ``attribution_mu_fidelity/<method>``, each the mean over the probes, random maps as the
+    method ``random``; the picture ``attribution_curves/all_probes`` of the mean curves."""
+    values: dict[str, float] = {}
+    panels = []
+    for metric, curves in found.curves.items():
+        auc = {label: float(np.mean(curve.auc)) for label, curve in curves.items()}
+        values |= {tag(f"attribution_{metric}_auc", label): v for label, v in auc.items()}
+        mean_curves = {
+            METHOD_LABELS.get(label, label): curve.probabilities.mean(axis=0)
+            for label, curve in curves.items()
+        }
+        shown = {METHOD_LABELS.get(label, label): v for label, v in auc.items()}
+        fractions = next(iter(curves.values())).fractions
+        panels.append(CurvePanel(_PANEL_TITLES[metric], fractions, mean_curves, shown))
+    for label, scores in found.mu_fidelity.items():
+        values[tag("attribution_mu_fidelity", label)] = float(np.mean(scores))
+    records: list[Record] = [Scalars(values)] if values else []
+    if panels:
+        picture = faithfulness_curves_image(panels)
+        records.append(Image(tag("attribution_curves", SIDE_BY_SIDE), picture))
     return records
 
 
