@@ -56,7 +56,8 @@ def _indexes(runs: Sequence[RunData]) -> tuple[list[dict[str, Any]], dict[str, s
     indexes = []
     for run in runs:
         index = network_index(run)
-        series = index["inputs"] + [s for layer in index["layers"] for s in layer["images"]]
+        series = index["inputs"] + index["network"]
+        series += [s for layer in index["layers"] for s in layer["images"]]
         for entry in series:
             entry["values"] = [ids.setdefault(ref, f"i{len(ids)}") for ref in entry["values"]]
         indexes.append(index)
