@@ -105,7 +105,8 @@ def network_index(run: RunData) -> dict[str, Any]:
         for name in names
     }
     steps: set[int] = set()
-    inputs, network = [], []
+    inputs: list[dict[str, Any]] = []
+    network: list[dict[str, Any]] = []
     for key, by_step in run.images.items():
         kind, layer, probe = parse_tag(key, layers, probes)
         entry = {"kind": kind, "probe": probe or "", "tag": key, **_series(by_step)}
