@@ -160,3 +160,25 @@ def test_report_page_inlines_each_image_once_and_reads_its_own_data() -> None:
             assert base64.b64decode(uri.split(",", 1)[1]) == blobs[run.images[series["tag"]][step]]
     assert not re.search(r"""(src|href)=["']?https?:""", page)
     assert PARAMS_TAG not in page
+
+
+def test_report_inlines_a_picture_logged_twice_once_and_smaller() -> None:
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from vizcallbacks.render.png import encode_png
+
+    tiles = np.random.default_rng(0).integers(0, 255, (8, 12, 3), dtype=np.uint8)
+    still = np.kron(tiles, np.ones((6, 6, 1), np.uint8))  # a layer that did not change
+    blobs = {"a0": encode_png(still), "a1": encode_png(still), "a2": encode_png(still[::-1])}
+    run = RunData(name="run", images={tag("activations", "conv1"): {0: "a0", 1: "a1", 2: "a2"}})
+    data = report_data(report_html([run], blobs.__getitem__, "t"))
+    (series,) = data["runs"][0]["layers"][0]["images"]
+    first, again, other = series["values"]
+    assert first == again != other and len(data["images"]) == 2
+    for ref, pixels in ((first, still), (other, still[::-1])):
+        png = base64.b64decode(data["images"][ref].split(",", 1)[1])
+        assert len(png) < len(blobs["a0"])  # deflated at zlib's best level
+        np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(png))), pixels)
