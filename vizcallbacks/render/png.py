@@ -3,7 +3,7 @@
 Written with the standard library's zlib rather than Pillow: Pillow tries five PNG filters on
 every row and keeps the best, which pays off on photographs but not on our pictures, made of
 flat, pixel-repeated tiles that deflate compresses well as they are. Rows unfiltered ("None")
-at zlib level 1 encode 2-3.5x faster than Pillow's level 1, and our grids come out about as
+at zlib level 3 encode 2-3.5x faster than Pillow's level 3, and our grids come out about as
 large (stage 9 of ``python -m benchmarks.overhead`` times both on one step's pictures).
 """
 
@@ -16,7 +16,9 @@ import numpy as np
 
 __all__ = ["PNG_LEVEL", "encode_png", "recompressed_png"]
 
-PNG_LEVEL = 1  # zlib's fastest level: a third of the default level's time, files ~10 % larger
+# zlib's levels 1-3 share its fast strategy: level 3 takes level 1's time for files ~10 % smaller
+# (the demo's pictures); level 4 up costs 1.7x and more (benchmarks/RESULTS.md, bytes per step).
+PNG_LEVEL = 3
 _SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _COLOUR_TYPES = {1: 0, 2: 4, 3: 2, 4: 6}  # channels → grey, grey + alpha, RGB, RGBA
 
