@@ -7,7 +7,7 @@ the tag), and the run's artifacts by kind: the PNGs, the ``+compressed.webp`` pr
 page shows, the train-end GIFs and the one-file report. Every figure is divided by the number of
 logged steps (epochs + 1), so runs of any length compare.
 
-    python -m benchmarks.bytes_per_step [--epochs N] [--max-samples N]
+    python -m benchmarks.bytes_per_step [--epochs N] [--max-samples N] [--keep DIR]
 """
 
 from __future__ import annotations
@@ -128,9 +128,11 @@ def main(argv: list[str] | None = None) -> str:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.bytes_per_step")
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--max-samples", type=int, default=600)
+    parser.add_argument("--keep", type=Path, help="run in this new folder and keep it")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="vc-bytes-") as tmp:
-        folder = Path(tmp)
+        folder = args.keep or Path(tmp)
+        folder.mkdir(parents=True, exist_ok=True)
         _run_demo(folder, args.epochs, args.max_samples)
         steps = args.epochs + 1
         board = event_file_bytes(folder / "logs")

@@ -25,6 +25,12 @@ from vizcallbacks.writers.tensorboard import params_markdown
         ("activations/base/conv1", ["base/conv1", "base"], [], ("activations", "base/conv1", None)),
         ("gradcam/base/conv1/dog", [], ["cat", "dog"], ("gradcam", "base/conv1", "dog")),
         ("gradcam/conv1/ear", [], ["cat"], ("gradcam", "conv1/ear", None)),
+        ("gradients/conv1/kernel", ["conv1"], ["kernel"], ("gradients", "conv1", None)),
+        ("weights/base/conv1/bias", [], [], ("weights", "base/conv1", None)),
+        ("gradients_p50/conv1/kernel", [], ["kernel"], ("gradients_p50", "conv1", None)),
+        ("gradient_flow/all_layers", ["all_layers"], [], ("gradient_flow", "", None)),
+        ("cka/layers", ["layers"], ["layers"], ("cka", "", None)),
+        ("cka_to_initial/conv1", [], [], ("cka_to_initial", "conv1", None)),
     ],
 )
 def test_parse_tag_splits_kind_layer_and_probe(key, layers, probes, expected) -> None:
@@ -85,6 +91,39 @@ def test_network_index_orders_layers_and_places_every_image() -> None:
     assert dense["images"] == [] and dense["stats"][0]["values"] == [0.5, 0.25]
 
 
+def test_gradient_and_representation_tags_go_to_their_layer_or_to_the_whole_network() -> None:
+    run = _run()
+    for kind in ("gradient_norm", "update_ratio", "cka_to_initial"):
+        run.scalars[tag(kind, "pool")] = [(0, 1.0), (1, 2.0)]
+    run.scalars[tag("batch_weight_norm", "pool")] = [(40, 3.0), (80, 4.0)]  # batches, not epochs
+    run.images[tag("gradient_flow", "all_layers")] = {0: "flow-0", 1: "flow-1"}
+    run.images[tag("cka", "layers")] = {0: "cka-0", 1: "cka-1"}
+    run.images[tag("gradient_flow", "evolution")] = {1: "heat"}
+    run.images[tag("cka", "convergence")] = {1: "conv"}
+    index = network_index(run)
+    assert [layer["name"] for layer in index["layers"]] == ["base/conv1", "pool", "dense"]
+    assert index["steps"] == [0, 1]  # the batch steps 40 and 80 stay off the slider
+    pool = index["layers"][1]
+    assert [s["kind"] for s in pool["stats"]] == [
+        "activation_mean", "cka_to_initial", "gradient_norm", "update_ratio",
+    ]  # fmt: skip
+    assert pool["batch_stats"] == [
+        {"kind": "batch_weight_norm", "probe": "", "steps": [40, 80], "values": [3.0, 4.0]}
+    ]
+    assert [(e["tag"], e["values"], e["whole_run"]) for e in index["network"]] == [
+        ("cka/convergence", ["conv"], True),
+        ("cka/layers", ["cka-0", "cka-1"], False),
+        ("gradient_flow/all_layers", ["flow-0", "flow-1"], False),
+        ("gradient_flow/evolution", ["heat"], True),
+    ]
+    page = report_data(report_html([run], lambda ref: ref.encode(), "t"))
+    (inlined,) = page["runs"]
+    shown = {ref for entry in inlined["network"] for ref in entry["values"]}
+    assert {base64.b64decode(page["images"][ref].split(",", 1)[1]) for ref in shown} == {
+        b"conv", b"cka-0", b"cka-1", b"flow-0", b"flow-1", b"heat",
+    }  # fmt: skip
+
+
 def test_without_the_logged_layer_list_layers_come_by_name() -> None:
     run = _run()
     run.params = {}
@@ -121,3 +160,25 @@ def test_report_page_inlines_each_image_once_and_reads_its_own_data() -> None:
             assert base64.b64decode(uri.split(",", 1)[1]) == blobs[run.images[series["tag"]][step]]
     assert not re.search(r"""(src|href)=["']?https?:""", page)
     assert PARAMS_TAG not in page
+
+
+def test_report_inlines_a_picture_logged_twice_once_and_smaller() -> None:
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from vizcallbacks.render.png import encode_png
+
+    tiles = np.random.default_rng(0).integers(0, 255, (8, 12, 3), dtype=np.uint8)
+    still = np.kron(tiles, np.ones((6, 6, 1), np.uint8))  # a layer that did not change
+    blobs = {"a0": encode_png(still), "a1": encode_png(still), "a2": encode_png(still[::-1])}
+    run = RunData(name="run", images={tag("activations", "conv1"): {0: "a0", 1: "a1", 2: "a2"}})
+    data = report_data(report_html([run], blobs.__getitem__, "t"))
+    (series,) = data["runs"][0]["layers"][0]["images"]
+    first, again, other = series["values"]
+    assert first == again != other and len(data["images"]) == 2
+    for ref, pixels in ((first, still), (other, still[::-1])):
+        png = base64.b64decode(data["images"][ref].split(",", 1)[1])
+        assert len(png) < len(blobs["a0"])  # deflated at zlib's best level
+        np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(png))), pixels)

@@ -19,8 +19,10 @@ __all__ = [
     "MAX_TAG_LENGTH",
     "PARAMS_TAG",
     "QUANTILES",
+    "RUN_LEVEL_KINDS",
     "SCALAR_KINDS",
     "TEXT_KINDS",
+    "WEIGHT_HISTOGRAM_KINDS",
     "is_epoch_step",
     "layer_candidates",
     "option_key",
@@ -84,6 +86,10 @@ HISTOGRAM_KINDS = frozenset({"channel_means", "gradients", "weights"})
 TEXT_KINDS = frozenset({"dead_channel_indices", "activation_table", "gradcam_prediction"})
 # Kinds whose steps count training batches, not epochs: never the step a resumed run continues at.
 BATCH_STEP_KINDS = frozenset({"batch_weight_norm", "batch_update_ratio"})
+# Image kinds of the whole network, not of one layer (``gradient_flow/all_layers``, ``cka/layers``).
+RUN_LEVEL_KINDS = frozenset({"gradient_flow", "cka"})
+# Histogram kinds whose last segment names a weight of the layer (``gradients/conv1/kernel``).
+WEIGHT_HISTOGRAM_KINDS = frozenset({"gradients", "weights"})
 PARAMS_TAG = "vizcallbacks/params"  # the options of every logger, as one text entry
 # A histogram's summary for sinks without a histogram type (MLflow): name → quantile level.
 QUANTILES = {"min": 0.0, "p25": 0.25, "p50": 0.5, "p75": 0.75, "max": 1.0}
@@ -176,8 +182,18 @@ def parse_tag(
 ) -> tuple[str, str, str | None]:
     """``(kind, layer, probe)`` of a tag: ``activations/base/conv1/cat`` → ``("activations",
     "base/conv1", "cat")`` when ``base/conv1`` is among the known ``layers``; else a last segment
-    among the known ``probes`` is the probe, and the rest the layer."""
+    among the known ``probes`` is the probe, and the rest the layer.
+
+    A run-level picture (:data:`RUN_LEVEL_KINDS`) names no layer: ``("cka", "", None)``; a weight
+    histogram's last segment is the weight, never a probe: ``gradients/conv1/kernel`` (and its
+    MLflow quantiles ``gradients_p50/conv1/kernel``) → ``("gradients", "conv1", None)``.
+    """
     kind, _, rest = key.partition("/")
+    if kind in RUN_LEVEL_KINDS:
+        return kind, "", None
+    base, _, stat = kind.rpartition("_")
+    if kind in WEIGHT_HISTOGRAM_KINDS or (base in WEIGHT_HISTOGRAM_KINDS and stat in QUANTILES):
+        return kind, rest.rpartition("/")[0] or rest, None
     known = set(layers)
     for layer in layer_candidates(key):
         if layer in known:

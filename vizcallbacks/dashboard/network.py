@@ -1,8 +1,9 @@
 """The network the dashboard draws from a run read back (pure, no backend).
 
 :func:`network_index` turns a :class:`~vizcallbacks.sources.run.RunData` into the JSON the
-frontend draws: the probe images, then every logged layer in network order, each with its images
-(by kind and probe), statistic curves and dead-channel texts.
+frontend draws: the probe images, the pictures of the whole network (gradient flow, CKA), then
+every logged layer in network order, each with its images (by kind and probe), statistic curves
+(epoch steps; batch-stepped ones apart, on their own axis) and dead-channel texts.
 """
 
 from __future__ import annotations
@@ -18,14 +19,24 @@ from vizcallbacks.sources.run import (
     RunData,
     is_logged_by_us,
 )
-from vizcallbacks.tags import SCALAR_KINDS, parse_tag, tag
+from vizcallbacks.tags import (
+    BATCH_STEP_KINDS,
+    RUN_LEVEL_KINDS,
+    SCALAR_KINDS,
+    parse_tag,
+    tag,
+)
 
 __all__ = ["kind_order", "natural_key", "network_index"]
 
 # Image kinds that name no layer of the network: the probe shown above the first layer, and the
 # class comparison (a column per layer). The evolution strips are the layer view itself.
 INPUT_KIND = "probe"
-NOT_PER_LAYER = frozenset({"probe", "class_comparison", "evolution", "filter_evolution"})
+NOT_PER_LAYER = frozenset(
+    {"probe", "class_comparison", "evolution", "filter_evolution", *RUN_LEVEL_KINDS}
+)
+# Run-level pictures drawn once at train end over every step: shown whatever step is chosen.
+WHOLE_RUN_TAGS = frozenset({tag("gradient_flow", "evolution"), tag("cka", "convergence")})
 _ORDER = ("activations", "mean_activation", "gradcam", "gradcam_heatmap", "filters", "filters_rgb")
 
 
@@ -71,25 +82,40 @@ def _series(points: Mapping[int, Any]) -> dict[str, list[Any]]:
 
 
 def network_index(run: RunData) -> dict[str, Any]:
-    """The run as the frontend draws it: ``{name, steps, probes, inputs, layers, order}``.
+    """The run as the frontend draws it: ``{name, steps, probes, inputs, network, layers,
+    order}``.
 
-    Each layer: ``images`` ``[{kind, probe, steps, values: refs}]`` (kinds in
-    :func:`kind_order`), ``stats`` ``[{kind, probe, steps, values}]`` and ``dead``
-    ``{steps, values: texts}``; ``probe`` is ``""`` where the tag has none.
+    ``network``: the run-level pictures ``[{kind, tag, probe, steps, values: refs, whole_run}]``
+    (``whole_run``: drawn at train end, shown at every step). Each layer: ``images``
+    ``[{kind, probe, steps, values: refs}]`` (kinds in :func:`kind_order`), ``stats`` and
+    ``batch_stats`` ``[{kind, probe, steps, values}]`` (the latter's steps count batches: they
+    never enter ``steps``, the epoch steps of the slider) and ``dead`` ``{steps, values: texts}``;
+    ``probe`` is ``""`` where the tag has none.
     """
     probes = _probes(run)
     names, rule = _layer_order(run, probes)
     layers: dict[str, dict[str, Any]] = {
-        name: {"name": name, "images": [], "stats": [], "dead": {"steps": [], "values": []}}
+        name: {
+            "name": name,
+            "images": [],
+            "stats": [],
+            "batch_stats": [],
+            "dead": {"steps": [], "values": []},
+        }
         for name in names
     }
     steps: set[int] = set()
-    inputs = []
+    inputs: list[dict[str, Any]] = []
+    network: list[dict[str, Any]] = []
     for key, by_step in run.images.items():
         kind, layer, probe = parse_tag(key, layers, probes)
         entry = {"kind": kind, "probe": probe or "", "tag": key, **_series(by_step)}
         if kind == INPUT_KIND:
             inputs.append(entry)
+        elif kind in RUN_LEVEL_KINDS:
+            network.append({**entry, "whole_run": key in WHOLE_RUN_TAGS})
+            if key not in WHOLE_RUN_TAGS:
+                steps.update(by_step)
         elif kind not in NOT_PER_LAYER and layer in layers:
             layers[layer]["images"].append(entry)
             steps.update(by_step)
@@ -97,7 +123,11 @@ def network_index(run: RunData) -> dict[str, Any]:
         kind, layer, probe = parse_tag(key, layers, probes)
         if kind in SCALAR_KINDS and layer in layers:
             series = _series(dict(points))
-            layers[layer]["stats"].append({"kind": kind, "probe": probe or "", **series})
+            stat = {"kind": kind, "probe": probe or "", **series}
+            if kind in BATCH_STEP_KINDS:
+                layers[layer]["batch_stats"].append(stat)
+                continue
+            layers[layer]["stats"].append(stat)
             steps.update(series["steps"])
     for key, texts in run.texts.items():
         kind, layer, _ = parse_tag(key, layers, probes)
@@ -106,11 +136,16 @@ def network_index(run: RunData) -> dict[str, Any]:
     for row in layers.values():
         row["images"].sort(key=lambda e: (kind_order(e["kind"]), e["probe"]))
         row["stats"].sort(key=lambda e: (e["kind"], e["probe"]))
+        row["batch_stats"].sort(key=lambda e: (e["kind"], e["probe"]))
+    network.sort(key=lambda e: e["tag"])
     return {
         "name": run.name,
         "steps": sorted(steps),
         "probes": probes or [""],
         "inputs": inputs,
-        "layers": [row for row in layers.values() if row["images"] or row["stats"]],
+        "network": network,
+        "layers": [
+            row for row in layers.values() if row["images"] or row["stats"] or row["batch_stats"]
+        ],
         "order": rule,
     }

@@ -8,6 +8,7 @@ train-end artifact both come through :func:`build_report`.
 from __future__ import annotations
 
 import base64
+import hashlib
 import html
 import io
 import json
@@ -21,6 +22,7 @@ from typing import Any, TextIO
 
 from vizcallbacks.dashboard.network import network_index
 from vizcallbacks.mlflow_store.tracking_uri import client_for
+from vizcallbacks.render.png import recompressed_png
 from vizcallbacks.sources import RunData, read_source
 
 __all__ = [
@@ -50,14 +52,19 @@ def _mime(data: bytes) -> str:
     return "image/jpeg" if data.startswith(b"\xff\xd8") else "application/octet-stream"
 
 
+def _image_series(index: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every image series of one run's index: the probes, the whole network's, the layers'."""
+    series = index["inputs"] + index["network"]
+    return series + [s for layer in index["layers"] for s in layer["images"]]
+
+
 def _indexes(runs: Sequence[RunData]) -> tuple[list[dict[str, Any]], dict[str, str]]:
     """Every run's index with each image reference replaced by a short id; id → reference."""
     ids: dict[str, str] = {}
     indexes = []
     for run in runs:
         index = network_index(run)
-        series = index["inputs"] + [s for layer in index["layers"] for s in layer["images"]]
-        for entry in series:
+        for entry in _image_series(index):
             entry["values"] = [ids.setdefault(ref, f"i{len(ids)}") for ref in entry["values"]]
         indexes.append(index)
     return indexes, {short: ref for ref, short in ids.items()}
@@ -67,22 +74,38 @@ def write_report(
     runs: Sequence[RunData], blob: Callable[[str], bytes], title: str, out: TextIO
 ) -> None:
     """Write the report page of ``runs`` to ``out``, one image at a time (a large run's images
-    never sit in memory twice); ``blob`` turns an image reference into its bytes."""
+    never sit in memory twice); ``blob`` turns an image reference into its bytes.
+
+    Each picture is inlined once: a step whose image has the same bytes as one already written
+    (a layer that did not change, the probe) points at that one. PNGs are deflated again at
+    zlib's best level: the same pixels, fewer bytes.
+    """
     indexes, refs = _indexes(runs)
     out.write(
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f"<title>{html.escape(title)}</title>"
         f"<style>{static_text('dashboard.css')}</style></head>\n"
         '<body><div id="vc-root"></div>\n<script type="application/json" id="vc-data">'
+        '{"images":{'
     )
-    out.write('{"runs":' + json.dumps(indexes, separators=(",", ":")).replace("</", "<\\/"))
-    out.write(',"images":{')
-    for n, (short, ref) in enumerate(refs.items()):
-        data = blob(ref)  # base64 holds no quote and no "</": written as is
+    written: dict[bytes, str] = {}  # digest of the logged bytes → the id they were inlined as
+    same: dict[str, str] = {}  # id → the id holding the same bytes
+    for short, ref in refs.items():
+        data = blob(ref)
+        digest = hashlib.sha256(data).digest()
+        if digest in written:
+            same[short] = written[digest]
+            continue
+        data = recompressed_png(data)  # base64 holds no quote and no "</": written as is
         encoded = base64.b64encode(data).decode("ascii")
-        out.write(f'{"," if n else ""}"{short}":"data:{_mime(data)};base64,{encoded}"')
+        out.write(f'{"," if written else ""}"{short}":"data:{_mime(data)};base64,{encoded}"')
+        written[digest] = short
+    for index in indexes:
+        for entry in _image_series(index):
+            entry["values"] = [same.get(short, short) for short in entry["values"]]
+    out.write('},"runs":' + json.dumps(indexes, separators=(",", ":")).replace("</", "<\\/"))
     out.write(
-        f'}}}}</script>\n<script type="module">{static_text("dashboard.js")}\n'
+        f'}}</script>\n<script type="module">{static_text("dashboard.js")}\n'
         'render(JSON.parse(document.getElementById("vc-data").textContent));\n'
         "</script></body></html>\n"
     )

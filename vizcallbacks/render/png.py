@@ -3,7 +3,7 @@
 Written with the standard library's zlib rather than Pillow: Pillow tries five PNG filters on
 every row and keeps the best, which pays off on photographs but not on our pictures, made of
 flat, pixel-repeated tiles that deflate compresses well as they are. Rows unfiltered ("None")
-at zlib level 1 encode 2-3.5x faster than Pillow's level 1, and our grids come out about as
+at zlib level 3 encode 2-3.5x faster than Pillow's level 3, and our grids come out about as
 large (stage 9 of ``python -m benchmarks.overhead`` times both on one step's pictures).
 """
 
@@ -14,9 +14,11 @@ import zlib
 
 import numpy as np
 
-__all__ = ["PNG_LEVEL", "encode_png"]
+__all__ = ["PNG_LEVEL", "encode_png", "recompressed_png"]
 
-PNG_LEVEL = 1  # zlib's fastest level: a third of the default level's time, files ~10 % larger
+# zlib's levels 1-3 share its fast strategy: level 3 takes level 1's time for files ~10 % smaller
+# (the demo's pictures); level 4 up costs 1.7x and more (benchmarks/RESULTS.md, bytes per step).
+PNG_LEVEL = 3
 _SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _COLOUR_TYPES = {1: 0, 2: 4, 3: 2, 4: 6}  # channels → grey, grey + alpha, RGB, RGBA
 
@@ -49,3 +51,31 @@ def encode_png(pixels: np.ndarray) -> bytes:
             _chunk(b"IEND", b""),
         )
     )
+
+
+def recompressed_png(data: bytes) -> bytes:
+    """``data`` (any PNG) with its pixel stream deflated again at zlib's best level: the same
+    pixels in fewer bytes, for pictures kept once and read often (the one-file report). Bytes that
+    are not a PNG, or a PNG that does not come out smaller, are returned as they are."""
+    if not data.startswith(_SIGNATURE):
+        return data
+    chunks: list[tuple[bytes, bytes]] = []
+    at = len(_SIGNATURE)
+    while at + 8 <= len(data):
+        (length,) = struct.unpack(">I", data[at : at + 4])
+        chunks.append((data[at + 4 : at + 8], data[at + 8 : at + 8 + length]))
+        at += 12 + length
+    stream = b"".join(body for kind, body in chunks if kind == b"IDAT")
+    try:
+        packed = zlib.compress(zlib.decompress(stream), 9)
+    except zlib.error:
+        return data
+    parts, placed = [_SIGNATURE], False
+    for kind, body in chunks:
+        if kind != b"IDAT":
+            parts.append(_chunk(kind, body))
+        elif not placed:  # the pixel stream in one IDAT where the first one was
+            parts.append(_chunk(b"IDAT", packed))
+            placed = True
+    smaller = b"".join(parts)
+    return smaller if len(smaller) < len(data) else data

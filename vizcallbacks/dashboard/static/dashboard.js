@@ -94,9 +94,11 @@ function imageFigure(series, step, caption, runIndex) {
 }
 
 function setImage(img, missing, series, step) {
-  // The probe is logged once: it stays shown at every later step.
+  // The probe is logged once: it stays shown at every later step; a picture of the whole run
+  // (drawn at train end) is shown at every step.
   const earlier = series.steps.filter((s) => s <= step).length - 1;
-  const ref = series.kind === "probe" ? series.values[earlier] : valueAt(series, step);
+  const ref = series.whole_run ? series.values.at(-1)
+    : series.kind === "probe" ? series.values[earlier] : valueAt(series, step);
   img.dataset.step = String(step);
   img.hidden = ref === undefined;
   missing.textContent = ref === undefined ? `not logged at step ${step}` : "";
@@ -110,9 +112,12 @@ function setImage(img, missing, series, step) {
 }
 
 // A small curve of one statistic over every step of the run (one line per run, all curves on
-// the same step axis), the current step marked.
-function curve(kind, seriesList, step) {
-  const all = allSteps();
+// the same step axis), the current step marked. A batch-stepped statistic (`batch`) gets its own
+// axis, the batches, and shows its last value: the slider's steps are epochs.
+function curve(kind, seriesList, step, batch = false) {
+  const all = batch
+    ? [...new Set(seriesList.flatMap((s) => (s ? s.steps : [])))].sort((a, b) => a - b)
+    : allSteps();
   const values = seriesList.flatMap((s) => (s ? s.values : [])).filter(Number.isFinite);
   const [x0, x1] = [all[0], all[all.length - 1]];
   const [y0, y1] = [Math.min(...values), Math.max(...values)];
@@ -128,15 +133,16 @@ function curve(kind, seriesList, step) {
     svg.append(svgEl("polyline", { points: points.join(" "), stroke: COLORS[i], fill: "none" }));
   });
   const mark = svgEl("line", { class: "vc-mark", y1: 0, y2: CURVE_H });
-  svg.append(mark);
+  if (!batch) svg.append(mark);
   const label = el("div", { class: "vc-curve-label" });
-  const box = el("div", { class: "vc-stat", "data-kind": kind }, label, svg);
+  const attrs = { class: batch ? "vc-stat vc-batch" : "vc-stat", "data-kind": kind };
+  const box = el("div", attrs, label, svg);
   box.update = (at) => {
     mark.setAttribute("x1", x(at));
     mark.setAttribute("x2", x(at));
-    const shown = seriesList.map((s) => (s ? valueAt(s, at) : undefined));
+    const shown = seriesList.map((s) => (!s ? undefined : batch ? s.values.at(-1) : valueAt(s, at)));
     const text = shown.map((v) => (v === undefined ? "–" : Number(v).toPrecision(3))).join(" | ");
-    label.textContent = `${kind}: ${text}`;
+    label.textContent = batch ? `${kind} (batch ${all.at(-1)}): ${text}` : `${kind}: ${text}`;
   };
   box.update(step);
   return box;
@@ -172,12 +178,18 @@ function deadNote(layer, step) {
   return n ? el("span", { class: "vc-counted", textContent: units }) : null;
 }
 
+// The curves of `layers` (one layer, one entry per run shown) from their `field` ("stats", or
+// "batch_stats" on a batch axis).
+function curves(layers, field, step) {
+  const of = (l) => (l ? forProbe(l[field] ?? []) : []);
+  const kinds = [...new Set(layers.flatMap((l) => of(l).map((s) => s.kind)))];
+  const batch = field === "batch_stats";
+  return kinds.map((kind) => curve(kind, layers.map((l) => of(l).find((s) => s.kind === kind)), step, batch));
+}
+
 function layerRow(name, step) {
   const layers = state.indexes.map((ix) => ix.layers.find((l) => l.name === name));
-  const kinds = [...new Set(layers.flatMap((l) => (l ? forProbe(l.stats).map((s) => s.kind) : [])))];
-  const stats = kinds.map((kind) =>
-    curve(kind, layers.map((l) => l && forProbe(l.stats).find((s) => s.kind === kind)), step),
-  );
+  const stats = [...curves(layers, "stats", step), ...curves(layers, "batch_stats", step)];
   const dead = el("div", { class: "vc-dead" });
   const columns = layers.map((layer, i) => {
     const figures = layer ? forProbe(layer.images).map((s) => imageFigure(s, step, s.kind, i)) : [];
@@ -218,7 +230,20 @@ function networkView(main) {
     main.append(el("section", { class: "vc-input" }, side, el("div", { class: "vc-columns" }, ...figures)));
     state.updaters.push((at) => figures.forEach((f) => f.update(at)));
   }
+  main.append(...networkRows());
   for (const name of layerNames()) main.append(layerRow(name, state.step));
+}
+
+// The pictures of the whole network (gradient flow, CKA between layers), one row above the layers.
+function networkRows() {
+  const columns = state.indexes.map((ix, i) =>
+    forProbe(ix.network ?? []).map((s) => imageFigure(s, state.step, state.indexes.length > 1 ? `${s.tag} · ${ix.name}` : s.tag, i)),
+  );
+  const figures = columns.flat();
+  if (!figures.length) return [];
+  state.updaters.push((at) => figures.forEach((f) => f.update(at)));
+  const side = el("div", { class: "vc-side" }, el("h3", {}, "whole network"));
+  return [el("section", { class: "vc-network" }, side, el("div", { class: "vc-columns" }, ...figures))];
 }
 
 function layerView(main) {
@@ -241,11 +266,11 @@ function layerView(main) {
       main.append(el("section", { class: "vc-strip", "data-kind": kind, "data-run": String(i) }, el("h3", {}, label), el("div", { class: "vc-strip-images" }, ...figures)));
     });
   }
-  const statKinds = [...new Set(layers.flatMap((l) => (l ? forProbe(l.stats).map((s) => s.kind) : [])))];
-  const drift = statKinds.filter((k) => k.startsWith("filter_drift")).concat(statKinds.filter((k) => !k.startsWith("filter_drift")));
-  const curves = drift.map((kind) => curve(kind, layers.map((l) => l && forProbe(l.stats).find((s) => s.kind === kind)), state.step));
-  main.append(el("section", { class: "vc-layer-stats" }, ...curves));
-  state.updaters.push((at) => curves.forEach((c) => c.update(at)));
+  const drift = (c) => (c.dataset.kind.startsWith("filter_drift") ? 0 : 1);
+  const shown = curves(layers, "stats", state.step).sort((a, b) => drift(a) - drift(b));
+  shown.push(...curves(layers, "batch_stats", state.step));
+  main.append(el("section", { class: "vc-layer-stats" }, ...shown));
+  state.updaters.push((at) => shown.forEach((c) => c.update(at)));
 }
 
 function draw() {
@@ -339,7 +364,8 @@ function fillCompare() {
 }
 
 function signature(indexes) {
-  return JSON.stringify(indexes.map((ix) => [ix.steps, ix.layers.map((l) => l.images.map((s) => s.steps.length))]));
+  const lengths = (list) => (list ?? []).map((s) => s.steps.length);
+  return JSON.stringify(indexes.map((ix) => [ix.steps, lengths(ix.network), ix.layers.map((l) => [lengths(l.images), lengths(l.batch_stats)])]));
 }
 
 async function poll() {
