@@ -76,7 +76,7 @@ def postgres_mlflow_server() -> Iterator[tuple[MlflowServer, PostgresCluster]]:
     bin_dir = postgres_bin()
     if bin_dir is None:
         pytest.skip("PostgreSQL is not installed (Debian: apt-get install postgresql)")
-    pytest.importorskip("psycopg2", reason="psycopg2 is not installed (pip install psycopg2-binary)")
+    pytest.importorskip("psycopg2", reason="psycopg2 is missing (pip install psycopg2-binary)")
     root = Path(tempfile.mkdtemp(prefix="vizcallbacks-postgres-"))
     root.chmod(0o755)
     cluster = PostgresCluster(bin_dir, root / "cluster")

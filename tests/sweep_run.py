@@ -2,8 +2,9 @@
 
 ``python -m tests.sweep_run URI EXPERIMENT RUN_NAME WORK_DIR [EPOCHS]``. After its second epoch it
 touches ``WORK_DIR/ready`` and trains on once ``WORK_DIR/../go`` exists (the test has killed the
-server), and after its fourth waits for ``WORK_DIR/../back`` (the server answers again). The TensorBoard copy is what the test compares the server's content with.
-Prints ``TRAINED <seconds>`` once ``fit`` (which ends with every step delivered) returns.
+server), and after its fourth waits for ``WORK_DIR/../back`` (the server answers again). The
+TensorBoard copy is what the test compares the server's content with. Prints
+``TRAINED <seconds>`` once ``fit`` (which ends with every step delivered) returns.
 """
 
 from __future__ import annotations
