@@ -1,10 +1,10 @@
 """One run of a sweep, logging to a shared MLflow server and to its own TensorBoard directory.
 
-``python -m tests.sweep_run URI EXPERIMENT RUN_NAME WORK_DIR [EPOCHS]``. After its second epoch it
-touches ``WORK_DIR/ready`` and trains on once ``WORK_DIR/../go`` exists (the test has killed the
-server), and after its fourth waits for ``WORK_DIR/../back`` (the server answers again). The
-TensorBoard copy is what the test compares the server's content with. Prints
-``TRAINED <seconds>`` once ``fit`` (which ends with every step delivered) returns.
+``python -m tests.sweep_run URI EXPERIMENT RUN_NAME WORK_DIR [EPOCHS [clock]]``. After its second
+epoch it touches ``WORK_DIR/ready`` and trains on once ``WORK_DIR/../go`` exists (the test has
+killed the server), and after its fourth waits for ``WORK_DIR/../back`` (the server answers
+again). The TensorBoard copy is what the test compares the server's content with. Prints
+``TRAINED <fit seconds> <mean seconds from a step's end to its delivery (with clock)>``.
 """
 
 from __future__ import annotations
@@ -41,7 +41,23 @@ class Pause(keras.callbacks.Callback):
             time.sleep(0.1)
 
 
-def main(uri: str, experiment: str, run_name: str, work_dir: str, epochs: int = 5) -> None:
+class DeliveryClock(keras.callbacks.Callback):
+    """After the loggers' ``on_epoch_end``: how long until the step is on the server."""
+
+    def __init__(self, writer: vc.MLflowWriter) -> None:
+        super().__init__()
+        self.writer = writer
+        self.seconds: list[float] = []
+
+    def on_epoch_end(self, epoch: int, logs: object = None) -> None:
+        started = time.perf_counter()
+        self.writer.wait(timeout=240)
+        self.seconds.append(time.perf_counter() - started)
+
+
+def main(
+    uri: str, experiment: str, run_name: str, work_dir: str, epochs: int = 5, clock: bool = False
+) -> None:
     work = Path(work_dir)
     seed = int(run_name.rsplit("-", 1)[-1])
     keras.utils.set_random_seed(seed)
@@ -64,9 +80,12 @@ def main(uri: str, experiment: str, run_name: str, work_dir: str, epochs: int = 
     ]
     model = models.compiled(models.functional())
     started = time.perf_counter()
-    model.fit(x, y, epochs=epochs, batch_size=32, callbacks=[Pause(work), *loggers])
-    print("TRAINED", f"{time.perf_counter() - started:.3f}", flush=True)
+    timer = DeliveryClock(mlflow_writer)  # blocks each epoch until delivered: benchmark only
+    callbacks = [Pause(work), *loggers, *([timer] if clock else [])]
+    model.fit(x, y, epochs=epochs, batch_size=32, callbacks=callbacks)
+    delivery = sum(timer.seconds) / max(len(timer.seconds), 1)
+    print("TRAINED", f"{time.perf_counter() - started:.3f}", f"{delivery:.4f}", flush=True)
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:5], *(int(a) for a in sys.argv[5:6]))
+    main(*sys.argv[1:5], *(int(a) for a in sys.argv[5:6]), clock="clock" in sys.argv[6:])
