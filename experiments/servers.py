@@ -1,4 +1,5 @@
-"""A real ``mlflow server`` process on 127.0.0.1: SQLite store, temporary artifacts, free port.
+"""A real ``mlflow server`` process on 127.0.0.1: SQLite (or a given) store, proxied artifacts in a
+temporary directory, free port.
 
 Used by the test suite (``tests/mlflow_server.py``) and by ``experiments.gallery`` for its
 screenshots. It can be killed and started again on the same store and port.
@@ -32,10 +33,10 @@ def free_port() -> int:
 class MlflowServer:
     """One ``mlflow server`` process group, restartable on the same store and port."""
 
-    def __init__(self, root: Path, port: int | None = None) -> None:
+    def __init__(self, root: Path, port: int | None = None, store_uri: str | None = None) -> None:
         self.root = root
         self.port = port or free_port()
-        self.store_uri = f"sqlite:///{root / 'mlflow.db'}"
+        self.store_uri = store_uri or f"sqlite:///{root / 'mlflow.db'}"
         self.artifacts = root / "artifacts"
         self.log_path = root / "server.log"
         self._process: subprocess.Popen[bytes] | None = None
@@ -62,6 +63,7 @@ class MlflowServer:
             "server",
             "--backend-store-uri",
             self.store_uri,
+            "--serve-artifacts",
             "--artifacts-destination",
             str(self.artifacts),
             "--host",

@@ -14,7 +14,7 @@ import keras
 import numpy as np
 import pytest
 
-pytest_plugins = ["tests.mlflow_server"]
+pytest_plugins = ["tests.mlflow_server", "tests.postgres_server"]
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

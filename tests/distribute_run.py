@@ -1,7 +1,8 @@
 """Train a tiny model under a tf.distribute strategy with the loggers; run as a subprocess.
 
-``python -m tests.distribute_run mirrored LOG_DIR`` or ``... multiworker LOG_DIR`` (with
-``TF_CONFIG`` set by the caller). Prints one JSON line with what the test compares.
+``python -m tests.distribute_run mirrored LOG_DIR`` or ``... multiworker LOG_DIR [DIE_AT_EPOCH]``
+(with ``TF_CONFIG`` set by the caller; worker 1 exits at once as epoch ``DIE_AT_EPOCH`` begins, as
+a crashed worker would). Prints one JSON line with what the test compares.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import numpy as np
 import tensorflow as tf
 
 
-def main(kind: str, log_dir: str) -> None:
+def main(kind: str, log_dir: str, die_at_epoch: int = -1) -> None:
     if kind == "mirrored":
         cpu = tf.config.list_physical_devices("CPU")[0]
         tf.config.set_logical_device_configuration(
@@ -46,11 +47,12 @@ def main(kind: str, log_dir: str) -> None:
     callbacks = [
         vc.ActivationLogger(x[0], writers, layers=["conv_a", "conv_b"]),
         vc.FilterLogger(writers),
+        vc.GradCAMLogger(x[:2], writers, layer="conv_b"),
     ]
     if kind == "mirrored":
         model.fit(x, y, epochs=2, batch_size=16, verbose=0, callbacks=callbacks)
     else:
-        train_multiworker(strategy, model, x, y, callbacks)
+        train_multiworker(strategy, model, x, y, callbacks, die_at_epoch)
 
     # The same weights in a plain single-device model, for the statistics comparison.
     single = models.functional()
@@ -66,11 +68,12 @@ def main(kind: str, log_dir: str) -> None:
     )
 
 
-def train_multiworker(strategy, model, x, y, callbacks) -> None:
+def train_multiworker(strategy, model, x, y, callbacks, die_at_epoch: int) -> None:
     """A custom loop driving the callbacks through Keras' own CallbackList, as fit() would.
 
     Keras 3's fit() itself fails under MultiWorkerMirroredStrategy before any callback runs
-    (tensorflow/tensorflow#72388, "Invalid reduction dimension 0 for input with 0 dimensions").
+    (tensorflow/tensorflow#72388; Keras 3.15: "ValueError: Attempt to convert a value
+    (PerReplica:{...}) with an unsupported type ... to a Tensor").
     """
     import keras
 
@@ -92,7 +95,10 @@ def train_multiworker(strategy, model, x, y, callbacks) -> None:
 
     hooks = keras.callbacks.CallbackList(callbacks, model=model, epochs=2, verbose=0)
     hooks.on_train_begin()
+    worker = json.loads(os.environ["TF_CONFIG"])["task"]["index"]
     for epoch in range(2):
+        if epoch == die_at_epoch and worker == 1:
+            os._exit(17)
         hooks.on_epoch_begin(epoch)
         for batch in data:
             train_step(batch)
@@ -101,4 +107,4 @@ def train_multiworker(strategy, model, x, y, callbacks) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2])
+    main(sys.argv[1], sys.argv[2], *(int(a) for a in sys.argv[3:4]))

@@ -23,8 +23,8 @@ from PIL import Image
 import vizcallbacks as vc
 from tests.mlflow_server import IMAGE_FILE, MlflowServer
 from vizcallbacks.__main__ import main as cli
-from vizcallbacks.compare import compare_runs
-from vizcallbacks.render.compare import RUN_COLORS, run_comparison
+from vizcallbacks.compare import compare_runs, compare_sweep
+from vizcallbacks.render.compare import RUN_COLORS, run_comparison, run_layer_table
 from vizcallbacks.sources.mlflow_runs import RunLookupError, connect, open_run
 from vizcallbacks.writers.mlflow import MLflowWriter
 
@@ -330,3 +330,52 @@ def test_lenet5_both_paddings_draws_the_comparison(
     assert result.grids[1].shape[:2] == (2 * 56 + 1, 3 * 56 + 2)
     assert (tmp_path / "logs" / "lenet5" / "valid").is_dir()
     assert (tmp_path / "logs" / "lenet5" / "same").is_dir()
+
+
+def test_run_layer_table_puts_a_row_per_run_and_a_column_per_layer() -> None:
+    # run i, layer j: a solid cell of its own colour (no grey: the text is grey), layer 0's 4x4
+    # pixels, layer 1's 3x5
+    level = {(i, j): (10 + 20 * (3 * i + j), 200, 60) for i in range(3) for j in range(2)}
+    cells = [
+        [np.full((4, 4, 3), level[i, 0], np.uint8), np.full((3, 5, 3), level[i, 1], np.uint8)]
+        for i in range(3)
+    ]
+    cells[2][1] = None  # run 2 never logged layer 1: a blank cell
+    table = run_layer_table(cells, ["a", "b", "c"], ["conv", "pool"], scale=2)
+    corners = {}
+    for (i, j), value in level.items():
+        found = np.argwhere((table == value).all(axis=-1))
+        if (i, j) == (2, 1):
+            assert len(found) == 0
+            continue
+        assert len(found) == (64 if j == 0 else 60), (i, j)  # h * w * scale**2 pixels
+        corners[i, j] = tuple(found.min(axis=0))
+    assert corners[0, 0][0] == corners[0, 1][0] < corners[1, 0][0] < corners[2, 0][0]  # rows
+    assert corners[0, 0][1] == corners[1, 0][1] < corners[0, 1][1] == corners[1, 1][1]  # cols
+    for i in range(3):  # each row's colour line, the colour of its curve
+        assert has_color(table[:, :120], RUN_COLORS[i], 0)
+
+
+def test_sqlite_experiment_compares_every_run(
+    sqlite_runs: tuple[str, dict], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    uri, ids = sqlite_runs
+    out = tmp_path / "sweep.png"
+    argv = ["compare", "--experiment", "compare-sqlite", "--layers", "conv_a,pool_a"]
+    assert cli([*argv, "--tracking-uri", uri, "--output", str(out)]) == 0
+    result = compare_sweep(connect(uri), [ids["valid"], ids["same"]], ["conv_a", "pool_a"])
+    np.testing.assert_array_equal(read_png(out), result.image)
+    assert result.keys == ("activations/conv_a", "activations/pool_a")
+    assert (result.step, result.metric) == (EPOCHS, "activation_mean/conv_a")
+    assert [run.run_id for run in result.runs] == [ids["valid"], ids["same"]]  # oldest first
+    client = MlflowClient(uri)
+    for run_id, (steps, values) in zip(ids.values(), result.curves, strict=True):
+        history = sorted(
+            (m.step, m.value) for m in client.get_metric_history(run_id, result.metric)
+        )
+        assert steps.tolist() == [s for s, _ in history] == list(range(EPOCHS + 1))
+        np.testing.assert_allclose(values, [v for _, v in history])
+    printed = capsys.readouterr().out
+    assert "valid (" in printed and "same (" in printed and f"step {EPOCHS}" in printed
+    assert cli(["compare", "--experiment", "no-such", "--tracking-uri", uri]) == 2
+    assert cli(["compare", ids["valid"], "--tracking-uri", uri]) == 2  # one run: nothing to compare

@@ -206,11 +206,15 @@ def _add_compare(commands: argparse._SubParsersAction) -> None:
         description=(
             "Draw run A's image KEY at step N beside run B's (the same grid of feature maps, say "
             "LeNet-5 with valid versus same padding), with both runs' statistic curves "
-            "(activation_mean/<layer> by default) on one plot below, and write it as a PNG."
+            "(activation_mean/<layer> by default) on one plot below, and write it as a PNG. "
+            "With more runs, --experiment or --layers: a row per run, a column per layer."
         ),
     )
-    compare.add_argument("run_a", metavar="RUN_A", help="run id (or unique run name), left")
-    compare.add_argument("run_b", metavar="RUN_B", help="run id (or unique run name), right")
+    compare.add_argument("runs", nargs="*", metavar="RUN", help="run ids or names; A, B or more")
+    compare.add_argument("--experiment", metavar="NAME", help="compare every run of NAME")
+    compare.add_argument(
+        "--layers", type=lambda v: v.split(","), metavar="L1,L2", help="N runs: layers to show"
+    )
     compare.add_argument(
         "--key",
         metavar="KEY",
@@ -239,9 +243,7 @@ def _add_compare(commands: argparse._SubParsersAction) -> None:
         help="picture to write, .png or .jpg/.jpeg (default: compare-<A>-<B>-step<N>.png in the "
         "current directory)",
     )
-    compare.add_argument(
-        "--scale", type=_scale, metavar="K", help="enlarge the grids K times (default: automatic)"
-    )
+    compare.add_argument("--scale", type=_scale, metavar="K", help="enlarge K times")
     compare.add_argument(
         "--cka",
         action="store_true",
@@ -252,12 +254,17 @@ def _add_compare(commands: argparse._SubParsersAction) -> None:
 
 
 def _compare(args: argparse.Namespace) -> int:
+    sweep = bool(args.experiment or args.layers) or len(args.runs) != 2
+    if (args.experiment and args.runs) or (not args.experiment and len(args.runs) < 2):
+        log.error("compare takes two or more RUNs, or --experiment NAME alone")
+        return USAGE
+    args.run_a, args.run_b = [*args.runs, "", ""][:2]
     if args.cka:
         return _compare_cka(args)
     try:
         from mlflow.exceptions import MlflowException
 
-        from vizcallbacks.compare import compare_runs, image_format
+        from vizcallbacks.compare import compare_runs, compare_sweep, experiment_runs, image_format
         from vizcallbacks.mlflow_store.tracking_uri import TrackingUriError
         from vizcallbacks.sources.mlflow_runs import RunLookupError, connect, printable
     except ImportError as err:  # MLflow is an optional extra
@@ -271,17 +278,21 @@ def _compare(args: argparse.Namespace) -> int:
             return USAGE
     try:
         client = connect(args.tracking_uri)
-        result = compare_runs(
-            client, args.run_a, args.run_b, args.key, args.step, args.stat, args.scale
-        )
+        if sweep:
+            runs = experiment_runs(client, args.experiment) if args.experiment else args.runs
+            result: Any = compare_sweep(client, runs, args.layers, args.step, args.stat, args.scale)
+        else:
+            result = compare_runs(
+                client, args.run_a, args.run_b, args.key, args.step, args.stat, args.scale
+            )
     except (RunLookupError, TrackingUriError) as err:
         log.error("%s", err)
         return USAGE
     except (ConnectionError, ImportError, MlflowException) as err:
         log.error("%s", short_text(err))
         return FAILED
-    a, b = result.runs
-    output = args.output or Path(f"compare-{a.run_id[:8]}-{b.run_id[:8]}-step{result.step}.png")
+    ids = "-".join(run.run_id[:8] for run in result.runs[:2]) + ("-etc" if sweep else "")
+    output = args.output or Path(f"compare-{ids}-step{result.step}.png")
     try:
         result.save(output)
     except (OSError, ValueError) as err:

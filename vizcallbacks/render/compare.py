@@ -19,11 +19,16 @@ __all__ = [
     "labelled_columns",
     "resize_nearest",
     "run_comparison",
+    "run_layer_table",
     "statistic_curves",
     "write_text",
 ]
 
-RUN_COLORS = ((31, 119, 180), (255, 127, 14))  # run A, run B: matplotlib's tab:blue, tab:orange
+# run A, run B, then further runs of a sweep: matplotlib's tab10 (tab:blue, tab:orange, ...)
+RUN_COLORS = (
+    (31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
+    (140, 86, 75), (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207),
+)  # fmt: skip
 _BACKGROUND = 255
 _TEXT = (30, 30, 30)
 _TITLE_HEIGHT = 28
@@ -177,6 +182,62 @@ def run_comparison(
         canvas[top : top + extra.shape[0], x : x + extra.shape[1]] = extra
         curves_box = (top, x, extra.shape[0], extra.shape[1])
     return RunComparison(canvas, boxes[0], boxes[1], curves_box)
+
+
+def run_layer_table(
+    cells: Sequence[Sequence[np.ndarray | None]],
+    run_labels: Sequence[str],
+    layer_labels: Sequence[str],
+    title: str = "",
+    curves: np.ndarray | None = None,
+    scale: int = 1,
+) -> np.ndarray:
+    """A row per run and a column per layer: ``cells[i][j]`` is run i's uint8 image of layer j
+    (None: not logged, left blank), enlarged ``scale`` times and top-left aligned in its cell.
+    Each row starts with its run's label over a line in ``RUN_COLORS[i]`` (its curve's colour);
+    ``curves`` (:func:`statistic_curves`) sits below. Returns uint8 ``(H, W, 3)``."""
+    if isinstance(scale, bool) or not isinstance(scale, int) or scale < 1:
+        raise ValueError(f"scale must be an integer ≥ 1. Received: scale={scale!r}")
+    if len(cells) != len(run_labels) or any(len(row) != len(layer_labels) for row in cells):
+        raise ValueError(
+            f"cells needs one row per run label ({len(run_labels)}) and one cell per layer "
+            f"label ({len(layer_labels)}). Received rows of {[len(row) for row in cells]}"
+        )
+    rows = [[None if c is None else _enlarged(c, scale) for c in row] for row in cells]
+    widths = [
+        max([c.shape[1] for c in col if c is not None], default=0)
+        for col in zip(*rows, strict=True)
+    ]
+    label_height = 26 + _BAR  # the run's label, then its colour line
+    heights = [max([label_height] + [c.shape[0] for c in row if c is not None]) for row in rows]
+    extra = None if curves is None else _rgb(curves, "curves")
+    lefts = np.cumsum([_ROW_LABEL_WIDTH + _GAP // 2] + [w + _GAP for w in widths]).tolist()
+    tops = np.cumsum([_TITLE_HEIGHT + _HEADER_HEIGHT] + [h + _GAP for h in heights]).tolist()
+    width = max(lefts[-1], 0 if extra is None else extra.shape[1] + _GAP)
+    height = tops[-1] + (0 if extra is None else extra.shape[0])
+    canvas = np.full((height, width, 3), _BACKGROUND, dtype=np.uint8)
+    _write(canvas, title, 0, _GAP // 2, width - _GAP, 16)
+    for j, label in enumerate(layer_labels):
+        _write(canvas, label, _TITLE_HEIGHT, lefts[j], widths[j] + _GAP // 2, 13)
+    for i, row in enumerate(rows):
+        _write(canvas, run_labels[i], tops[i], 0, _ROW_LABEL_WIDTH, 11)
+        canvas[tops[i] + label_height - _BAR : tops[i] + label_height, 4:_ROW_LABEL_WIDTH] = (
+            RUN_COLORS[i % len(RUN_COLORS)]
+        )
+        for j, cell in enumerate(row):
+            if cell is not None:
+                canvas[tops[i] : tops[i] + cell.shape[0], lefts[j] : lefts[j] + cell.shape[1]] = (
+                    cell
+                )
+    if extra is not None:
+        x = (width - extra.shape[1]) // 2
+        canvas[tops[-1] : tops[-1] + extra.shape[0], x : x + extra.shape[1]] = extra
+    return canvas
+
+
+def _enlarged(image: np.ndarray, scale: int) -> np.ndarray:
+    rgb = _rgb(image, "cell")
+    return resize_nearest(rgb[None], (rgb.shape[0] * scale, rgb.shape[1] * scale))[0]
 
 
 def statistic_curves(
