@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from vizcallbacks.compute.cka import cka
     from vizcallbacks.compute.filters import normalized_filters
     from vizcallbacks.compute.gradients import gradient_flow, layer_gradients
-    from vizcallbacks.compute.patterns import filter_patterns
+    from vizcallbacks.compute.patterns import class_patterns, filter_patterns
     from vizcallbacks.compute.representations import cka_matrix
     from vizcallbacks.compute.statistics import activation_statistics
     from vizcallbacks.render.overlay import overlay_heatmap
@@ -59,6 +59,7 @@ _HOMES = {
     "cka": "vizcallbacks.compute.cka",
     "cka_matrix": "vizcallbacks.compute.representations",
     "filter_patterns": "vizcallbacks.compute.patterns",
+    "class_patterns": "vizcallbacks.compute.patterns",
     "gradient_flow": "vizcallbacks.compute.gradients",
     "grad_cam": "vizcallbacks.compute.attribution.notebook",
     "grad_cam_plus_plus": "vizcallbacks.compute.attribution.notebook",
@@ -91,6 +92,7 @@ __all__ = [
     "activation_statistics",
     "cka",
     "cka_matrix",
+    "class_patterns",
     "filter_patterns",
     "grad_cam",
     "grad_cam_plus_plus",

@@ -234,7 +234,8 @@ class ClassPatterns(_Ascent):
         probe = ops.zeros((1, *self.image_shape), "float32")
         self.scores = ClassScores(model, record_forward(model, probe), output, "class_patterns")
         self.num_units = max(self.scores.num_classes, 2)  # one sigmoid unit: classes 0 and 1
-        names = [str(n) for n in (getattr(model, "output_names", None) or [])]
+        # A Sequential names its output only once compiled: its last layer's name then.
+        names = [str(n) for n in (getattr(model, "output_names", None) or [model.layers[-1].name])]
         self.output_name = (
             str(output) if isinstance(output, str) else (names[output or 0] if names else "output")
         )
