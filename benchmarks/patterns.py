@@ -88,8 +88,11 @@ def robustness_drop(
     return 1 - np.mean(moved, axis=0) / np.maximum(base, 1e-12)
 
 
-def patterns_of(layer: str, size: int, steps: int, filters: int, parameterization: str) -> dict:
-    """Patterns run twice with seed 0: the images, both runs equal, CPU and wall per step."""
+def patterns_of(
+    layer: str, size: int, steps: int, filters: int, parameterization: str, twice: bool = True
+) -> dict:
+    """Patterns with seed 0: the images; run ``twice``, whether both runs are equal and the
+    second one's CPU and wall seconds per step (the first traces)."""
     from vizcallbacks.compute.patterns import FilterPatterns, PatternOptions
 
     model = vgg16_until(layer, size)
@@ -99,7 +102,7 @@ def patterns_of(layer: str, size: int, steps: int, filters: int, parameterizatio
     patterns = FilterPatterns(model, layer, options)
     first = patterns(seed=0)
     with Clock() as clock:
-        again = patterns(seed=0)
+        again = patterns(seed=0) if twice else first
     return {
         "model": model,
         "filters": patterns.filters,
@@ -112,7 +115,7 @@ def patterns_of(layer: str, size: int, steps: int, filters: int, parameterizatio
 
 def worker(args: argparse.Namespace) -> None:
     """``--worker``: one layer's Fourier patterns on this backend, summed up as JSON."""
-    run = patterns_of(LAYERS[0], args.size, args.steps, args.filters, "fourier")
+    run = patterns_of(LAYERS[0], args.size, args.steps, args.filters, "fourier", twice=False)
     images = run["images"]
     activation = channel_activations(run["model"], images, run["filters"])
     summary = {
