@@ -10,6 +10,8 @@ a real ``mlflow server`` (SQLite store in a temporary folder), logs the pretrain
 - ``docs/dashboard_layer.png``: the one-file report opened from disk, conv1 across the epochs;
 - ``docs/evolution.png``: the ``evolution/conv1`` strip (the bag's maps, a row per epoch);
 - ``docs/vgg16_filters.png``: VGG16's 64 first-layer kernels in colour (``filters_rgb``);
+- ``docs/vgg16_patterns.png``: filter patterns of block1 to block5 (a column each), pixel-space
+  rows above Fourier rows, same steps and seed (``--skip-patterns``: keep the picture there);
 - ``docs/gradcam.png``: the Grad-CAM overlays of the last epoch for the bag and four classes;
 - ``docs/attribution.png``: every attribution method side by side, a row per probe image.
 
@@ -32,7 +34,14 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["PICTURES", "compose", "event_images", "main", "pictures_from_logs"]
+__all__ = [
+    "PICTURES",
+    "compose",
+    "event_images",
+    "main",
+    "pattern_picture",
+    "pictures_from_logs",
+]
 
 log = logging.getLogger(__name__)
 
@@ -149,6 +158,23 @@ def train_fashion(work: Path, epochs: int, max_samples: int, tracking_uri: str) 
     )
 
 
+def pattern_picture(size: int = 64, filters: int = 4, steps: int = 32) -> np.ndarray:
+    """VGG16's filter patterns, block1 to block5 left to right; for each, a pixel-space row of
+    ``filters`` patterns above the Fourier row (each pattern as the loggers draw it)."""
+    from experiments import vgg16
+    from vizcallbacks.render.overlay import pattern_images
+
+    found = vgg16.block_patterns(size, filters, steps)
+    columns = []
+    for layer in vgg16.BLOCK_END_NAMES:
+        rows = [
+            np.concatenate(list(pattern_images(found[layer, kind])[..., ::-1]), axis=1)
+            for kind in ("pixel", "fourier")  # [..., ::-1]: VGG16's BGR drawn as RGB
+        ]
+        columns.append(np.concatenate(rows, axis=0))
+    return compose(columns, height=2 * size * 2, gap=12)
+
+
 def log_vgg16(work: Path) -> None:
     """Log the pretrained VGG16 once (``--epochs 0``) into ``work/vgg16``."""
     from experiments import vgg16
@@ -251,6 +277,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         "from the logs the experiments wrote below this folder",
     )
     parser.add_argument("--only", nargs="*", choices=sorted(PICTURES), default=sorted(PICTURES))
+    parser.add_argument(
+        "--skip-patterns", action="store_true", help="keep docs/vgg16_patterns.png as it is"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -279,6 +308,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         (first_conv,) = event_images(vgg_dir, ["filters_rgb/block1_conv1"]).values()
         kernels = first_conv[max(first_conv)]
         save(compose([kernels], height=2 * kernels.shape[0]), out / "vgg16_filters.png", limit)
+        if not args.skip_patterns:
+            save(pattern_picture(), out / "vgg16_patterns.png", limit, max_width=1600)
 
         server.wait_until_healthy()
         fashion_dir = work / "fashion_cnn"

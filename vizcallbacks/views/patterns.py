@@ -1,4 +1,4 @@
-"""What FilterPatternLogger logs, as records: the pattern grid and what it cost."""
+"""What FilterPatternLogger logs, as records: the pattern grids and what they cost."""
 
 from __future__ import annotations
 
@@ -12,10 +12,17 @@ __all__ = ["pattern_records"]
 
 
 def pattern_records(
-    layer: str, images: np.ndarray, responded: np.ndarray, seconds: float
+    name: str,
+    images: np.ndarray,
+    responded: np.ndarray,
+    seconds: float,
+    kind: str = "filter_patterns",
+    variants: int = 1,
 ) -> list[Record]:
-    """Patterns ``(F, H, W, C)`` as one grid (filters that never fired black) and their seconds."""
+    """Patterns ``(F, H, W, C)`` as one grid (units that never fired black; a row per unit when
+    there are several ``variants``) under ``<kind>/<name>``, and their seconds."""
+    cols = variants if variants > 1 else None
     return [
-        Image(tag("filter_patterns", layer), tile_patterns(images, blank=~responded)),
-        Scalars({tag("filter_patterns_seconds", layer): seconds}),
+        Image(tag(kind, name), tile_patterns(images, blank=~responded, cols=cols)),
+        Scalars({tag(f"{kind}_seconds", name): seconds}),
     ]
