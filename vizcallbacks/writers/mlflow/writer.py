@@ -31,6 +31,7 @@ from vizcallbacks.writers.mlflow.lifecycle import (
     EXIT_SECONDS,
     call_at_exit,
     exit_status,
+    forget_at_exit,
     logged_last_step,
     spooled_last_step,
 )
@@ -115,7 +116,7 @@ class MLflowWriter:
         self._open = False
         self._histograms = HistogramFiles()
         self._params: dict[str, str] = {}
-        self._exit_registered = False
+        self._unfinished: str | None = None  # KILLED or FAILED: training stopped before its end
         self._resume_step: int | None = None  # what was logged before this fit; reset at close
         self._last_written = -1
 
@@ -169,8 +170,6 @@ class MLflowWriter:
             if not self._open:
                 self._open = True
                 sender.start()
-            if not self._exit_registered:
-                self._exit_registered = True
                 call_at_exit(self, "end_at_exit")
             assert sender.spool is not None
             return sender.spool
@@ -272,6 +271,11 @@ class MLflowWriter:
         """
         return self._sender.wait(timeout)
 
+    def mark_unfinished(self) -> None:
+        """Training stopped before its end (Ctrl-C, an exception): ``close()`` ends the run this
+        writer started as KILLED or FAILED, not FINISHED."""
+        self._unfinished = exit_status()
+
     def close(self) -> None:
         """End the run this writer started, wait for the server to take the rest, then report.
 
@@ -283,12 +287,14 @@ class MLflowWriter:
         with self._lock:
             spool, record = sender.spool, sender.record
             self._resume_step = None  # the next fit asks again
+            status, self._unfinished = self._unfinished or "FINISHED", None
             if not self._open or spool is None or record is None:
                 return
+            forget_at_exit(self)
             try:
                 self._flush_histograms()
                 if record["owns_run"]:
-                    spool.append("end", {"status": "FINISHED", "end_time": now_ms()})
+                    spool.append("end", {"status": status, "end_time": now_ms()})
             except OSError as err:  # a full disk: send what is there, then say what is left
                 log.warning("vizcallbacks: MLflowWriter could not spool the run's end: %s", err)
         sender.finish(self.close_timeout)
