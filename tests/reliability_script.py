@@ -29,7 +29,7 @@ from keras import layers
 
 import vizcallbacks as vc
 
-__all__ = ["ENDINGS", "main"]
+__all__ = ["ENDINGS", "main", "tiny_model_and_data"]
 
 # mode: the status its run must end with
 ENDINGS = {
@@ -93,7 +93,8 @@ class Stop(keras.callbacks.Callback):
         raise KeyboardInterrupt
 
 
-def train(mode: str, uri: str, spool_dir: str, experiment: str) -> None:
+def tiny_model_and_data() -> tuple[keras.Model, np.ndarray, np.ndarray]:
+    """A compiled two-layer CNN and 32 random 16x16 images with labels."""
     keras.utils.set_random_seed(0)
     keras.config.disable_interactive_logging()
     x = np.random.default_rng(0).random((32, 16, 16, 1)).astype("float32")
@@ -103,6 +104,11 @@ def train(mode: str, uri: str, spool_dir: str, experiment: str) -> None:
     h = layers.GlobalAveragePooling2D(name="gap")(h)
     model = keras.Model(inputs, layers.Dense(10, activation="softmax", name="probs")(h))
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    return model, x, y
+
+
+def train(mode: str, uri: str, spool_dir: str, experiment: str) -> None:
+    model, x, y = tiny_model_and_data()
     writer = vc.MLflowWriter(uri, experiment_name=experiment, spool_dir=spool_dir, retry_interval=1)
     if mode == "full-before":
         cap_file_size(0)

@@ -203,7 +203,8 @@ def leftovers(root: Path) -> list[Path]:
     return [
         p
         for p in root.rglob("*")
-        if p.is_file() and (p.suffix == ".tmp" or (p.stat().st_size == 0 and p.name != "lock"))
+        if p.is_file()
+        and (p.suffix == ".tmp" or (p.stat().st_size == 0 and not p.name.endswith("lock")))
     ]
 
 

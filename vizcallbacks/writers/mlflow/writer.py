@@ -3,6 +3,7 @@ spool on disk for a sending thread (``spool.py``, ``sender.py``); ``sync`` repla
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections.abc import Mapping, Sequence
@@ -167,12 +168,15 @@ class MLflowWriter:
                 sender.use(spool)
                 if first and not record["owns_run"]:
                     spool.append("tags", {"values": {VERSION_TAG: record["version"]}})
+            opened = sender.spool
+            assert opened is not None
             if not self._open:
                 self._open = True
+                with contextlib.suppress(OSError):  # a full disk: sync may end the run early
+                    opened.hold_for_writer()
                 sender.start()
                 call_at_exit(self, "end_at_exit")
-            assert sender.spool is not None
-            return sender.spool
+            return opened
 
     def _resolve(self) -> dict[str, Any]:
         """Decide where to log (MLflow's rules), reach the server, and name the spool."""
@@ -301,6 +305,7 @@ class MLflowWriter:
         with self._lock:
             self._open = False
             spool.refresh()
+            spool.let_go()
             left = spool.pending()
             record = sender.record = spool.run
             if not left and sender.thread is None:
@@ -330,6 +335,7 @@ class MLflowWriter:
         sender.send_now(EXIT_SECONDS)
         with self._lock:
             spool.refresh()
+            spool.let_go()
             left = spool.pending()
             if not left:
                 spool.remove()
