@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -301,7 +302,9 @@ class MLflowWriter:
                     spool.append("end", {"status": status, "end_time": now_ms()})
             except OSError as err:  # a full disk: send what is there, then say what is left
                 log.warning("vizcallbacks: MLflowWriter could not spool the run's end: %s", err)
+        started = time.monotonic()
         sender.finish(self.close_timeout)
+        waited = time.monotonic() - started
         with self._lock:
             self._open = False
             spool.refresh()
@@ -315,7 +318,7 @@ class MLflowWriter:
             self._report_undelivered(spool, left)
         elif self.report:  # built from what the run holds; a failure is only a warning
             log_run_report(str(record["tracking_uri"]), str(record["run_id"]))
-        self._announce(record)
+        self._announce(record, None if left else waited)
 
     def end_at_exit(self) -> None:
         """At interpreter exit, for a writer still open (Ctrl-C, an exception): end the run it
@@ -374,7 +377,7 @@ class MLflowWriter:
             where,
         )
 
-    def _announce(self, record: Mapping[str, Any]) -> None:
+    def _announce(self, record: Mapping[str, Any], waited: float | None) -> None:
         run_id = record.get("run_id")
         if not run_id or not self._notices.first("announced"):
             return
@@ -383,4 +386,5 @@ class MLflowWriter:
             where = f"{uri.rstrip('/')}/#/experiments/{record.get('experiment_id')}/runs/{run_id}"
         else:
             where = f"`mlflow ui --backend-store-uri {uri}`"
-        say(f"vizcallbacks: MLflow run {run_id}: {where}")
+        took = "" if waited is None else f" (all delivered {waited:.1f} s after training)"
+        say(f"vizcallbacks: MLflow run {run_id}: {where}{took}")
