@@ -21,6 +21,7 @@ from mlflow import MlflowClient
 
 import vizcallbacks as vc
 from tests.mlflow_server import MlflowServer, free_port
+from tests.reliability_script import ENDINGS
 from tests.test_mlflow_writer import grid, image_steps, metric_steps, only_run, small_cnn
 from vizcallbacks.records import File, Histogram, Image, Scalars, Text
 from vizcallbacks.tags import quantile_tag, shorten
@@ -142,6 +143,27 @@ def test_an_interrupted_process_ends_its_run(
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(600)
+@pytest.mark.parametrize(("mode", "status"), list(ENDINGS.items()))
+def test_every_way_a_process_ends_ends_its_run(
+    mlflow_server: MlflowServer, tmp_path: Path, mode: str, status: str
+) -> None:
+    """Writers that were locals of a returned function included: FINISHED only when training
+    finished, KILLED after Ctrl-C (caught or not) and SIGTERM, FAILED otherwise."""
+    experiment = f"ends-{mode}"
+    process = run_script(mode, mlflow_server.uri, tmp_path / "spool", experiment)
+    out, err = process.communicate(timeout=300)
+    if mode.startswith(("caught", "finish")):
+        assert process.returncode == 0 and "INTERRUPTED" in out, err[-3000:]
+    client = MlflowClient(mlflow_server.uri)
+    run = only_run(client, experiment)
+    assert run.info.status == status, err[-3000:]
+    steps = [0, 1, 2, 3] if status == "FINISHED" else [0, 1]
+    assert metric_steps(client, run.info.run_id, "activation_mean/conv_a") == steps
+    assert not (tmp_path / "spool").exists(), err[-3000:]
+
+
+@pytest.mark.slow
 def test_an_interrupted_process_with_the_server_gone_names_the_sync_command_last(
     mlflow_server: MlflowServer, tmp_path: Path
 ) -> None:
@@ -181,7 +203,8 @@ def leftovers(root: Path) -> list[Path]:
     return [
         p
         for p in root.rglob("*")
-        if p.is_file() and (p.suffix == ".tmp" or (p.stat().st_size == 0 and p.name != "lock"))
+        if p.is_file()
+        and (p.suffix == ".tmp" or (p.stat().st_size == 0 and not p.name.endswith("lock")))
     ]
 
 

@@ -64,6 +64,7 @@ class VisualizationCallback(keras.callbacks.Callback):
         self._step_offset = 0
         self._initial: Any = None  # the snapshot taken at train begin, waiting for its step
         self._active = False
+        self._training = False  # between train begin and train end: a finish() now interrupts
         self._unlogged_step: int | None = None  # the last epoch's step, when not logged
         self._set_up_for: keras.Model | None = None  # setup runs once per model, not per fit
         # Seconds per logged step: "blocking" (on_epoch_end on the training thread), "compute"
@@ -106,6 +107,7 @@ class VisualizationCallback(keras.callbacks.Callback):
         if not self._active:
             return
         self.fanout.open()
+        self._training = True
         self._last_step = max(self._last_step, self.fanout.last_step())  # a resumed run goes on
         self._unlogged_step = None
         if self._set_up_for is not self.model:
@@ -162,6 +164,7 @@ class VisualizationCallback(keras.callbacks.Callback):
             self._unlogged_step = None
         self._report_skipped(self._queue.skip_waiting(self._steps_to_keep()))
         self._queue.submit(f"{type(self).__name__} summary", self._write_summary, self._last_step)
+        self._training = False
         self.finish()
 
     def finish(self) -> None:
@@ -172,6 +175,9 @@ class VisualizationCallback(keras.callbacks.Callback):
         callback) call it on each logger to be sure the last step is on disk.
         """
         self._queue.drain()
+        if self._training:  # fit did not reach its end: the writers' runs end KILLED or FAILED
+            self._training = False
+            self.fanout.mark_unfinished()
         self.fanout.release()
 
     # Helpers --------------------------------------------------------------------------------

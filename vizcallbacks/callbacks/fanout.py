@@ -90,6 +90,14 @@ class FanOut:
             with _reported(writer, "flush"):
                 writer.flush()
 
+    def mark_unfinished(self) -> None:
+        """Tell the writers that can hear it (``mark_unfinished()``) that training stopped early."""
+        for writer in self.writers:
+            mark = getattr(writer, "mark_unfinished", None)
+            if callable(mark):
+                with _reported(writer, "mark_unfinished"):
+                    mark()
+
     def release(self) -> None:
         """Let go of every writer; close those no other fan-out holds. Safe to call twice."""
         with _holders_lock:

@@ -81,7 +81,14 @@ def sync_spool(
             else:
                 damaged.append(Damaged(None, item["id"], _name(item), reason))
         record = spool.reload_run()
-        must_end = bool(record.get("owns_run")) and not spool.ended
+        alive = spool.writer_alive()  # its training process runs: it ends the run itself
+        must_end = bool(record.get("owns_run")) and not spool.ended and not alive
+        if alive:
+            log.warning(
+                "vizcallbacks: %s is still being filled by a running training process; what it "
+                "holds now is sent, and that process ends its run itself.",
+                directory,
+            )
         if pending or (must_end and record.get("run_id")):
             _record_or_raise(spool.check_writable, directory, len(pending), "before sending")
         _move_to(client, spool, uri)

@@ -22,6 +22,8 @@ class Writer(Protocol):
     Implementations open their resources on first use, keep nothing the user logged from being
     lost when the backend fails, and accept ``close()`` more than once; callbacks that share a
     writer close it once, when the last of them is done (see ``callbacks/fanout.py``).
+    A writer may also have ``mark_unfinished()``, called before ``close()`` when training
+    stopped before its end (``finish()`` after an interrupted ``fit``).
     """
 
     def check(self) -> None: ...

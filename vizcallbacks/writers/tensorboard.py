@@ -33,6 +33,7 @@ from vizcallbacks.records import File, Histogram, Image, Params, Record, Scalars
 from vizcallbacks.tags import PARAMS_TAG
 from vizcallbacks.writers.base import check_log_dir
 from vizcallbacks.writers.eventfile import EventFile, last_step
+from vizcallbacks.writers.file_lock import claim_directory, release
 
 __all__ = ["HISTOGRAM_BUCKETS", "TensorBoardWriter", "histogram_buckets", "params_markdown"]
 
@@ -88,10 +89,16 @@ class TensorBoardWriter:
     images side by side. The file is opened on first write and closed by ``close()``; writing
     after ``close()`` opens a new file in the same directory (a second ``fit``). Safe to share
     between threads.
+
+    One log directory has one writer at a time: while another writer (in this process or
+    another) has ``log_dir`` open, this one writes to a new sub-directory of it, named in one
+    warning, so two trainings never interleave in one run. ``directory`` is where it writes.
     """
 
     def __init__(self, log_dir: str | Path) -> None:
         self.log_dir = Path(log_dir)
+        self.directory = self.log_dir  # log_dir, or its own sub-directory while log_dir is taken
+        self._claim: Any = None  # the lock on ``directory``, held from check() to close()
         self._file: EventFile | None = None
         self._lock = threading.Lock()
         self._wrote_images = False
@@ -103,12 +110,20 @@ class TensorBoardWriter:
         goes on after it instead of logging a step twice. Read again after ``close()``."""
         with self._lock:
             if self._last_step is None:
-                self._last_step = last_step(self.log_dir) if self.log_dir.is_dir() else -1
+                self._claim_directory()
+                self._last_step = last_step(self.directory)
             return self._last_step
 
     def check(self) -> None:
-        """Raise now, before training, if ``log_dir`` cannot be created or written."""
-        check_log_dir(self.log_dir, "TensorBoardWriter(log_dir=...)")
+        """Raise now, before training, if ``log_dir`` cannot be created or written; then take
+        it for this writer (or its own sub-directory while another writer has it)."""
+        with self._lock:
+            self._claim_directory()
+
+    def _claim_directory(self) -> None:
+        if self._claim is None:
+            check_log_dir(self.log_dir, "TensorBoardWriter(log_dir=...)")
+            self.directory, self._claim = claim_directory(self.directory, "TensorBoardWriter")
 
     def write(self, records: Sequence[Record], step: int) -> None:
         """Write ``records`` at ``step``; raises ``OSError`` if the disk refuses them."""
@@ -138,8 +153,8 @@ class TensorBoardWriter:
         with self._lock:
             if events:
                 if self._file is None:
-                    self.check()
-                    self._file = EventFile(self.log_dir)
+                    self._claim_directory()
+                    self._file = EventFile(self.directory)
                 self._file.append(events)
             for file in files:
                 self._save(file)
@@ -179,11 +194,12 @@ class TensorBoardWriter:
         )
 
     def _save(self, record: File) -> None:
-        """Save the bytes as ``log_dir/files/<name>`` (an animation, say), never outside it."""
-        target = (self.log_dir / "files" / record.name).resolve()
-        if self.log_dir.resolve() not in target.parents:
+        """Save the bytes as ``<directory>/files/<name>`` (an animation, say), never outside it."""
+        self._claim_directory()
+        target = (self.directory / "files" / record.name).resolve()
+        if self.directory.resolve() not in target.parents:
             raise ValueError(
-                f"file name {record.name!r} would leave the log directory {self.log_dir}"
+                f"file name {record.name!r} would leave the log directory {self.directory}"
             )
         target.parent.mkdir(parents=True, exist_ok=True)
         partial = target.with_name(target.name + ".partial")
@@ -200,6 +216,9 @@ class TensorBoardWriter:
     def close(self) -> None:
         """Close the event file; safe to call twice. Says once how to view the images."""
         with self._lock:
+            if self._claim is not None:
+                release(self._claim)
+                self._claim = None
             if self._file is None:
                 return
             file, self._file = self._file, None

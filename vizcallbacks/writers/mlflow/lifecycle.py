@@ -13,7 +13,6 @@ import logging
 import signal
 import sys
 import threading
-import weakref
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -27,6 +26,7 @@ __all__ = [
     "EXIT_SECONDS",
     "call_at_exit",
     "exit_status",
+    "forget_at_exit",
     "logged_last_step",
     "spooled_last_step",
 ]
@@ -37,50 +37,75 @@ EXIT_SECONDS = 5.0  # how long a process that is ending waits for the server to 
 HISTORY_WORKERS = 8  # metric histories read in parallel when resuming a run
 
 
-class _Terminated:
-    """Whether SIGTERM ended this process (through the handler installed below)."""
+class _Signals:
+    """Whether Ctrl-C (caught or not) or SIGTERM reached this process, through the handlers
+    installed below; writers open while it happened end their runs KILLED."""
 
-    flag = False
+    interrupted = False
+    terminated = False
     installed = False
 
 
 def _on_sigterm(signum: int, frame: Any) -> None:
-    _Terminated.flag = True
+    _Signals.terminated = True
     raise SystemExit(128 + signum)  # unwinds training, then runs atexit (the default would not)
 
 
-def _install_sigterm_handler() -> None:
-    """Turn SIGTERM into ``SystemExit`` so exit handlers run; only where nobody set a handler."""
-    if _Terminated.installed or threading.current_thread() is not threading.main_thread():
+def _on_sigint(signum: int, frame: Any) -> None:
+    _Signals.interrupted = True
+    signal.default_int_handler(signum, frame)  # raises KeyboardInterrupt, as before
+
+
+def _install_signal_handlers() -> None:
+    """Note SIGINT and turn SIGTERM into ``SystemExit`` (so exit handlers run); only where nobody
+    set a handler of their own, and only from the main thread."""
+    if _Signals.installed or threading.current_thread() is not threading.main_thread():
         return
-    _Terminated.installed = True
+    _Signals.installed = True
     with contextlib.suppress(ValueError, OSError):
         if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
             signal.signal(signal.SIGTERM, _on_sigterm)
+        if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+            signal.signal(signal.SIGINT, _on_sigint)
 
 
 def exit_status() -> str:
-    """``KILLED`` when the process ends after Ctrl-C or SIGTERM, else ``FAILED``."""
-    last = getattr(sys, "last_type", None)  # the uncaught exception, set before atexit runs
-    interrupted = isinstance(last, type) and issubclass(last, KeyboardInterrupt)
-    return "KILLED" if interrupted or _Terminated.flag else "FAILED"
+    """``KILLED`` when training stops after Ctrl-C (caught or not) or SIGTERM, else ``FAILED``."""
+    seen = [getattr(sys, "last_type", None), sys.exc_info()[0]]  # uncaught; being handled now
+    interrupted = any(isinstance(t, type) and issubclass(t, KeyboardInterrupt) for t in seen)
+    return "KILLED" if interrupted or _Signals.interrupted or _Signals.terminated else "FAILED"
+
+
+_open_at_exit: dict[int, tuple[object, str]] = {}  # held strongly: a returned main() drops them
+_open_lock = threading.Lock()
+
+
+def _end_open_writers() -> None:
+    with _open_lock:
+        owners = list(_open_at_exit.values())
+        _open_at_exit.clear()
+    for owner, method in owners:
+        try:
+            getattr(owner, method)()
+        except Exception as err:  # exit goes on whatever happens here
+            log.warning("vizcallbacks: %s at exit failed: %s", type(owner).__name__, err)
+
+
+atexit.register(_end_open_writers)
 
 
 def call_at_exit(owner: object, method: str) -> None:
-    """At interpreter exit, call ``owner.<method>()`` if ``owner`` still exists (held weakly)."""
-    ref = weakref.ref(owner)
+    """At interpreter exit, call ``owner.<method>()`` unless :func:`forget_at_exit` was called
+    first. ``owner`` is held until then, even when nothing else refers to it any more."""
+    with _open_lock:
+        _open_at_exit[id(owner)] = (owner, method)
+    _install_signal_handlers()
 
-    def run() -> None:
-        target = ref()
-        if target is None:
-            return
-        try:
-            getattr(target, method)()
-        except Exception as err:  # exit goes on whatever happens here
-            log.warning("vizcallbacks: %s at exit failed: %s", type(target).__name__, err)
 
-    atexit.register(run)
-    _install_sigterm_handler()
+def forget_at_exit(owner: object) -> None:
+    """``owner`` was closed: nothing to do for it at exit, and it may be garbage collected."""
+    with _open_lock:
+        _open_at_exit.pop(id(owner), None)
 
 
 def logged_last_step(uri: str, run_id: str) -> int:

@@ -21,6 +21,7 @@ __all__ = ["Notices", "Sender"]
 log = logging.getLogger("vizcallbacks")
 
 LINGER = 0.2  # let a step's items gather before a round
+DOWN_TRIES = 3  # failed probes in a row before closing gives up on a server that answered before
 
 
 class Notices:
@@ -60,6 +61,8 @@ class Sender:
         self.spool: Spool | None = None
         self.record: dict[str, Any] | None = None
         self.down = False  # the server did not answer the last time we asked
+        self.answered = False  # it answered at least once: a failed probe may be a blip
+        self.downs = 0  # failed probes in a row
         self.closing = False
         self.close_deadline = 0.0
         self.thread: threading.Thread | None = None
@@ -136,13 +139,22 @@ class Sender:
                 self._in_round = False
                 self.settled.notify_all()
                 delay = self._next_delay(outcome, delay)
-                give_up = outcome != "retry" or time.monotonic() > self.close_deadline
+                give_up = (
+                    not self._worth_retrying(outcome) or time.monotonic() > self.close_deadline
+                )
                 if self.closing and outcome != "sent" and give_up:
                     self.thread = None  # decided under the lock: a reopen starts a new sender
                     self.settled.notify_all()
                     return
             if outcome == "sent":
                 self._wake.set()
+
+    def _worth_retrying(self, outcome: str) -> bool:
+        """While closing: some items failed, or a server that answered before missed one probe
+        (a flaky server, not a dead one), fewer than ``DOWN_TRIES`` times in a row."""
+        self.downs = self.downs + 1 if outcome == "down" else 0
+        blip = outcome == "down" and self.answered and self.downs < DOWN_TRIES
+        return outcome == "retry" or blip
 
     def _next_delay(self, outcome: str, delay: float | None) -> float | None:
         """Straight on after a success, doubling pauses up to ``retry_interval`` after a miss."""
@@ -169,8 +181,10 @@ class Sender:
             finally:
                 with self.lock:
                     self._in_round = False
-            if outcome != "sent":
+            if outcome != "sent" and not self._worth_retrying(outcome):
                 return
+            if outcome != "sent":
+                time.sleep(0.5)
 
     def _round(self, parallel: bool = True, lock_wait: float = 0.0) -> str:
         """One delivery attempt: ``"sent"``, ``"idle"`` (nothing to do), ``"down"`` (no answer),
@@ -205,6 +219,7 @@ class Sender:
                     spool.directory.resolve(),
                 )
             return False
+        self.answered = True
         if self.down:
             self.down = False
             log.info("vizcallbacks: MLflow at %s answers again; sending", uri)

@@ -29,7 +29,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from vizcallbacks.writers.mlflow.file_lock import try_lock, unlock
+from vizcallbacks.writers.file_lock import try_lock, unlock
 from vizcallbacks.writers.mlflow.spool_format import (
     FORMAT,
     Damaged,
@@ -46,6 +46,7 @@ _RUN = "run.json"
 _ITEMS = "items.jsonl"
 _DELIVERED = "delivered.txt"
 _LOCK = "lock"
+_WRITER = "writer.lock"  # held by the training process writing the spool, while it runs
 _PAYLOADS = "payloads"
 
 
@@ -69,6 +70,7 @@ class Spool:
         self._delivered_offset = 0
         self._next_id = 1
         self._packs: dict[str, set[int]] = {}  # pack → ids of its items not yet delivered
+        self._writer: Any = None  # the open writer.lock while this process writes the spool
 
     # Opening -----------------------------------------------------------------------------------
     @classmethod
@@ -325,8 +327,37 @@ class Spool:
             finally:
                 unlock(handle)
 
+    def hold_for_writer(self) -> None:
+        """Say, until :meth:`let_go` or this process ends (killed or not), that a live writer
+        fills this spool: ``sync`` then sends what it holds but leaves its run's end alone."""
+        if self._writer is None:
+            handle = open(self.directory / _WRITER, "a+b")  # noqa: SIM115 (held until let_go)
+            if try_lock(handle):
+                self._writer = handle
+            else:
+                handle.close()
+
+    def let_go(self) -> None:
+        """The writer is done with this spool (see :meth:`hold_for_writer`)."""
+        if self._writer is not None:
+            with contextlib.suppress(OSError):
+                unlock(self._writer)
+            self._writer.close()
+            self._writer = None
+
+    def writer_alive(self) -> bool:
+        """Whether a writer (in this process or another) still fills this spool."""
+        if self._writer is not None:
+            return True
+        with contextlib.suppress(OSError), open(self.directory / _WRITER, "rb") as handle:
+            if not try_lock(handle):
+                return True
+            unlock(handle)
+        return False
+
     def remove(self) -> None:
         """Delete the spool directory (when everything in it was delivered)."""
+        self.let_go()
         shutil.rmtree(self.directory, ignore_errors=True)
         with contextlib.suppress(OSError):
             self.directory.parent.rmdir()  # the spool root, if this was its last spool

@@ -3,8 +3,10 @@ spool on disk for a sending thread (``spool.py``, ``sender.py``); ``sync`` repla
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -31,6 +33,7 @@ from vizcallbacks.writers.mlflow.lifecycle import (
     EXIT_SECONDS,
     call_at_exit,
     exit_status,
+    forget_at_exit,
     logged_last_step,
     spooled_last_step,
 )
@@ -115,7 +118,7 @@ class MLflowWriter:
         self._open = False
         self._histograms = HistogramFiles()
         self._params: dict[str, str] = {}
-        self._exit_registered = False
+        self._unfinished: str | None = None  # KILLED or FAILED: training stopped before its end
         self._resume_step: int | None = None  # what was logged before this fit; reset at close
         self._last_written = -1
 
@@ -166,14 +169,15 @@ class MLflowWriter:
                 sender.use(spool)
                 if first and not record["owns_run"]:
                     spool.append("tags", {"values": {VERSION_TAG: record["version"]}})
+            opened = sender.spool
+            assert opened is not None
             if not self._open:
                 self._open = True
+                with contextlib.suppress(OSError):  # a full disk: sync may end the run early
+                    opened.hold_for_writer()
                 sender.start()
-            if not self._exit_registered:
-                self._exit_registered = True
                 call_at_exit(self, "end_at_exit")
-            assert sender.spool is not None
-            return sender.spool
+            return opened
 
     def _resolve(self) -> dict[str, Any]:
         """Decide where to log (MLflow's rules), reach the server, and name the spool."""
@@ -272,6 +276,11 @@ class MLflowWriter:
         """
         return self._sender.wait(timeout)
 
+    def mark_unfinished(self) -> None:
+        """Training stopped before its end (Ctrl-C, an exception): ``close()`` ends the run this
+        writer started as KILLED or FAILED, not FINISHED."""
+        self._unfinished = exit_status()
+
     def close(self) -> None:
         """End the run this writer started, wait for the server to take the rest, then report.
 
@@ -283,18 +292,23 @@ class MLflowWriter:
         with self._lock:
             spool, record = sender.spool, sender.record
             self._resume_step = None  # the next fit asks again
+            status, self._unfinished = self._unfinished or "FINISHED", None
             if not self._open or spool is None or record is None:
                 return
+            forget_at_exit(self)
             try:
                 self._flush_histograms()
                 if record["owns_run"]:
-                    spool.append("end", {"status": "FINISHED", "end_time": now_ms()})
+                    spool.append("end", {"status": status, "end_time": now_ms()})
             except OSError as err:  # a full disk: send what is there, then say what is left
                 log.warning("vizcallbacks: MLflowWriter could not spool the run's end: %s", err)
+        started = time.monotonic()
         sender.finish(self.close_timeout)
+        waited = time.monotonic() - started
         with self._lock:
             self._open = False
             spool.refresh()
+            spool.let_go()
             left = spool.pending()
             record = sender.record = spool.run
             if not left and sender.thread is None:
@@ -304,7 +318,7 @@ class MLflowWriter:
             self._report_undelivered(spool, left)
         elif self.report:  # built from what the run holds; a failure is only a warning
             log_run_report(str(record["tracking_uri"]), str(record["run_id"]))
-        self._announce(record)
+        self._announce(record, None if left else waited)
 
     def end_at_exit(self) -> None:
         """At interpreter exit, for a writer still open (Ctrl-C, an exception): end the run it
@@ -324,6 +338,7 @@ class MLflowWriter:
         sender.send_now(EXIT_SECONDS)
         with self._lock:
             spool.refresh()
+            spool.let_go()
             left = spool.pending()
             if not left:
                 spool.remove()
@@ -362,7 +377,7 @@ class MLflowWriter:
             where,
         )
 
-    def _announce(self, record: Mapping[str, Any]) -> None:
+    def _announce(self, record: Mapping[str, Any], waited: float | None) -> None:
         run_id = record.get("run_id")
         if not run_id or not self._notices.first("announced"):
             return
@@ -371,4 +386,5 @@ class MLflowWriter:
             where = f"{uri.rstrip('/')}/#/experiments/{record.get('experiment_id')}/runs/{run_id}"
         else:
             where = f"`mlflow ui --backend-store-uri {uri}`"
-        say(f"vizcallbacks: MLflow run {run_id}: {where}")
+        took = "" if waited is None else f" (all delivered {waited:.1f} s after training)"
+        say(f"vizcallbacks: MLflow run {run_id}: {where}{took}")
