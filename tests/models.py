@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import keras
 from keras import layers
 
@@ -44,6 +46,20 @@ def nested(shape: tuple[int, ...] = (16, 16, 1)) -> keras.Model:
             layers.Dense(10, activation="softmax", name="probs"),
         ]
     )
+
+
+def mixed_and_reference(
+    build: Callable[[], keras.Model] = functional,
+) -> tuple[keras.Model, keras.Model]:
+    """The same model built under mixed_float16 and under float32, with the same weights."""
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        mixed = build()
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    reference = build()
+    reference.set_weights(mixed.get_weights())
+    return mixed, reference
 
 
 def compiled(model: keras.Model) -> keras.Model:

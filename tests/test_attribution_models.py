@@ -4,7 +4,7 @@ Saliency, Grad-CAM++, Score-CAM and LayerCAM on the same Functional model."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import keras
 import numpy as np
@@ -70,22 +70,10 @@ def test_every_method_on_every_model_kind(kind: str, digits) -> None:
     assert before[1:] == after[1:]
 
 
-@pytest.fixture
-def mixed_precision() -> Iterator[None]:
-    keras.mixed_precision.set_global_policy("mixed_float16")
-    try:
-        yield
-    finally:
-        keras.mixed_precision.set_global_policy("float32")
-
-
-def test_every_method_under_mixed_precision(digits, mixed_precision) -> None:
+def test_every_method_under_mixed_precision(digits) -> None:
     images = digits[0][:3]
-    mixed = models.functional()
+    mixed, reference = models.mixed_and_reference()
     assert mixed.get_layer("conv_b").compute_dtype == "float16"
-    keras.mixed_precision.set_global_policy("float32")
-    reference = models.functional()
-    reference.set_weights(mixed.get_weights())
     expected = _all_maps(reference, images)
     before = _state(mixed)
     for name, heatmaps in _all_maps(mixed, images).items():

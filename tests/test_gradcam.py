@@ -3,7 +3,7 @@ on trained models, mixed precision, the model left untouched, and the callback's
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import keras
@@ -206,22 +206,10 @@ def test_frozen_base_and_model_left_unchanged(digits) -> None:
     assert keras.mixed_precision.global_policy().name == "float32"
 
 
-@pytest.fixture
-def mixed_precision() -> Iterator[None]:
-    keras.mixed_precision.set_global_policy("mixed_float16")
-    try:
-        yield
-    finally:
-        keras.mixed_precision.set_global_policy("float32")
-
-
-def test_mixed_precision_model(digits, mixed_precision) -> None:
+def test_mixed_precision_model(digits) -> None:
     images = digits[0][:4]
-    mixed = models.functional()
+    mixed, reference = models.mixed_and_reference()
     assert mixed.get_layer("conv_b").compute_dtype == "float16"
-    keras.mixed_precision.set_global_policy("float32")
-    reference = models.functional()
-    reference.set_weights(mixed.get_weights())
     expected = grad_cam(reference, images)
     heatmaps = grad_cam(mixed, images)
     assert heatmaps.dtype == np.float32 and np.isfinite(heatmaps).all()
