@@ -22,17 +22,13 @@ from vizcallbacks.mlflow_store.tracking_uri import (
 )
 from vizcallbacks.replay.payloads import payload_problem
 from vizcallbacks.writers.mlflow.delivery import ROUND_ITEMS, deliver
-from vizcallbacks.writers.mlflow.spool import Spool
+from vizcallbacks.writers.mlflow.spool import Spool, SpoolWriteError
 from vizcallbacks.writers.mlflow.spool_format import Damaged
 from vizcallbacks.writers.mlflow.target import ensure_run, now_ms
 
 __all__ = ["SpoolWriteError", "SyncResult", "sync_spool"]
 
 log = logging.getLogger("vizcallbacks")
-
-
-class SpoolWriteError(OSError):
-    """The spool could not record what was delivered (a full disk?); nothing in it is lost."""
 
 
 @dataclass(frozen=True)

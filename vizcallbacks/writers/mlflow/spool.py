@@ -38,7 +38,7 @@ from vizcallbacks.writers.mlflow.spool_format import (
     read_items,
 )
 
-__all__ = ["Entry", "Spool", "describe_items", "find_spools"]
+__all__ = ["Entry", "Spool", "SpoolWriteError", "describe_items", "find_spools"]
 
 Entry = tuple[str, Mapping[str, Any], tuple[str, bytes] | None]  # kind, fields, file or None
 
@@ -48,6 +48,10 @@ _DELIVERED = "delivered.txt"
 _LOCK = "lock"
 _WRITER = "writer.lock"  # held by the training process writing the spool, while it runs
 _PAYLOADS = "payloads"
+
+
+class SpoolWriteError(OSError):
+    """A spool directory could not be written (a full disk); the message says what that loses."""
 
 
 class Spool:

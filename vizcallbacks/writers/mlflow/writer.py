@@ -38,7 +38,7 @@ from vizcallbacks.writers.mlflow.lifecycle import (
     spooled_last_step,
 )
 from vizcallbacks.writers.mlflow.sender import Notices, Sender
-from vizcallbacks.writers.mlflow.spool import Entry, Spool, describe_items
+from vizcallbacks.writers.mlflow.spool import Entry, Spool, SpoolWriteError, describe_items
 from vizcallbacks.writers.mlflow.target import (
     VERSION_TAG,
     check_run_id,
@@ -52,10 +52,6 @@ from vizcallbacks.writers.run_report import log_run_report
 __all__ = ["MLflowWriter", "SpoolWriteError"]
 
 log = logging.getLogger("vizcallbacks")
-
-
-class SpoolWriteError(OSError):
-    """The spool directory could not be written (a full disk): what is logged meanwhile is lost."""
 
 
 class MLflowWriter:
