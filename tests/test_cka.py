@@ -16,7 +16,7 @@ import pytest
 import vizcallbacks as vc
 from tests import models
 from tests.events import read_events
-from vizcallbacks.compute.cka import cka_from_grams, pool_spatial
+from vizcallbacks.compute.cka import cka_from_grams, cross_cka, pool_spatial
 from vizcallbacks.compute.layers import leaf_layers
 from vizcallbacks.compute.representations import LayerGrams
 from vizcallbacks.views.representations import read_gram_archive
@@ -104,6 +104,23 @@ def test_batch_by_batch_gram_equals_the_one_shot_gram(digits) -> None:
     expected = _centred_gram(pooled)
     k = small.grams[small.layers.index(conv)]
     np.testing.assert_allclose(k, expected, rtol=0, atol=1e-6 * np.abs(expected).max())
+
+
+def test_logged_cka_equals_the_float64_cka_of_whole_outputs(digits) -> None:
+    """The logger's path (float32 products of centred features, batch by batch) gives every
+    layer pair the CKA that vc.cka computes in float64 from whole outputs, for both
+    estimators: U-centring, like centring, ignores the features' mean over the examples."""
+    x, _ = digits
+    model = models.functional()
+    whole = vc.layer_activations(model, x[:100])
+    grams = LayerGrams(model, batch_size=24)(x[:100])
+    for debiased in (False, True):
+        units = grams.units(debiased)
+        matrix = cross_cka(units, units)
+        expected = [
+            [vc.cka(whole[a], whole[b], debiased) for b in grams.layers] for a in grams.layers
+        ]
+        np.testing.assert_allclose(matrix, expected, rtol=0, atol=1e-6, err_msg=f"{debiased=}")
 
 
 def test_pooling_to_8x8_averages_near_equal_bins() -> None:

@@ -22,10 +22,10 @@ import numpy as np
 
 __all__ = [
     "MAX_POOLED_SIDE",
+    "centered_gram",
     "cka",
     "cka_from_grams",
     "cross_cka",
-    "centered_gram",
     "features",
     "pool_spatial",
     "probe_hash",
