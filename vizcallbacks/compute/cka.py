@@ -1,4 +1,4 @@
-"""Centered kernel alignment (CKA) between representations, in numpy float64.
+"""Centered kernel alignment (CKA) between representations, in numpy.
 
 Linear CKA (Kornblith et al., ICML 2019) compares two layers through the Gram matrices of their
 features over the same ``n`` examples, ``K = X Xᵀ``: invariant to orthogonal transforms and
@@ -9,6 +9,9 @@ product of centred, unit-norm Grams, so a whole layer x layer matrix is one matr
 - debiased: the U-centred Gram (diagonal zeroed, Székely & Rizzo 2014), whose inner product over
   ``n(n-3)`` is the unbiased HSIC estimator of Song et al. (2012), as Nguyen et al. (ICLR 2021)
   use it.
+
+The logger's Grams (:func:`centered_gram`) are float32 products of centred features, the costly
+part; centring, normalizing and the notebook's :func:`cka` run in float64.
 """
 
 from __future__ import annotations
