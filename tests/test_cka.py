@@ -196,6 +196,11 @@ def test_fit_logs_the_layer_matrix_drift_and_convergence(tmp_path: Path, digits)
     assert files == ["grams_step_000001.npz", "grams_step_000003.npz"]
     final = read_gram_archive(tmp_path / "files" / "cka" / "grams_step_000003.npz")
     assert final.reduced == tuple(names[:3]) and final.probe_hash == logger.probe_hash
+    steps, convergence = logger.convergence()  # what the train-end picture draws
+    assert steps == [0, 1, 2, 3] and convergence.shape == (len(names), 4)
+    np.testing.assert_allclose(convergence[:, -1], 1.0, atol=2e-3)  # the last step with itself
+    first = [events[f"cka_to_initial/{name}"][3] for name in names]  # the same pair, float64
+    np.testing.assert_allclose(convergence[:, 0], first, atol=2e-3)
 
 
 def test_logger_refuses_a_small_probe_set_and_bad_options(tmp_path: Path, digits) -> None:
