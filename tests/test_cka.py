@@ -16,7 +16,7 @@ import pytest
 import vizcallbacks as vc
 from tests import models
 from tests.events import read_events
-from vizcallbacks.compute.cka import cka_from_grams, gram, pool_spatial
+from vizcallbacks.compute.cka import cka_from_grams, cross_cka, pool_spatial
 from vizcallbacks.compute.layers import leaf_layers
 from vizcallbacks.compute.representations import LayerGrams
 from vizcallbacks.views.representations import read_gram_archive
@@ -75,9 +75,17 @@ def test_cka_refuses_different_examples_and_is_nan_for_a_constant_layer() -> Non
     assert np.isnan(vc.cka(X, np.ones((40, 5))))
 
 
+def _centred_gram(values: np.ndarray) -> np.ndarray:
+    """H X Xᵀ H in float64, H = I - 11ᵀ/n: the reference the float32 product is held to."""
+    x = values.reshape(len(values), -1).astype(np.float64)
+    h = np.eye(len(x)) - 1.0 / len(x)
+    return h @ (x @ x.T) @ h
+
+
 def test_batch_by_batch_gram_equals_the_one_shot_gram(digits) -> None:
-    """Gram matrices from the recorded pass in batches of 24 (the last one short) equal those
-    of every layer's whole output at once; a pooled layer's too, its features pooled first."""
+    """Gram matrices from the recorded pass in batches of 24 (the last one short) equal the
+    float64 centred Grams of every layer's whole output at once (to 1e-6 of the largest entry:
+    the product runs in float32); a pooled layer's too, its features pooled first."""
     x, _ = digits
     model = models.functional()
     refs = leaf_layers(model)
@@ -85,13 +93,34 @@ def test_batch_by_batch_gram_equals_the_one_shot_gram(digits) -> None:
     grams = LayerGrams(model, batch_size=24)(x[:100])
     assert grams.reduced == () and set(grams.layers) == set(whole)
     for name, k in zip(grams.layers, grams.grams, strict=True):
-        np.testing.assert_allclose(k, gram(whole[name]), rtol=1e-6, atol=1e-6, err_msg=name)
+        expected = _centred_gram(whole[name])
+        scale = np.abs(expected).max()
+        np.testing.assert_allclose(k, expected, rtol=0, atol=1e-6 * scale, err_msg=name)
     small = LayerGrams(model, batch_size=24, max_layer_bytes=100 * 16 * 16 * 4 - 1)(x[:100])
     conv = refs[0].name
     assert conv in small.reduced
     pooled = pool_spatial(whole[conv])
     assert pooled.shape[1:3] == (8, 8)
-    np.testing.assert_allclose(small.grams[small.layers.index(conv)], gram(pooled), rtol=1e-6)
+    expected = _centred_gram(pooled)
+    k = small.grams[small.layers.index(conv)]
+    np.testing.assert_allclose(k, expected, rtol=0, atol=1e-6 * np.abs(expected).max())
+
+
+def test_logged_cka_equals_the_float64_cka_of_whole_outputs(digits) -> None:
+    """The logger's path (float32 products of centred features, batch by batch) gives every
+    layer pair the CKA that vc.cka computes in float64 from whole outputs, for both
+    estimators: U-centring, like centring, ignores the features' mean over the examples."""
+    x, _ = digits
+    model = models.functional()
+    whole = vc.layer_activations(model, x[:100])
+    grams = LayerGrams(model, batch_size=24)(x[:100])
+    for debiased in (False, True):
+        units = grams.units(debiased)
+        matrix = cross_cka(units, units)
+        expected = [
+            [vc.cka(whole[a], whole[b], debiased) for b in grams.layers] for a in grams.layers
+        ]
+        np.testing.assert_allclose(matrix, expected, rtol=0, atol=1e-6, err_msg=f"{debiased=}")
 
 
 def test_pooling_to_8x8_averages_near_equal_bins() -> None:
@@ -167,6 +196,11 @@ def test_fit_logs_the_layer_matrix_drift_and_convergence(tmp_path: Path, digits)
     assert files == ["grams_step_000001.npz", "grams_step_000003.npz"]
     final = read_gram_archive(tmp_path / "files" / "cka" / "grams_step_000003.npz")
     assert final.reduced == tuple(names[:3]) and final.probe_hash == logger.probe_hash
+    steps, convergence = logger.convergence()  # what the train-end picture draws
+    assert steps == [0, 1, 2, 3] and convergence.shape == (len(names), 4)
+    np.testing.assert_allclose(convergence[:, -1], 1.0, atol=2e-3)  # the last step with itself
+    first = [events[f"cka_to_initial/{name}"][3] for name in names]  # the same pair, float64
+    np.testing.assert_allclose(convergence[:, 0], first, atol=2e-3)
 
 
 def test_logger_refuses_a_small_probe_set_and_bad_options(tmp_path: Path, digits) -> None:

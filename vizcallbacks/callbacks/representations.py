@@ -43,6 +43,22 @@ def _pairwise(units: np.ndarray, others: np.ndarray) -> np.ndarray:
     return np.where(dead, np.nan, np.clip(values, -1.0, 1.0))
 
 
+def _upper_triangle(units: np.ndarray) -> np.ndarray:
+    """float16 ``(L, n(n+1)/2)``: the upper triangles of symmetric ``(L, n, n)`` unit Grams, a
+    quarter of their float64 memory, kept for every logged step."""
+    rows, cols = np.triu_indices(units.shape[-1])
+    return units[:, rows, cols].astype(np.float16)
+
+
+def _symmetric(triangles: np.ndarray, n: int) -> np.ndarray:
+    """The ``(L, n, n)`` symmetric matrices whose upper triangles are ``triangles``."""
+    rows, cols = np.triu_indices(n)
+    full = np.empty((len(triangles), n, n), np.float32)
+    full[:, rows, cols] = triangles
+    full[:, cols, rows] = triangles
+    return full
+
+
 def _checked_steps(steps: Sequence[int]) -> frozenset[int]:
     if isinstance(steps, (str, bytes)) or not all(
         isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in steps
@@ -112,7 +128,7 @@ class RepresentationLogger(VisualizationCallback):
     def _reset(self) -> None:
         self._first_units: np.ndarray | None = None
         self._previous: np.ndarray | None = None
-        self._history: list[tuple[int, np.ndarray]] = []  # (step, float16 unit Grams)
+        self._history: list[tuple[int, np.ndarray]] = []  # (step, _upper_triangle(units))
         self._last: tuple[int, GramSet] | None = None
 
     def setup(self) -> None:
@@ -184,7 +200,7 @@ class RepresentationLogger(VisualizationCallback):
             None if self._previous is None else _pairwise(units, self._previous),
         )
         self._previous = units
-        self._history.append((step, units.astype(np.float16)))
+        self._history.append((step, _upper_triangle(units)))
         if len(self._history) > MAX_HISTORY:
             self._history = self._history[:1] + self._history[2::2]
         self._last = (step, payload)
@@ -196,14 +212,20 @@ class RepresentationLogger(VisualizationCallback):
         archive = GramArchive(grams.layers, grams.grams, self.probe_hash, step, grams.reduced)
         return gram_archive_record(archive)
 
+    def convergence(self) -> tuple[list[int], np.ndarray]:
+        """The steps kept and ``(layers, steps)``: each layer's CKA at each step with its
+        representation at the last logged step (float16 history: about 1e-3)."""
+        assert self._previous is not None
+        final, n = self._previous, self._previous.shape[-1]
+        columns = [_pairwise(final, _symmetric(t, n)) for _, t in self._history]
+        return [s for s, _ in self._history], np.stack(columns, axis=1)
+
     def summary_view(self) -> list[Record]:
         """The convergence picture and the final step's Gram archive."""
         if self._last is None or self._previous is None:
             return []
         step, grams = self._last
-        final = self._previous
-        steps = [s for s, _ in self._history]
-        matrix = np.stack([_pairwise(final, units) for _, units in self._history], axis=1)
+        steps, matrix = self.convergence()
         records = convergence_records(grams.layers, steps, matrix, self.cmap)
         if step not in self.gram_steps:
             records.append(self._archive(step, grams))

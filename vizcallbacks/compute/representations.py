@@ -4,7 +4,8 @@ The probe set goes through the recorded forward pass (:class:`ActivationExtracto
 so a layer's full features exist for one batch at a time only. Each example's features are
 flattened; a layer whose features for the whole set would pass ``max_layer_bytes`` is first
 average-pooled over its spatial axes to at most 8 x 8 (:func:`pool_spatial`), and named in
-``reduced``. The kept rows give the exact Gram ``X Xᵀ`` of what is compared.
+``reduced``. Once the whole set has passed, each layer's kept rows give its Gram matrix, centred
+over the probe set (:func:`centered_gram`): the same as from one pass over all examples at once.
 """
 
 from __future__ import annotations
@@ -16,7 +17,13 @@ import keras
 import numpy as np
 
 from vizcallbacks.arrays import check_positive_int
-from vizcallbacks.compute.cka import MAX_POOLED_SIDE, cross_cka, gram, pool_spatial, unit_centered
+from vizcallbacks.compute.cka import (
+    MAX_POOLED_SIDE,
+    centered_gram,
+    cross_cka,
+    pool_spatial,
+    unit_centered,
+)
 from vizcallbacks.compute.forward import ActivationExtractor
 from vizcallbacks.compute.layers import LayerSelection, select_layers
 from vizcallbacks.compute.probe import given_probe, provisional_probe, read_probe
@@ -38,8 +45,9 @@ DEFAULT_MAX_LAYER_BYTES = 32 << 20  # float32 features of one layer for the whol
 
 @dataclass(frozen=True)
 class GramSet:
-    """Each layer's Gram matrix over the probe set: ``grams`` float64 ``(L, n, n)``, in the order
-    of ``layers``; ``reduced`` names the layers pooled to fit the memory budget."""
+    """Each layer's Gram matrix over the probe set, centred (``H X Xᵀ H``): ``grams`` float64
+    ``(L, n, n)``, in the order of ``layers``; ``reduced`` names the layers pooled to fit the
+    memory budget."""
 
     layers: tuple[str, ...]
     grams: np.ndarray
@@ -119,7 +127,7 @@ class LayerGrams:
                         reduced.append(name)
                 rows.setdefault(name, []).append(values.reshape(values.shape[0], -1))
         names = tuple(rows)
-        grams = np.stack([gram(np.concatenate(rows.pop(name))) for name in names])
+        grams = np.stack([centered_gram(np.concatenate(rows.pop(name))) for name in names])
         return GramSet(names, grams, tuple(reduced))
 
 

@@ -7,6 +7,7 @@ so pictures of different steps and runs compare by colour; NaN cells are magenta
 
 from __future__ import annotations
 
+import functools
 import textwrap
 from collections.abc import Sequence
 from typing import Any
@@ -28,6 +29,7 @@ _BACKGROUND = 255
 _TEXT = (30, 30, 30)
 
 
+@functools.cache
 def _font(size: int) -> Any:
     from PIL import ImageFont
 
@@ -45,7 +47,8 @@ def _text(lines: Sequence[str], width: int, size: int = _FONT) -> np.ndarray:
     draw = ImageDraw.Draw(picture)
     font = _font(size)
     for i, line in enumerate(lines):
-        draw.text((2, i * _LINE + 1), line, fill=_TEXT, font=font)
+        if line:  # most lines beside small cells are blank: drawing them costs as much
+            draw.text((2, i * _LINE + 1), line, fill=_TEXT, font=font)
     return np.array(picture)
 
 
@@ -71,8 +74,10 @@ def _label_column(names: Sequence[str], cell: int) -> np.ndarray:
     return np.pad(column, ((0, max(0, height - column.shape[0])), (0, 0), (0, 0)), "edge")[:height]
 
 
+@functools.lru_cache(maxsize=8)
 def _colour_bar(height: int, cmap: str) -> np.ndarray:
-    """A vertical 0..1 bar, 1 at the top, with its ends written beside it."""
+    """A vertical 0..1 bar, 1 at the top, with its ends written beside it (the same for every
+    step's picture: drawn once)."""
     ramp = np.linspace(1.0, 0.0, height)[:, None].repeat(_BAR_WIDTH, axis=1)
     bar = colorize(ramp, cmap)
     ticks = np.full((height, 5 * _CHAR, 3), _BACKGROUND, np.uint8)
@@ -81,7 +86,9 @@ def _colour_bar(height: int, cmap: str) -> np.ndarray:
     if height >= 3 * _LINE:
         middle = (height - _LINE) // 2
         ticks[middle : middle + _LINE] = _text(["0.5"], ticks.shape[1])
-    return np.concatenate([bar, np.full((height, 4, 3), _BACKGROUND, np.uint8), ticks], axis=1)
+    picture = np.concatenate([bar, np.full((height, 4, 3), _BACKGROUND, np.uint8), ticks], axis=1)
+    picture.setflags(write=False)  # shared by every picture of this height
+    return picture
 
 
 def similarity_picture(
