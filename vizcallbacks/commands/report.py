@@ -22,11 +22,13 @@ def add_report(commands: argparse._SubParsersAction) -> None:
             "at a step; the layer view: one layer across every step) as one HTML file with "
             "every image inlined: it opens from disk, with no server and no network request. "
             "SOURCE is a TensorBoard log directory (every run in it) or an MLflow run id or "
-            "unique run name."
+            "unique run name. With several SOURCEs, or --experiment NAME (every run of an MLflow "
+            "experiment, a sweep), the page opens on all their runs compared, side by side."
         ),
         epilog=EXIT_STATUS,
     )
-    report.add_argument("source", metavar="LOGDIR_OR_MLFLOW_RUN")
+    report.add_argument("sources", nargs="*", metavar="SOURCE", help="log directory or MLflow run")
+    report.add_argument("--experiment", metavar="NAME", help="every run of MLflow experiment NAME")
     report.add_argument(
         "-o",
         "--output",
@@ -47,8 +49,12 @@ def add_report(commands: argparse._SubParsersAction) -> None:
 def _report_command(args: argparse.Namespace) -> int:
     from vizcallbacks.dashboard.report import build_report
 
+    if bool(args.experiment) == bool(args.sources):
+        log.error("report takes one or more SOURCEs, or --experiment NAME alone")
+        return USAGE
     try:
-        output = build_report(args.source, args.output, args.tracking_uri)
+        sources = args.sources or _experiment_runs(args.experiment, args.tracking_uri)
+        output = build_report(sources, args.output, args.tracking_uri)
     except ImportError as err:  # an MLflow run without MLflow installed
         log.error("MLflow is not available (%s): pip install 'vizcallbacks[mlflow]'", err)
         return USAGE
@@ -60,3 +66,11 @@ def _report_command(args: argparse.Namespace) -> int:
         return FAILED
     log.info("Wrote %s (%d kB)", output, output.stat().st_size // 1024)
     return 0
+
+
+def _experiment_runs(name: str, tracking_uri: str | None) -> list[str]:
+    """The run ids of MLflow experiment ``name``, oldest first."""
+    from vizcallbacks.compare import experiment_runs
+    from vizcallbacks.sources.mlflow_runs import connect
+
+    return experiment_runs(connect(tracking_uri), name)
