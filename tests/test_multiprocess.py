@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from experiments.servers import free_port
-from tests.events import read_events, tag_steps
+from tests.events import holds_step, read_events, tag_steps
 
 ROOT = Path(__file__).resolve().parents[1]
 pytest.importorskip("jax", reason="JAX is not installed (pip install 'jax[cpu]')")
@@ -36,14 +36,6 @@ def _jax_processes(log_dir: Path, *extra: str) -> list[subprocess.Popen[str]]:
         )
         for rank in range(2)
     ]
-
-
-def _wrote_step_1(tmp_path: Path) -> bool:
-    """Process 0's event files hold step 1 of the activation statistics (read as they grow)."""
-    try:
-        return 1 in read_events(tmp_path / "process0").get("activation_mean/conv_b", {})
-    except Exception:  # a record still being written: not yet
-        return False
 
 
 def _result(proc: subprocess.Popen[str]) -> dict:
@@ -95,7 +87,10 @@ def test_jax_worker_killed_mid_training_leaves_process_0_logs_readable(tmp_path:
     # Process 0 stalls or fails in its next collective: once it wrote step 1 (before process 1
     # died), or after 60 s, it is killed as an operator would.
     deadline = time.monotonic() + 60
-    while chief.poll() is None and time.monotonic() < deadline and not _wrote_step_1(tmp_path):
+    written = ("activations/conv_b", "activation_mean/conv_b")
+    while chief.poll() is None and time.monotonic() < deadline:
+        if holds_step(tmp_path / "process0", written, 1):
+            break
         time.sleep(0.5)
     if chief.poll() is None:
         os.killpg(chief.pid, signal.SIGKILL)
