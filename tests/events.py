@@ -41,3 +41,13 @@ def read_events(log_dir: str | Path) -> dict[str, dict[int, Any]]:
 def tag_steps(events: dict[str, dict[int, Any]]) -> set[tuple[str, int]]:
     """The exact set of (tag, step) pairs logged."""
     return {(tag, step) for tag, steps in events.items() for step in steps}
+
+
+def holds_step(log_dir: str | Path, tags: tuple[str, ...], step: int) -> bool:
+    """Whether the event files of a process still running already hold ``step`` of every tag in
+    ``tags`` (a record still being written reads as not yet)."""
+    try:
+        events = read_events(log_dir)
+    except Exception:  # a half-written record, or a duplicate that the test will report
+        return False
+    return all(step in events.get(tag, {}) for tag in tags)

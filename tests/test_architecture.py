@@ -39,11 +39,12 @@ PURE = (
 # Rooms a room never imports, at any depth (function-local imports included): the writers know
 # nothing of the read side, the sources nothing of the writers, and MLflow's neutral room (what
 # both sides share) nothing of either.
+CLI = ("commands", "__main__")  # the command line: it may import every room, none imports it
 NEVER = {
-    "writers": ("sources", "dashboard", "compare", "replay", "__main__"),
-    "sources": ("writers", "dashboard", "compare", "replay", "__main__"),
-    "mlflow_store": ("writers", "sources", "dashboard", "compare", "replay", "__main__"),
-    "replay": ("sources", "dashboard", "compare", "__main__"),
+    "writers": ("sources", "dashboard", "compare", "replay", *CLI),
+    "sources": ("writers", "dashboard", "compare", "replay", *CLI),
+    "mlflow_store": ("writers", "sources", "dashboard", "compare", "replay", *CLI),
+    "replay": ("sources", "dashboard", "compare", *CLI),
 }
 
 

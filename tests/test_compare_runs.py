@@ -6,6 +6,8 @@ the artifacts downloaded with a plain ``MlflowClient``.
 
 from __future__ import annotations
 
+import base64
+import io
 import re
 import subprocess
 import sys
@@ -379,3 +381,37 @@ def test_sqlite_experiment_compares_every_run(
     assert "valid (" in printed and "same (" in printed and f"step {EPOCHS}" in printed
     assert cli(["compare", "--experiment", "no-such", "--tracking-uri", uri]) == 2
     assert cli(["compare", ids["valid"], "--tracking-uri", uri]) == 2  # one run: nothing to compare
+
+
+def test_sqlite_experiment_report_opens_on_every_run(
+    sqlite_runs: tuple[str, dict], tmp_path: Path
+) -> None:
+    """``report --experiment``: both runs in one page, opened side by side, each picture its own
+    run's (both runs store it at the same artifact path, so the two must not be taken as one)."""
+    from tests.test_dashboard_model import report_data
+
+    uri, ids = sqlite_runs
+    out = tmp_path / "sweep.html"
+    argv = ["report", "--experiment", "compare-sqlite", "--tracking-uri", uri, "-o", str(out)]
+    assert cli(argv) == 0
+    data = report_data(out.read_text("utf-8"))
+    labels = [f"{name} ({run_id[:8]})" for name, run_id in ids.items()]  # valid, then same
+    assert [run["name"] for run in data["runs"]] == data["shown"] == labels
+    for run, run_id in zip(data["runs"], ids.values(), strict=True):
+        (conv,) = [layer for layer in run["layers"] if layer["name"] == "conv_a"]
+        (series,) = [s for s in conv["images"] if s["kind"] == "activations"]
+        assert series["steps"] == list(range(EPOCHS + 1))
+        for step, short in zip(series["steps"], series["values"], strict=True):
+            png = data["images"][short].split(",", 1)[1]
+            shown = np.asarray(Image.open(io.BytesIO(base64.b64decode(png))).convert("RGB"))
+            np.testing.assert_array_equal(shown, downloaded(uri, run_id, KEY, step))
+    valid, same = (run["layers"][0]["images"][0]["values"] for run in data["runs"])
+    assert set(valid).isdisjoint(same)  # valid and same padding: no picture in common
+    # The same page from the run ids; one source alone opens on its run.
+    again = tmp_path / "again.html"
+    assert cli(["report", *ids.values(), "--tracking-uri", uri, "-o", str(again)]) == 0
+    assert report_data(again.read_text("utf-8"))["runs"] == data["runs"]
+    assert cli(["report", ids["same"], "--tracking-uri", uri, "-o", str(again)]) == 0
+    assert report_data(again.read_text("utf-8"))["shown"] == labels[1:]
+    assert cli(["report", "--experiment", "no-such", "--tracking-uri", uri, "-o", str(out)]) == 2
+    assert cli(["report", "-o", str(out)]) == 2  # nothing to report

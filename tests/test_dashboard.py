@@ -1,5 +1,5 @@
-"""The dashboard as a user sees it: two real runs served by a real ``tensorboard`` with the plugin,
-and the one-file report opened from disk, both driven in headless Chromium.
+"""The dashboard as a user sees it: three real runs served by a real ``tensorboard`` with the
+plugin, and the one-file report opened from disk, both driven in headless Chromium.
 
 Each view is checked against the event files: every logged layer in network order; at each step
 of the slider every image the page shows is the one logged at that step (the bytes served, or the
@@ -38,6 +38,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 EPOCHS = 3
 STEPS = list(range(EPOCHS + 1))
 PROBES = ["zero", "one"]
+RUNS = ["run_a", "run_b", "run_c"]
 
 
 def needs_browser() -> None:
@@ -65,10 +66,11 @@ def fit(digits: Any, log_dir: Path, epochs: int, writers: list[Any] | None = Non
 
 @pytest.fixture(scope="module")
 def logdir(tmp_path_factory: pytest.TempPathFactory, digits: Any) -> tuple[Path, list[str]]:
-    """Two runs in one log directory: ``run_a`` (3 epochs) and ``run_b`` (2 epochs)."""
+    """Three runs in one log directory: ``run_a`` (3 epochs), ``run_b`` (2), ``run_c`` (1)."""
     root = tmp_path_factory.mktemp("dashboard") / "logs"
     layers = fit(digits, root / "run_a", EPOCHS)
     fit(digits, root / "run_b", EPOCHS - 1)
+    fit(digits, root / "run_c", 1)
     return root, layers
 
 
@@ -135,6 +137,31 @@ def check_views(frame: Any, events: dict[str, Any], layers: list[str], fetch: An
     frame.click("#vc-tab-network")
 
 
+def check_runs_in_rows(frame: Any, root: Path, fetch: Any) -> None:
+    """run_a, run_b and run_c shown at once at step 1: a row each in a layer's section, named in
+    its colour, each showing its own run's picture; every run's curve on one plot."""
+    row = "section.vc-layer[data-layer='conv_a'] .vc-columns.vc-rows"
+    frame.wait_for_selector(f"{row} .vc-images[data-run='2']")
+    labels = frame.eval_on_selector_all(
+        f"{row} .vc-run-label", "ns => ns.map(n => [n.textContent, n.style.color])"
+    )
+    assert [name for name, _ in labels] == RUNS
+    strokes = frame.eval_on_selector_all(
+        "section.vc-layer[data-layer='conv_a'] .vc-stat[data-kind='activation_mean'] polyline",
+        "ls => ls.map(l => l.getAttribute('stroke'))",
+    )
+    assert len(strokes) == len(set(strokes)) == len({color for _, color in labels}) == 3
+    frame.locator("#vc-step").focus()
+    frame.page.keyboard.press("Home")
+    frame.page.keyboard.press("ArrowRight")
+    assert frame.inner_text("#vc-step-label") == "step 1"
+    for i, run in enumerate(RUNS):
+        selector = f"{row} .vc-images[data-run='{i}'] img[data-tag='activations/conv_a/zero']"
+        (image,) = loaded_images(frame, selector)
+        expected = read_events(root / run)["activations/conv_a/zero"][1]
+        np.testing.assert_array_equal(decoded(fetch(image["src"])), expected, err_msg=run)
+
+
 def dead_text(events: dict[str, Any], layer: str, step: int) -> str:
     """What the network view should say of ``layer``'s dead channels at ``step``."""
     named = events.get(f"dead_channel_indices/{layer}", {}).get(step)
@@ -176,7 +203,7 @@ def test_plugin_tab_network_and_layer_views(logdir: tuple[Path, list[str]], tmp_
     events = read_events(root / "run_a")
     with pages.TensorBoardServer(root, dashboard=True) as server, pages.chromium_page() as page:
         assert pages.get_json(f"{server.url}/data/plugins_listing")["vizcallbacks"]["enabled"]
-        assert server.data("vizcallbacks", "runs") == ["run_a", "run_b"]  # not Keras' own runs
+        assert server.data("vizcallbacks", "runs") == RUNS  # not Keras' own runs
         wait_loaded(server, "run_a", events)
         requested: list[str] = []
         page.on("request", lambda request: requested.append(request.url))
@@ -188,7 +215,8 @@ def test_plugin_tab_network_and_layer_views(logdir: tuple[Path, list[str]], tmp_
         pages.screenshot(page, tmp_path / "dashboard_network.png")
         check_views(plugin, events, layers, http_get)
         # Two runs side by side: run_b's column shows run_b's own image.
-        plugin.select_option("#vc-compare", "run_b")
+        plugin.click("#vc-compare summary")
+        plugin.check("#vc-compare input[value='run_b']")
         plugin.wait_for_selector("section.vc-layer .vc-images[data-run='1']")
         plugin.locator("#vc-step").focus()
         page.keyboard.press("End")
@@ -202,6 +230,10 @@ def test_plugin_tab_network_and_layer_views(logdir: tuple[Path, list[str]], tmp_
         b_events = read_events(root / "run_b")
         expected = b_events["activations/conv_a/zero"][EPOCHS - 1]
         np.testing.assert_array_equal(decoded(http_get(image["src"])), expected)
+        # Every run at once (a sweep): a row per run.
+        plugin.check("#vc-compare input[value='']")
+        assert plugin.inner_text("#vc-compare summary") == "compare with: 2 runs"
+        check_runs_in_rows(plugin, root, http_get)
         # Live: a step logged while the page is open appears on its own (TensorBoard reloads
         # every 5 s, the page asks every 5 s), and a page at the newest step follows it.
         page.keyboard.press("End")
@@ -231,7 +263,14 @@ def test_report_opens_from_disk_with_no_request(
         page.goto(output.as_uri())
         page.wait_for_selector("body[data-vc-ready]")
         check_views(page.main_frame, events, layers, data_uri)
-    assert requested == [output.as_uri()], requested  # the file itself, nothing else
+        assert requested == [output.as_uri()], requested  # the file itself, nothing else
+        # The report of N runs opens on all of them compared.
+        many = tmp_path / "runs.html"
+        assert cli(["report", *(str(root / run) for run in RUNS), "-o", str(many)]) == 0
+        page.goto(many.as_uri())
+        page.wait_for_selector("body[data-vc-ready]")
+        check_runs_in_rows(page.main_frame, root, data_uri)
+    assert requested == [output.as_uri(), many.as_uri()], requested
 
 
 def test_report_of_an_mlflow_run_written_at_train_end(digits: Any, tmp_path: Path) -> None:

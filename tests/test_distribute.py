@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.events import read_events, tag_steps
+from tests.events import holds_step, read_events, tag_steps
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -100,8 +100,13 @@ def test_multiworker_worker_killed_mid_training_leaves_chief_logs_readable(
         procs.append(_run("multiworker", tmp_path / f"worker{index}", _tf_config(config), "1"))
     chief, worker = procs
     assert worker.wait(timeout=400) == 17, worker.communicate()[1][-3000:]
-    deadline = time.monotonic() + 60  # the chief stalls or fails in the next all-reduce
+    # The chief stalls or fails in its next all-reduce: once it wrote step 1 (before the worker
+    # died), or after 60 s, it is killed as an operator would.
+    deadline = time.monotonic() + 60
+    written = ("activations/conv_b", "gradcam/conv_b/0")
     while chief.poll() is None and time.monotonic() < deadline:
+        if holds_step(tmp_path / "worker0", written, 1):
+            break
         time.sleep(0.5)
     if chief.poll() is None:
         os.killpg(chief.pid, signal.SIGKILL)

@@ -1,5 +1,6 @@
 """The loggers in multi-process training on 127.0.0.1: JAX ``keras.distribution.DataParallel`` over
-2 processes (gloo CPU collectives), each with its own free coordinator port."""
+2 processes (gloo CPU collectives), each with its own free coordinator port. Process 0's logs are
+compared with the same loggers replayed in one process over the same weights, step by step."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import numpy as np
 import pytest
 
 from experiments.servers import free_port
-from tests.events import read_events
+from tests.events import holds_step, read_events, tag_steps
 
 ROOT = Path(__file__).resolve().parents[1]
 pytest.importorskip("jax", reason="JAX is not installed (pip install 'jax[cpu]')")
@@ -43,18 +44,39 @@ def _result(proc: subprocess.Popen[str]) -> dict:
     return json.loads(out.strip().splitlines()[-1])
 
 
+# What each logger logs, a scalar and a picture of each: all must be in process 0's logs.
+LOGGED = (
+    "activation_mean/conv_b",
+    "activations/conv_b",
+    "gradcam_probability/conv_b/0",
+    "gradcam/conv_b/1",
+    "attribution_deletion_auc/saliency",
+    "attribution/saliency/0",
+    "gradient_norm/conv_a",
+    "gradient_flow/all_layers",
+    "cka_to_initial/conv_b",
+    "cka/layers",
+)
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_jax_data_parallel_two_processes_only_process_0_writes(tmp_path: Path) -> None:
     results = [_result(p) for p in _jax_processes(tmp_path)]
     assert [(r["process_count"], r["devices"]) for r in results] == [(2, 2), (2, 2)]
     assert results[0]["checksum"] == results[1]["checksum"]  # one model, kept in step
-    assert not (tmp_path / "process1").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["process0", "process0-one-process"]
     events = read_events(tmp_path / "process0")  # raises if any (tag, step) was written twice
-    for tag in ("activations/conv_b", "gradcam/conv_b/0", "gradcam/conv_b/1"):
+    one = read_events(tmp_path / "process0-one-process")
+    assert tag_steps(events) == tag_steps(one)
+    for tag in LOGGED:
         assert sorted(events[tag]) == [0, 1, 2], tag
-    for layer, mean in results[0]["single_device_means"].items():
-        np.testing.assert_allclose(events[f"activation_mean/{layer}"][2], mean, rtol=1e-5)
+    for tag, steps in events.items():
+        for step, value in steps.items():
+            if isinstance(value, float):  # every statistic, float32 apart
+                np.testing.assert_allclose(value, one[tag][step], rtol=1e-5, atol=1e-6, err_msg=tag)
+            elif value.dtype == np.uint8:  # every picture, a colour level apart at most
+                assert np.abs(value.astype(int) - one[tag][step]).max() <= 1, (tag, step)
 
 
 @pytest.mark.slow
@@ -62,12 +84,18 @@ def test_jax_data_parallel_two_processes_only_process_0_writes(tmp_path: Path) -
 def test_jax_worker_killed_mid_training_leaves_process_0_logs_readable(tmp_path: Path) -> None:
     chief, worker = _jax_processes(tmp_path, "1")  # process 1 dies as epoch 1 begins
     assert worker.wait(timeout=400) == 17, worker.communicate()[1][-3000:]
-    deadline = time.monotonic() + 60  # process 0 stalls or fails in the next collective
+    # Process 0 stalls or fails in its next collective: once it wrote step 1 (before process 1
+    # died), or after 60 s, it is killed as an operator would.
+    deadline = time.monotonic() + 60
+    written = ("activations/conv_b", "activation_mean/conv_b")
     while chief.poll() is None and time.monotonic() < deadline:
+        if holds_step(tmp_path / "process0", written, 1):
+            break
         time.sleep(0.5)
     if chief.poll() is None:
         os.killpg(chief.pid, signal.SIGKILL)
     chief.communicate()
     events = read_events(tmp_path / "process0")
+    assert not (tmp_path / "process1").exists()
     assert {0, 1} <= set(events["activations/conv_b"]), sorted(events["activations/conv_b"])
     assert {0, 1} <= set(events["activation_mean/conv_b"])

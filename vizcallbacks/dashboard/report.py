@@ -1,8 +1,8 @@
 """The dashboard as one self-contained HTML file: the plugin's frontend with every run and every
 image inlined (``data:`` URIs), so it opens from disk with no server and no network request.
 
-``python -m vizcallbacks report LOGDIR_OR_MLFLOW_RUN -o report.html`` and the MLflow writer's
-train-end artifact both come through :func:`build_report`.
+``python -m vizcallbacks report SOURCE... -o report.html`` (one source, or N compared: a sweep) and
+the MLflow writer's train-end artifact all come through :func:`build_report`.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from typing import Any, TextIO
 from vizcallbacks.dashboard.network import network_index
 from vizcallbacks.mlflow_store.tracking_uri import client_for
 from vizcallbacks.render.png import recompressed_png
-from vizcallbacks.sources import RunData, read_source
+from vizcallbacks.sources import RunData, read_sources
 
 __all__ = [
     "REPORT_ARTIFACT",
@@ -71,10 +71,16 @@ def _indexes(runs: Sequence[RunData]) -> tuple[list[dict[str, Any]], dict[str, s
 
 
 def write_report(
-    runs: Sequence[RunData], blob: Callable[[str], bytes], title: str, out: TextIO
+    runs: Sequence[RunData],
+    blob: Callable[[str], bytes],
+    title: str,
+    out: TextIO,
+    shown: Sequence[str] = (),
 ) -> None:
     """Write the report page of ``runs`` to ``out``, one image at a time (a large run's images
-    never sit in memory twice); ``blob`` turns an image reference into its bytes.
+    never sit in memory twice); ``blob`` turns an image reference into its bytes. The page opens
+    on the runs named in ``shown``, the first with the others compared to it (default: the
+    first run alone).
 
     Each picture is inlined once: a step whose image has the same bytes as one already written
     (a layer that did not change, the probe) points at that one. PNGs are deflated again at
@@ -103,7 +109,9 @@ def write_report(
     for index in indexes:
         for entry in _image_series(index):
             entry["values"] = [same.get(short, short) for short in entry["values"]]
-    out.write('},"runs":' + json.dumps(indexes, separators=(",", ":")).replace("</", "<\\/"))
+    opened = json.dumps(list(shown) or [runs[0].name])
+    payload = json.dumps(indexes, separators=(",", ":"))
+    out.write(f'}},"shown":{opened},"runs":{payload}'.replace("</", "<\\/"))
     out.write(
         f'}}</script>\n<script type="module">{static_text("dashboard.js")}\n'
         'render(JSON.parse(document.getElementById("vc-data").textContent));\n'
@@ -111,26 +119,38 @@ def write_report(
     )
 
 
-def report_html(runs: Sequence[RunData], blob: Callable[[str], bytes], title: str) -> str:
+def report_html(
+    runs: Sequence[RunData],
+    blob: Callable[[str], bytes],
+    title: str,
+    shown: Sequence[str] = (),
+) -> str:
     """The report page of ``runs`` as a string (see :func:`write_report`)."""
     page = io.StringIO()
-    write_report(runs, blob, title, page)
+    write_report(runs, blob, title, page, shown)
     return page.getvalue()
 
 
-def build_report(source: str, output: str | Path, tracking_uri: str | None = None) -> Path:
-    """Write the report of ``source`` (see :func:`~vizcallbacks.sources.read_source`) to
-    ``output``; ``ValueError`` when it holds nothing vizcallbacks logged."""
-    reader = read_source(source, tracking_uri)
+def build_report(
+    source: str | Sequence[str], output: str | Path, tracking_uri: str | None = None
+) -> Path:
+    """Write the report of ``source`` (see :func:`~vizcallbacks.sources.read_source`), or of
+    several sources' runs compared (the page opens on all of them), to ``output``;
+    ``ValueError`` when they hold nothing vizcallbacks logged."""
+    sources = [source] if isinstance(source, str) else list(source)
+    reader = read_sources(sources, tracking_uri)
     target = Path(output)
     partial = target.with_name(target.name + ".partial")
     try:
         runs = reader.runs()
         if not runs:
-            raise ValueError(f"{source} holds no run logged by vizcallbacks")
+            raise ValueError(f"{' nor '.join(sources)}: no run logged by vizcallbacks")
+        several = len(sources) > 1
+        title = f"{len(runs)} runs compared" if several else runs[0].name or sources[0]
+        shown = [run.name for run in runs] if several else []
         target.parent.mkdir(parents=True, exist_ok=True)
         with open(partial, "w", encoding="utf-8") as out:
-            write_report(runs, reader.blob, f"vizcallbacks · {runs[0].name or source}", out)
+            write_report(runs, reader.blob, f"vizcallbacks · {title}", out, shown)
         os.replace(partial, target)  # never a half-written report under the name asked for
     finally:
         partial.unlink(missing_ok=True)

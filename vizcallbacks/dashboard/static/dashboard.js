@@ -7,7 +7,9 @@ const CURVE_W = 150;
 const CURVE_H = 40;
 const POLL_MS = 5000;
 const MIN_SIDE = 96;  // pixels: smaller images are enlarged
-const COLORS = ["#1f77b4", "#e8710a"];
+// One colour per run shown (curves and run labels), as the compare command's picture draws them.
+const COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"];
+const color = (i) => COLORS[i % COLORS.length];
 
 function pluginSource() {
   const get = (route, query) =>
@@ -27,6 +29,7 @@ function reportSource(data) {
   const byName = new Map(data.runs.map((r) => [r.name, r]));
   return {
     live: false,
+    shown: data.shown ?? [],
     runs: async () => data.runs.map((r) => r.name),
     run: async (name) => byName.get(name),
     url: (ref) => data.images[ref],
@@ -111,7 +114,7 @@ function setImage(img, missing, series, step) {
   }
 }
 
-// A small curve of one statistic over every step of the run (one line per run, all curves on
+// A small curve of one statistic over every step of the run (one line per run shown, all on
 // the same step axis), the current step marked. A batch-stepped statistic (`batch`) gets its own
 // axis, the batches, and shows its last value: the slider's steps are epochs.
 function curve(kind, seriesList, step, batch = false) {
@@ -130,7 +133,7 @@ function curve(kind, seriesList, step, batch = false) {
       .map((st, j) => [st, s.values[j]])
       .filter(([, v]) => Number.isFinite(v))
       .map(([st, v]) => `${x(st).toFixed(1)},${y(v).toFixed(1)}`);
-    svg.append(svgEl("polyline", { points: points.join(" "), stroke: COLORS[i], fill: "none" }));
+    svg.append(svgEl("polyline", { points: points.join(" "), stroke: color(i), fill: "none" }));
   });
   const mark = svgEl("line", { class: "vc-mark", y1: 0, y2: CURVE_H });
   if (!batch) svg.append(mark);
@@ -143,6 +146,7 @@ function curve(kind, seriesList, step, batch = false) {
     const shown = seriesList.map((s) => (!s ? undefined : batch ? s.values.at(-1) : valueAt(s, at)));
     const text = shown.map((v) => (v === undefined ? "–" : Number(v).toPrecision(3))).join(" | ");
     label.textContent = batch ? `${kind} (batch ${all.at(-1)}): ${text}` : `${kind}: ${text}`;
+    label.title = label.textContent;  // N runs' values do not fit: the whole line on hover
   };
   box.update(step);
   return box;
@@ -153,7 +157,7 @@ const state = {
   names: [],
   view: "network",
   run: null,
-  compare: "",
+  compared: [],  // the runs shown beside `run`, in the order listed
   probe: "",
   layer: null,
   step: null,  // none chosen yet: open at the newest step
@@ -193,14 +197,14 @@ function layerRow(name, step) {
   const dead = el("div", { class: "vc-dead" });
   const columns = layers.map((layer, i) => {
     const figures = layer ? forProbe(layer.images).map((s) => imageFigure(s, step, s.kind, i)) : [];
-    const title = state.indexes.length > 1 ? el("div", { class: "vc-run-label" }, state.indexes[i].name) : null;
+    const title = state.indexes.length > 1 ? runTitle(i) : null;
     return { node: el("div", { class: "vc-images", "data-run": String(i) }, title, ...figures), figures };
   });
   const row = el(
     "section",
     { class: "vc-layer", "data-layer": name },
     el("div", { class: "vc-side" }, el("h3", {}, name), ...stats, dead),
-    el("div", { class: "vc-columns" }, ...columns.map((c) => c.node)),
+    el("div", { class: columnsClass() }, ...columns.map((c) => c.node)),
   );
   state.updaters.push((at) => {
     stats.forEach((s) => s.update(at));
@@ -208,6 +212,16 @@ function layerRow(name, step) {
     dead.replaceChildren(...layers.map((l) => l && deadNote(l, at)).filter(Boolean));
   });
   return row;
+}
+
+// A run's name in its colour, the colour of its curves.
+function runTitle(i) {
+  return el("div", { class: "vc-run-label", style: `color: ${color(i)}` }, state.indexes[i].name);
+}
+
+// Two runs side by side; more (a sweep) a row each, so that one layer's pictures line up.
+function columnsClass() {
+  return state.indexes.length > 2 ? "vc-columns vc-rows" : "vc-columns";
 }
 
 function layerNames() {
@@ -257,13 +271,14 @@ function layerView(main) {
       const series = layer && forProbe(layer.images).find((s) => `${s.kind}\u0000${s.probe}` === key);
       if (!series) return;
       const label = state.indexes.length > 1 ? `${kind} · ${state.indexes[i].name}` : kind;
+      const heading = el("h3", { style: state.indexes.length > 1 ? `color: ${color(i)}` : "" }, label);
       const figures = steps.map((st) => {
         const f = imageFigure(series, st, `step ${st}`, i);
         f.classList.add("vc-step");
         f.setAttribute("data-step", String(st));
         return f;
       });
-      main.append(el("section", { class: "vc-strip", "data-kind": kind, "data-run": String(i) }, el("h3", {}, label), el("div", { class: "vc-strip-images" }, ...figures)));
+      main.append(el("section", { class: "vc-strip", "data-kind": kind, "data-run": String(i) }, heading, el("div", { class: "vc-strip-images" }, ...figures)));
     });
   }
   const drift = (c) => (c.dataset.kind.startsWith("filter_drift") ? 0 : 1);
@@ -311,14 +326,18 @@ function fillSelect(select, values, labels, chosen) {
   select.value = chosen;
 }
 
-function fetchRuns() {
-  return Promise.all([state.run, state.compare].filter(Boolean).map((n) => state.source.run(n)));
+function shownRuns() {
+  return [state.run, ...state.compared].filter(Boolean);
 }
 
-// Show `indexes` (the run, and the one compared): the probe and layer choices, then the view.
+function fetchRuns() {
+  return Promise.all(shownRuns().map((n) => state.source.run(n)));
+}
+
+// Show `indexes` (the run, and those compared): the probe and layer choices, then the view.
 async function loadRuns(indexes) {
   state.indexes = indexes ?? (await fetchRuns());
-  [state.run, state.compare].filter(Boolean).forEach((run, i) => state.labels.set(run, state.indexes[i]?.name ?? run));
+  shownRuns().forEach((run, i) => state.labels.set(run, state.indexes[i]?.name ?? run));
   fillRun();
   fillCompare();
   const probes = [...new Set(state.indexes.flatMap((ix) => ix.probes))];
@@ -338,13 +357,19 @@ function toolbar(root) {
   tabs[0].classList.add("vc-active");
   const stepBox = el("label", { id: "vc-step-box" }, el("input", { id: "vc-step", type: "range", min: 0, max: 0, step: 1 }), el("span", { id: "vc-step-label" }));
   root.append(
-    el("div", { id: "vc-toolbar" }, ...tabs, select("vc-run", "run "), select("vc-compare", "compare with "), select("vc-probe", "probe "), el("label", {}, el("select", { id: "vc-layer" })), stepBox),
+    el("div", { id: "vc-toolbar" }, ...tabs, select("vc-run", "run "), compareBox(), select("vc-probe", "probe "), el("label", {}, el("select", { id: "vc-layer" })), stepBox),
     el("div", { id: "vc-note" }),
     el("div", { id: "vc-main" }),
   );
   document.getElementById("vc-step").addEventListener("input", (e) => setStep(allSteps()[Number(e.target.value)] ?? 0));
-  document.getElementById("vc-run").addEventListener("change", (e) => { state.run = e.target.value; if (state.compare === state.run) state.compare = ""; fillCompare(); loadRuns(); });
-  document.getElementById("vc-compare").addEventListener("change", (e) => { state.compare = e.target.value; loadRuns(); });
+  document.getElementById("vc-run").addEventListener("change", (e) => { state.run = e.target.value; state.compared = state.compared.filter((n) => n !== state.run); fillCompare(); loadRuns(); });
+  document.getElementById("vc-compare").addEventListener("change", (e) => {
+    const boxes = [...e.currentTarget.querySelectorAll("input[type=checkbox]")];
+    if (e.target.value === "") boxes.forEach((b) => { b.checked = e.target.checked; });  // every run
+    state.compared = boxes.filter((b) => b.value && b.checked).map((b) => b.value);
+    fillCompare();
+    loadRuns();
+  });
   document.getElementById("vc-probe").addEventListener("change", (e) => { state.probe = e.target.value; draw(); });
   document.getElementById("vc-layer").addEventListener("change", (e) => { state.layer = e.target.value; draw(); });
 }
@@ -357,10 +382,20 @@ function fillRun() {
   fillSelect(document.getElementById("vc-run"), state.names, state.names.map(runLabel), state.run);
 }
 
+// "compare with": a checkbox per other run (any number of them), and one for every run.
+function compareBox() {
+  return el("details", { id: "vc-compare" }, el("summary", {}), el("div", { class: "vc-compare-list" }));
+}
+
 function fillCompare() {
+  const box = document.getElementById("vc-compare");
   const others = state.names.filter((n) => n !== state.run);
-  fillSelect(document.getElementById("vc-compare"), ["", ...others], ["(none)", ...others.map(runLabel)], state.compare);
-  document.getElementById("vc-compare").parentElement.hidden = !others.length;
+  const check = (value, text, checked) => el("label", {}, el("input", { type: "checkbox", value, checked }), text);
+  const every = others.length > 1 ? [check("", "every run", others.every((n) => state.compared.includes(n)))] : [];
+  box.lastChild.replaceChildren(...every, ...others.map((n) => check(n, runLabel(n), state.compared.includes(n))));
+  const n = state.compared.length;
+  box.firstChild.textContent = `compare with: ${n ? `${n} run${n > 1 ? "s" : ""}` : "(none)"}`;
+  box.hidden = !others.length;
 }
 
 function signature(indexes) {
@@ -392,7 +427,9 @@ export async function render(data) {
   }
   toolbar(root);
   state.names = await state.source.runs();
-  state.run = state.names[0] ?? null;
+  const opened = (state.source.shown ?? []).filter((n) => state.names.includes(n));  // the report's
+  state.run = opened[0] ?? state.names[0] ?? null;
+  state.compared = opened.slice(1);
   fillRun();
   fillCompare();
   if (state.run) await loadRuns();
