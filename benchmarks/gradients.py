@@ -26,6 +26,7 @@ import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
+from unittest.mock import patch
 
 import keras
 import numpy as np
@@ -78,15 +79,12 @@ def counted_traces() -> Iterator[list[int]]:
     original = GradientPass._loss_and_gradients
     count = [0]
 
-    def counting(self: GradientPass, *args: Any) -> Any:
+    def counting(self: GradientPass, x: Any, y: Any, weight: Any) -> tuple[Any, list[Any]]:
         count[0] += 1
-        return original(self, *args)
+        return original(self, x, y, weight)
 
-    GradientPass._loss_and_gradients = counting  # type: ignore[method-assign]
-    try:
+    with patch.object(GradientPass, "_loss_and_gradients", counting):
         yield count
-    finally:
-        GradientPass._loss_and_gradients = original  # type: ignore[method-assign]
 
 
 def resnet50() -> keras.Model:
@@ -112,8 +110,9 @@ def logger_rows(
         step = iter(range(1, 1000))
 
         def logged_step() -> None:
-            number = next(step)
-            logger.fanout.write(logger.view(logger.compute(), number), number)
+            number, payload = next(step), logger.compute()
+            assert payload is not None
+            logger.fanout.write(logger.view(payload, number), number)
 
         progress(f"{name}: gradient pass, logged step and training step in turns")
         passes, logged, trained = _in_turns(
