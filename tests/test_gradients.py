@@ -254,6 +254,25 @@ def test_huge_learning_rate_warns_exploding_while_the_weights_are_finite(
     assert sorted(steps) == list(range(1, 25))
 
 
+def test_the_gradient_pass_is_compiled_once(monkeypatch: Any, tmp_path: Path) -> None:
+    """Steps 0 to 3 run the pass's body once, when it is traced (TensorFlow, JAX): never traced
+    again while training changes the weights. PyTorch runs it eagerly, once per step."""
+    from vizcallbacks.compute.gradients import GradientPass
+
+    runs: list[int] = []
+    body = GradientPass._loss_and_gradients
+
+    def counted(self: GradientPass, *args: Any) -> Any:
+        runs.append(1)
+        return body(self, *args)
+
+    monkeypatch.setattr(GradientPass, "_loss_and_gradients", counted)
+    logger = vc.GradientLogger((X, Y), [vc.TensorBoardWriter(tmp_path)])
+    hand_set_dense().fit(X, Y, epochs=3, batch_size=2, verbose=0, callbacks=[logger])
+    assert sorted(read_events(tmp_path)["gradient_norm/dense"]) == [0, 1, 2, 3]
+    assert len(runs) == (4 if keras.backend.backend() == "torch" else 1)
+
+
 def test_batch_hook_only_when_asked(tmp_path: Path) -> None:
     """Without every_n_batches the logger defines no batch hook: Keras keeps its asynchronous
     batch dispatch."""

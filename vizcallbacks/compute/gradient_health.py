@@ -29,6 +29,11 @@ def norm(arrays: Sequence[np.ndarray]) -> float:
     return float(np.sqrt(sum(np.square(a, dtype=np.float64).sum() for a in arrays)))
 
 
+def _max_abs(array: np.ndarray) -> float:
+    """max |array| from its largest and smallest value (NaN if any is NaN), without a copy."""
+    return max(abs(float(array.max())), abs(float(array.min())))
+
+
 @dataclass(frozen=True)
 class LayerStep:
     """One layer at one logged step: ``reached`` is False when no weight of it got a gradient
@@ -54,9 +59,11 @@ def layer_step(gradients: Sequence[np.ndarray | None], weights: Sequence[np.ndar
     present = [g for g in gradients if g is not None]
     size = sum(g.size for g in present)
     with np.errstate(over="ignore", invalid="ignore"):
-        absolute = [np.abs(g, dtype=np.float64) for g in present]
-        mean_abs = sum(float(a.sum()) for a in absolute) / size if size else 0.0
-        max_abs = max((float(a.max()) for a in absolute if a.size), default=0.0)
+        # |g| in g's own dtype (exact), summed in float64: no float64 copy of every gradient.
+        mean_abs = (
+            sum(float(np.abs(g).sum(dtype=np.float64)) for g in present) / size if size else 0.0
+        )
+        max_abs = max((_max_abs(g) for g in present if g.size), default=0.0)
         gradient_norm = norm(present)
     reached = bool(present) and (max_abs > 0 or not np.isfinite(max_abs))
     return LayerStep(gradient_norm, norm(weights), mean_abs, max_abs, reached)

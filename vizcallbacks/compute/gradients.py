@@ -66,10 +66,15 @@ def weight_values(model: keras.Model, indices: Sequence[int] | None = None) -> l
     default) as they are now, as float32 numpy copies: training changes them in place later."""
     variables = model.trainable_variables
     chosen = range(len(variables)) if indices is None else indices
-    return [
-        np.array(keras.ops.convert_to_numpy(variables[i].value), dtype=np.float32, copy=True)
-        for i in chosen
-    ]
+    return [_own_float32(keras.ops.convert_to_numpy(variables[i].value)) for i in chosen]
+
+
+def _own_float32(array: np.ndarray) -> np.ndarray:
+    """``array`` as float32 memory of its own: copied only when it is a view (JAX and PyTorch
+    share the variable's buffer) or of another dtype; TensorFlow's conversion is a copy already."""
+    if array.dtype == np.float32 and array.flags.owndata and array.flags.writeable:
+        return array
+    return np.array(array, dtype=np.float32, copy=True)
 
 
 class GradientPass:

@@ -3,6 +3,7 @@ forward order), and a layers x steps heatmap of log10 mean |g| over training."""
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 
@@ -17,6 +18,7 @@ ROW_HEIGHT = 16
 LABEL_WIDTH = 180
 PLOT_WIDTH = 360
 HEADER_HEIGHT = 22
+_TEXT_SIZE = 10
 _MAX_COLOR = np.array([174, 199, 232], np.uint8)  # tab:blue, light: the max |g| bar
 _MEAN_COLOR = np.array(RUN_COLORS[0], np.uint8)  # tab:blue: the mean |g| bar
 _GRID = np.array([215, 215, 215], np.uint8)
@@ -33,10 +35,28 @@ def decade_range(values: np.ndarray) -> tuple[int, int]:
     return lo, max(hi, lo + 1)
 
 
+@functools.lru_cache(maxsize=512)
+def _stamp(text: str, width: int) -> np.ndarray:
+    """``text`` as ``write_text`` draws it on a white strip ``width`` wide, kept: drawing text
+    is most of a picture's cost, and the layer names and decades repeat every logged step."""
+    strip = np.full((_TEXT_SIZE + 8, width, 3), 255, np.uint8)
+    write_text(strip, text, 0, 0, width, _TEXT_SIZE)
+    strip.flags.writeable = False
+    return strip
+
+
+def _label(canvas: np.ndarray, text: str, top: int, left: int, width: int) -> None:
+    """Dark ``text`` onto ``canvas`` in place (the darker of each pixel: labels that share a
+    strip of white keep each other's ink), clipped to the canvas."""
+    region = canvas[top : top + _TEXT_SIZE + 8, left : left + width]
+    stamp = _stamp(text, width)[: region.shape[0], : region.shape[1]]
+    np.minimum(region, stamp, out=region)
+
+
 def _canvas(rows: int, width: int, names: Sequence[str]) -> np.ndarray:
     canvas = np.full((HEADER_HEIGHT + rows * ROW_HEIGHT + 4, LABEL_WIDTH + width, 3), 255, np.uint8)
     for i, name in enumerate(names):
-        write_text(canvas, name, HEADER_HEIGHT + i * ROW_HEIGHT - 3, 0, LABEL_WIDTH - 4, 10)
+        _label(canvas, name, HEADER_HEIGHT + i * ROW_HEIGHT - 3, 0, LABEL_WIDTH - 4)
     return canvas
 
 
@@ -60,13 +80,13 @@ def gradient_flow_image(
         share = (math.log10(value) - lo) / (hi - lo)
         return LABEL_WIDTH + max(1, round(min(max(share, 0.0), 1.0) * (PLOT_WIDTH - 8)))
 
-    write_text(canvas, "dark: mean |g|, light: max", 0, 0, LABEL_WIDTH - 4, 10)
+    _label(canvas, "dark: mean |g|, light: max", 0, 0, LABEL_WIDTH - 4)
     step = max(1, (hi - lo) // 6)
     for decade in range(lo, hi + 1):
         x = x_of(10.0**decade)
         canvas[HEADER_HEIGHT - 2 :, x] = _GRID
         if (decade - lo) % step == 0:
-            write_text(canvas, f"1e{decade}", 0, x - 14, 48, 10)
+            _label(canvas, f"1e{decade}", 0, x - 14, 48)
     for i, (mean, largest) in enumerate(zip(means, maxima, strict=True)):
         top = HEADER_HEIGHT + i * ROW_HEIGHT + 2
         rows = slice(top, top + ROW_HEIGHT - 4)
@@ -104,5 +124,5 @@ def gradient_evolution_image(
     canvas = _canvas(len(names), grid.shape[1], names)
     canvas[HEADER_HEIGHT : HEADER_HEIGHT + grid.shape[0], LABEL_WIDTH:] = grid
     header = f"steps {steps[0]}..{steps[-1]}, log10 mean |g| from {lo:.1f} to {hi:.1f}"
-    write_text(canvas, header, 0, 4, canvas.shape[1] - 8, 10)
+    write_text(canvas, header, 0, 4, canvas.shape[1] - 8, _TEXT_SIZE)
     return canvas

@@ -49,8 +49,10 @@ def histogram_buckets(values: np.ndarray, buckets: int = HISTOGRAM_BUCKETS) -> n
     The same buckets as ``tf.summary.histogram``: all zeros without data; one value repeated
     gives edges all equal to it and every count in the last bucket.
     """
-    data = np.asarray(values, dtype=np.float64).ravel()
-    data = data[np.isfinite(data)]
+    data = np.asarray(values).ravel()  # in its own dtype until the offsets: one float64 array
+    finite = np.isfinite(data)
+    if not finite.all():
+        data = data[finite]
     if data.size == 0:
         return np.zeros((buckets, 3), dtype=np.float64)
     low, high = float(data.min()), float(data.max())
@@ -60,7 +62,10 @@ def histogram_buckets(values: np.ndarray, buckets: int = HISTOGRAM_BUCKETS) -> n
         edges = np.full(buckets, low)
         return np.stack([edges, edges, counts], axis=1)
     width = (high - low) / buckets
-    index = np.minimum(np.floor((data - low) / width).astype(np.int64), buckets - 1)
+    offsets = np.subtract(data, low, dtype=np.float64)
+    offsets /= width
+    index = offsets.astype(np.int64)  # offsets >= 0: truncation is the floor
+    np.minimum(index, buckets - 1, out=index)
     counts = np.bincount(index, minlength=buckets).astype(np.float64)
     edges = np.linspace(low, high, buckets + 1)
     edges[-1] = high
