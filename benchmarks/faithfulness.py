@@ -74,8 +74,9 @@ def main(argv: Sequence[str] | None = None) -> list[Row]:
         "--data", default="/usr/share/datasets/fashion-mnist", help="Fashion-MNIST (IDX or npz)"
     )
     args = parser.parse_args(argv)
-    from vizcallbacks.compute.attribution.faithfulness import faithfulness_of, scorer
+    from vizcallbacks.compute.attribution.faithfulness import faithfulness_of
     from vizcallbacks.compute.attribution.methods import ALL_METHODS, build_method, method_options
+    from vizcallbacks.compute.attribution.perturbed import scorer
 
     keras.utils.set_random_seed(0)
     split = load_arrays(args.data)
