@@ -214,6 +214,7 @@ def test_copies_of_an_image_are_scored_once_in_a_few_batch_shapes(digits) -> Non
     assert distinct <= 96  # 87 of 102: a batch of 16 fewer than without copies skipped
     assert shapes == [16] * (1 + math.ceil(distinct / 16))  # the predicted classes, the curve
     scores.batch_size = PERTURBED_BATCH_SIZE
+    shapes.clear()
     for steps in (3, 7, 40, 90):
         vc.deletion_curve(model, probe, maps, steps=steps)
         vc.insertion_curve(model, probe, maps, steps=steps)
