@@ -121,18 +121,20 @@ def causal_curve(
     ``end`` in ``steps`` equal parts, and the explained classes' probability at each part."""
     n, channels = images.shape[0], images.shape[-1]
     start = images.reshape(n, -1, channels)
-    target = np.broadcast_to(end, images.shape).reshape(n, -1, channels)
+    whole = end.shape == images.shape  # else one value (a baseline), not copied per image
+    target = end.reshape(n, -1, channels) if whole else end
     pixels = start.shape[1]
     order = np.argsort(-maps.reshape(n, -1), axis=1, kind="stable")
-    rank = np.empty_like(order)
-    np.put_along_axis(rank, order, np.arange(pixels)[None], axis=1)
+    rank = np.empty(order.shape, np.int32)
+    np.put_along_axis(rank, order, np.arange(pixels, dtype=np.int32)[None], axis=1)
     changed = np.linspace(0, pixels, steps + 1).astype(np.int32)
     per_image = steps + 1
 
     def batch(rows: np.ndarray) -> np.ndarray:
         image, step = rows // per_image, rows % per_image
-        mask = rank[image] < changed[step][:, None]
-        return np.where(mask[..., None], target[image], start[image]).reshape(-1, *images.shape[1:])
+        mask = (rank[image] < changed[step][:, None])[..., None]
+        ends = target[image] if whole else target
+        return np.where(mask, ends, start[image]).reshape(-1, *images.shape[1:])
 
     p, _ = scores.probabilities(n * per_image, batch, np.repeat(classes, per_image))
     curves = p.reshape(n, per_image)

@@ -73,32 +73,22 @@ class PerturbedScores(ClassScores):
         """float64 probabilities ``(count,)`` and classes of the images ``batch(rows)`` builds
         for index arrays ``rows``, ``batch_size`` at a time; ``classes`` ``(count,)`` (``-1``:
         the predicted one). An image and class met before takes the first one's score."""
-        first: dict[bytes, int] = {}  # digest of an image and class → its distinct index
+        copies = _Copies()
         source = np.empty(count, np.int64)  # the distinct image each one is a copy of
-        images_waiting: list[np.ndarray] = []
-        classes_waiting: list[np.ndarray] = []
+        waiting: tuple[np.ndarray, np.ndarray] | None = None  # distinct, not scored yet
         found: list[tuple[np.ndarray, np.ndarray]] = []
-        for start in range(0, count, self.batch_size):
-            rows = np.arange(start, min(start + self.batch_size, count))
+        size = self.batch_size
+        for start in range(0, count, size):
+            rows = np.arange(start, min(start + size, count))
             images = np.ascontiguousarray(batch(rows), dtype=np.float32)
             wanted = np.ascontiguousarray(classes[rows], dtype=np.int32)
-            for i, (image, label) in enumerate(zip(images, wanted, strict=True)):
-                key = hashlib.blake2b(image, digest_size=16)
-                key.update(label)
-                distinct = len(first)
-                source[start + i] = first.setdefault(key.digest(), distinct)
-                if source[start + i] == distinct:
-                    images_waiting.append(image)
-                    classes_waiting.append(label)
+            source[rows], fresh = copies.indexed(images, wanted)
+            new = (images[fresh], wanted[fresh])
+            waiting = new if waiting is None else _joined(waiting, new)
             last = rows[-1] == count - 1
-            while len(images_waiting) >= self.batch_size or (last and images_waiting):
-                found.append(
-                    self._scored(
-                        np.stack(images_waiting[: self.batch_size]),
-                        np.stack(classes_waiting[: self.batch_size]),
-                    )
-                )
-                del images_waiting[: self.batch_size], classes_waiting[: self.batch_size]
+            while len(waiting[0]) >= size or (last and len(waiting[0])):
+                found.append(self._scored(waiting[0][:size], waiting[1][:size]))
+                waiting = (waiting[0][size:], waiting[1][size:])
         probabilities = np.concatenate([p for p, _ in found]) if found else np.empty(0)
         explained = np.concatenate([c for _, c in found]) if found else np.empty(0, np.int32)
         return probabilities[source], explained[source]
@@ -114,6 +104,32 @@ class PerturbedScores(ClassScores):
         out = self._function(model_inputs(self.model, images), keras.ops.convert_to_tensor(classes))
         p, c = output_arrays(out)
         return p[:n].astype(np.float64), c[:n].astype(np.int32)
+
+
+class _Copies:
+    """The images and classes met so far, each by a digest of its bytes and class."""
+
+    def __init__(self) -> None:
+        self.first: dict[bytes, int] = {}  # digest → the distinct index of its first copy
+
+    def indexed(self, images: np.ndarray, classes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The distinct index of each of ``images`` (float32) with ``classes`` (int32), and the
+        positions of the first copies of those not met before, in index order."""
+        n = images.shape[0]
+        keyed = np.concatenate(
+            [images.reshape(n, -1).view(np.uint8), classes.view(np.uint8).reshape(n, -1)], axis=1
+        )
+        known, first = len(self.first), self.first
+        digests = (hashlib.blake2b(row, digest_size=16).digest() for row in keyed)
+        ids = np.array([first.setdefault(d, len(first)) for d in digests], np.int64)
+        fresh = np.flatnonzero(ids >= known)
+        return ids, fresh[np.unique(ids[fresh], return_index=True)[1]]
+
+
+def _joined(
+    first: tuple[np.ndarray, np.ndarray], second: tuple[np.ndarray, np.ndarray]
+) -> tuple[np.ndarray, np.ndarray]:
+    return np.concatenate([first[0], second[0]]), np.concatenate([first[1], second[1]])
 
 
 def scorer(
