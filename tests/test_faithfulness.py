@@ -17,6 +17,11 @@ from tests import models
 from tests.events import read_events, tag_steps
 from vizcallbacks.compute.attribution.faithfulness import blurred, random_maps
 from vizcallbacks.compute.attribution.methods import ALL_METHODS
+from vizcallbacks.compute.attribution.perturbed import (
+    PERTURBED_BATCH_SIZE,
+    padded_size,
+    scorer,
+)
 
 # A 2x2 grey image and a linear sigmoid unit: logit = w · x, contributions w ⊙ x = (.5, -.5, .3, .8)
 IMAGE = np.array([[0.1, 0.2], [0.3, 0.4]], np.float32)[None, ..., None]
@@ -163,7 +168,57 @@ def test_logger_logs_every_methods_faithfulness_and_the_curves(digits, tmp_path:
     assert float(events["attribution_insertion_auc/random"][1]) == pytest.approx(chance, abs=1e-6)
     curves = events["attribution_curves/all_probes"][1]
     assert curves.dtype == np.uint8 and curves.shape[0] >= 200 and curves.shape[1] > 600
-    # Deterministic: computed again, the random line (and every method's) is the same.
-    again = logger.compute().faithfulness
-    assert again is not None
-    assert again.curves["insertion"]["random"].auc.mean() == pytest.approx(chance, abs=1e-12)
+    # Deterministic: computed twice more, the random line (and every method's) is the same.
+    once, again = logger.compute().faithfulness, logger.compute().faithfulness
+    assert once is not None and again is not None
+    for metric, curves in again.curves.items():
+        for label, curve in curves.items():
+            np.testing.assert_array_equal(curve.auc, once.curves[metric][label].auc)
+    assert again.curves["insertion"]["random"].auc.mean() == pytest.approx(chance, abs=1e-6)
+
+
+def test_padded_batch_shapes_worked_out_on_paper() -> None:
+    assert [padded_size(n, 128) for n in (1, 32, 33, 64, 65, 127, 128)] == [32] * 2 + [64] * 2 + [
+        128
+    ] * 3
+    assert padded_size(5, 16) == 16 and padded_size(300, 256) == 256
+
+
+def test_copies_of_an_image_are_scored_once_in_a_few_batch_shapes(digits) -> None:
+    x, y = digits
+    model = models.compiled(models.functional())
+    model.fit(x[:128], y[:128], epochs=2, verbose=0)
+    probe = x[:6]
+    maps = probe[..., 0]  # brightest first: the black pixels last, on every backend
+    scores = scorer(model, probe.shape[1:], None)
+    shapes: list[int] = []
+    run = scores._function
+
+    def counted(images, classes):  # the compiled call, with the batch shapes it is given
+        shapes.append(int(images.shape[0]))
+        return run(images, classes)
+
+    scores._function = counted
+    scores.batch_size = 16  # fine enough to count the batches of distinct images
+    curve = vc.deletion_curve(model, probe, maps, steps=16)
+    # The same curve from every image built by hand and sent through predict, copies and all.
+    order = np.argsort(-maps.reshape(6, -1), axis=1, kind="stable")
+    images = []
+    for i in range(6):
+        for k in np.linspace(0, 256, 17).astype(int):
+            image = probe[i].reshape(-1).copy()
+            image[order[i, :k]] = 0.0
+            images.append(image.reshape(16, 16, 1))
+    classes = np.repeat(curve.class_index, 17)
+    expected = model.predict(np.stack(images), verbose=0)[np.arange(102), classes]
+    np.testing.assert_allclose(curve.probabilities.ravel(), expected, atol=1e-5)
+    # Deleting a pixel already black changes nothing: such copies go through the model once.
+    distinct = len({im.tobytes() + bytes([c]) for im, c in zip(images, classes, strict=True)})
+    assert distinct <= 96  # a batch of 16 fewer than with every copy scored
+    assert shapes == [16] * (1 + math.ceil(distinct / 16))  # the predicted classes, the curve
+    scores.batch_size = PERTURBED_BATCH_SIZE
+    shapes.clear()
+    for steps in (3, 7, 40, 90):
+        vc.deletion_curve(model, probe, maps, steps=steps)
+        vc.insertion_curve(model, probe, maps, steps=steps)
+    assert set(shapes) <= {32, 64, 128}  # the compiled call is never traced for a new count

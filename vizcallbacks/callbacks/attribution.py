@@ -13,9 +13,7 @@ from vizcallbacks.callbacks.display import checked_display
 from vizcallbacks.compute.attribution.faithfulness import (
     FAITHFULNESS_METRICS,
     MethodFaithfulness,
-    PerturbedScores,
     faithfulness_of,
-    scorer,
 )
 from vizcallbacks.compute.attribution.methods import (
     ALL_METHODS,
@@ -23,6 +21,7 @@ from vizcallbacks.compute.attribution.methods import (
     build_method,
     method_options,
 )
+from vizcallbacks.compute.attribution.perturbed import PerturbedScores, scorer
 from vizcallbacks.compute.attribution.result import Attribution
 from vizcallbacks.compute.attribution.sanity import reinitialized, spearman, top_layer
 from vizcallbacks.compute.attribution.scores import ClassIndex, ClassScores

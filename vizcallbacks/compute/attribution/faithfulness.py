@@ -9,14 +9,13 @@ area is the trapezoid rule over [0, 1], as Xplique's ``Deletion``/``Insertion``.
 et al., 2020): the Pearson correlation, over random subsets of ``subset`` of the pixels, between
 the map's sum over the subset and the probability's drop when the subset is set to ``baseline``.
 
-Every perturbed image goes through the model in batches of at most ``BATCH_SIZE``, built one batch
-at a time in numpy and scored by one compiled call per batch, built once per model.
+Every perturbed image is built in numpy a batch at a time and scored by
+:class:`~vizcallbacks.compute.attribution.perturbed.PerturbedScores` (one compiled call per batch,
+built once per model; an image met before is scored once).
 """
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,17 +23,13 @@ import keras
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from vizcallbacks.compute.attribution.perturbed import PerturbedScores, scorer
 from vizcallbacks.compute.attribution.pipeline import (
-    BATCH_SIZE,
     check_count,
     check_number,
     several_inputs_error,
 )
-from vizcallbacks.compute.attribution.scores import ClassIndex, ClassScores
-from vizcallbacks.compute.backend import compiled, output_arrays
-from vizcallbacks.compute.cache import built_for
-from vizcallbacks.compute.forward import model_inputs, record_forward
-from vizcallbacks.compute.layers import all_layers
+from vizcallbacks.compute.attribution.scores import ClassIndex
 from vizcallbacks.compute.probe import read_probe
 from vizcallbacks.render.faithfulness import RANDOM_LABEL
 
@@ -45,7 +40,6 @@ __all__ = [
     "RANDOM_MAP_SEED",
     "FaithfulnessCurve",
     "MethodFaithfulness",
-    "PerturbedScores",
     "blurred",
     "causal_curve",
     "deletion_curve",
@@ -54,7 +48,6 @@ __all__ = [
     "mu_fidelity",
     "mu_fidelity_scores",
     "random_maps",
-    "scorer",
 ]
 
 FAITHFULNESS_METRICS = ("deletion", "insertion", "mu_fidelity")
@@ -81,66 +74,6 @@ class MethodFaithfulness:
 
     curves: dict[str, dict[str, FaithfulnessCurve]]
     mu_fidelity: dict[str, np.ndarray]
-
-
-class PerturbedScores(ClassScores):
-    """The explained class's probability for many perturbed copies of images, in batches of at
-    most ``batch_size`` images, one compiled call per batch (weights read fresh each call)."""
-
-    def __init__(
-        self,
-        model: keras.Model,
-        image_shape: tuple[int, ...],
-        output: str | int | None = None,
-        batch_size: int = BATCH_SIZE,
-    ) -> None:
-        recording = record_forward(model, model_inputs(model, np.zeros((1, *image_shape))))
-        super().__init__(model, recording, output, "faithfulness")
-        self.batch_size = check_count("batch_size", batch_size, 1)
-        self._function = compiled(model, functools.partial(self._run))
-
-    def _run(self, x: Any, classes: Any) -> tuple[Any, Any]:
-        scores = self.scores(self.forward(x)[1], classes)
-        return scores["class_probability"], scores["class_index"]
-
-    def classes(self, images: np.ndarray, class_index: ClassIndex) -> np.ndarray:
-        """``class_index`` as int32 ``(N,)``, ``None`` resolved to the predicted classes."""
-        wanted = self.class_indices(class_index, images.shape[0])
-        if (wanted >= 0).all():
-            return wanted
-        return self.probabilities(images.shape[0], lambda rows: images[rows], wanted)[1]
-
-    def probabilities(
-        self, count: int, batch: Callable[[slice], np.ndarray], classes: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """float64 probabilities ``(count,)`` and classes of the images ``batch(rows)`` builds,
-        one batch at a time; ``classes`` ``(count,)`` (``-1``: the predicted one)."""
-        probabilities, explained = [], []
-        for start in range(0, count, self.batch_size):
-            rows = slice(start, min(start + self.batch_size, count))
-            images = np.ascontiguousarray(batch(rows), dtype=np.float32)
-            out = self._function(
-                model_inputs(self.model, images), keras.ops.convert_to_tensor(classes[rows])
-            )
-            p, c = output_arrays(out)
-            probabilities.append(p.astype(np.float64))
-            explained.append(c.astype(np.int32))
-        return np.concatenate(probabilities), np.concatenate(explained)
-
-
-def scorer(
-    model: keras.Model, image_shape: tuple[int, ...], output: str | int | None
-) -> PerturbedScores:
-    """The :class:`PerturbedScores` of ``model`` for images of ``image_shape``, built once."""
-    key = ("faithfulness", tuple(image_shape), output)
-    if any(getattr(la, "data_format", "") == "channels_first" for _, la in all_layers(model)):
-        raise ValueError(
-            "faithfulness perturbs channels_last images; this model has channels_first layers. "
-            "Leave faithfulness out for this model."
-        )
-    if len(getattr(model, "inputs", None) or ()) > 1:
-        raise several_inputs_error("faithfulness")
-    return built_for(model, key, lambda: PerturbedScores(model, tuple(image_shape), output))
 
 
 def _checked_maps(images: np.ndarray, maps: Any) -> np.ndarray:
@@ -188,19 +121,20 @@ def causal_curve(
     ``end`` in ``steps`` equal parts, and the explained classes' probability at each part."""
     n, channels = images.shape[0], images.shape[-1]
     start = images.reshape(n, -1, channels)
-    target = np.broadcast_to(end, images.shape).reshape(n, -1, channels)
+    whole = end.shape == images.shape  # else one value (a baseline), not copied per image
+    target = end.reshape(n, -1, channels) if whole else end
     pixels = start.shape[1]
     order = np.argsort(-maps.reshape(n, -1), axis=1, kind="stable")
-    rank = np.empty_like(order)
-    np.put_along_axis(rank, order, np.arange(pixels)[None], axis=1)
+    rank = np.empty(order.shape, np.int32)
+    np.put_along_axis(rank, order, np.arange(pixels, dtype=np.int32)[None], axis=1)
     changed = np.linspace(0, pixels, steps + 1).astype(np.int32)
     per_image = steps + 1
 
-    def batch(rows: slice) -> np.ndarray:
-        index = np.arange(rows.start, rows.stop)
-        image, step = index // per_image, index % per_image
-        mask = rank[image] < changed[step][:, None]
-        return np.where(mask[..., None], target[image], start[image]).reshape(-1, *images.shape[1:])
+    def batch(rows: np.ndarray) -> np.ndarray:
+        image, step = rows // per_image, rows % per_image
+        mask = (rank[image] < changed[step][:, None])[..., None]
+        ends = target[image] if whole else target
+        return np.where(mask, ends, start[image]).reshape(-1, *images.shape[1:])
 
     p, _ = scores.probabilities(n * per_image, batch, np.repeat(classes, per_image))
     curves = p.reshape(n, per_image)
@@ -230,9 +164,8 @@ def mu_fidelity_scores(
     for row in chosen:
         row[rng.permutation(pixels)[:size]] = True
 
-    def batch(rows: slice) -> np.ndarray:
-        index = np.arange(rows.start, rows.stop)
-        image, sample = index // samples, index % samples
+    def batch(rows: np.ndarray) -> np.ndarray:
+        image, sample = rows // samples, rows % samples
         hidden = chosen[sample][..., None]
         return np.where(hidden, baseline, flat[image]).reshape(-1, *images.shape[1:])
 
