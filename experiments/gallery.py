@@ -168,8 +168,8 @@ def pattern_picture(size: int = 64, filters: int = 4, steps: int = 32) -> np.nda
     columns = []
     for layer in vgg16.BLOCK_END_NAMES:
         rows = [
-            np.concatenate(list(pattern_images(found[layer, kind])[..., ::-1]), axis=1)
-            for kind in ("pixel", "fourier")  # [..., ::-1]: VGG16's BGR drawn as RGB
+            np.concatenate(list(pattern_images(found[layer, kind])), axis=1)
+            for kind in ("pixel", "fourier")
         ]
         columns.append(np.concatenate(rows, axis=0))
     return compose(columns, height=2 * size * 2, gap=12)
