@@ -191,7 +191,7 @@ def memory_rows(data: Data, root: Path, epochs: int, warm: int, samples: int) ->
             f"7. RSS growth over {epochs} logged epochs, tiny CNN, both loggers, both writers",
             [growth],
             "MB",
-            30,
+            20,
         ),
         Row(f"7. largest RSS growth seen at an epoch end during those {epochs} epochs", peak, "MB"),
         Row(f"7. RSS growth over {epochs} epochs without callbacks (control)", control, "MB"),

@@ -11,7 +11,10 @@ MLflow's sender share the cores with training) next to wall time:
 4. ResNet50 with ActivationLogger on every layer: blocking, background CPU, RSS (``large``);
 5. cost per step against layers, probes and channels (``large``);
 6. the notebook functions called again and again, against their peers (``notebook``);
-7. memory over 100 logged epochs; 8. VGG16's logged step; where one step's time goes (``stages``).
+7. memory over 100 logged epochs; 8. VGG16's logged step; where one step's time goes (``stages``);
+10. fixed costs: ``fit()`` to the first batch, the last epoch's end to ``fit`` returning, for the
+    demo CNN (TensorBoard + MLflow) and ResNet50 at 64 px (every layer), and MLflow's own schema
+    creation apart; 11. every logger on the demo CNN over its 5 epochs (``fixed``).
 
 Each target row gives the median, min to max over the pairs and a verdict: holds when every pair
 meets it, does not hold when none does, inconclusive when the spread straddles it. About 15
@@ -34,7 +37,7 @@ from pathlib import Path
 
 import keras
 
-from benchmarks import epoch, large, notebook, stages, steps
+from benchmarks import epoch, fixed, large, notebook, stages, steps
 from benchmarks.common import (
     Row,
     judged,
@@ -69,6 +72,11 @@ class Config:
     vgg_size: int = 224
     vgg_steps: int = 3
     stage_repeats: int = 3
+    fixed_samples: int = 2_048  # demo CNN images per epoch of the fixed-cost fits
+    fixed_size: int = 64  # ResNet50's input size there
+    fixed_resnet_samples: int = 256  # ResNet50's images per epoch there
+    every_pairs: int = 2
+    every_epochs: int = 5  # the demo's
 
 
 QUICK = Config(
@@ -88,6 +96,11 @@ QUICK = Config(
     vgg_size=32,
     vgg_steps=1,
     stage_repeats=1,
+    fixed_samples=64,
+    fixed_size=32,
+    fixed_resnet_samples=32,
+    every_pairs=1,
+    every_epochs=2,
 )
 
 
@@ -167,6 +180,15 @@ def run(cfg: Config, root: Path) -> tuple[list[Row], list[large.Scale]]:
     rows += large.vgg_rows(root, cfg.vgg_size, cfg.vgg_steps)
     seconds = stages.stage_seconds(model, data.probe, root, cfg.stage_repeats)
     rows += stage_rows(seconds, len(data.probe))
+    quick = cfg.resnet_size != 224
+    rows += fixed.fixed_rows(
+        model, data, root, cfg.pairs, cfg.fixed_samples, cfg.fixed_size,
+        cfg.fixed_resnet_samples, quick,
+    )  # fmt: skip
+    progress("fixed costs done")
+    rows += fixed.every_logger_rows(
+        model, data, root, cost.plain_cpu, cost.plain_wall, cfg.every_pairs, cfg.every_epochs
+    )
     return rows, scaling
 
 

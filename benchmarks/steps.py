@@ -48,15 +48,21 @@ class Loop:
     wall: float = 0.0
     cpu: float = 0.0
     begin_cpu: float = 0.0  # on_train_begin: setup (tracing) and step 0's compute
+    begin_wall: float = 0.0
+    end_wall: float = 0.0  # on_train_end: the summary, the drain, the writers closed
     blocking: list[float] = field(default_factory=list)  # on_epoch_end, all loggers, per step
     blocking_cpu: list[float] = field(default_factory=list)  # CPU in on_epoch_end per step
     step_cpu: list[float] = field(default_factory=list)  # CPU from one step's start to the next
     rss: list[float] = field(default_factory=list)  # MB after each settled step
 
 
-def _published(logger: Any, count: int) -> None:
+def _published(logger: Any, step: int, last: int) -> None:
+    """Wait until ``logger`` has published its steps up to ``step`` (of ``last``): step 0, then
+    every ``every_n_epochs``-th and the last."""
     if hasattr(logger, "timings"):
-        wait_published(logger, count)
+        every = logger.every_n_epochs
+        logged = 1 + sum(k % every == 0 or k == last for k in range(1, step + 1))
+        wait_published(logger, logged)
 
 
 def hook_loop(
@@ -76,7 +82,7 @@ def hook_loop(
         mark = cpu_seconds()
         for epoch in range(steps):
             for logger in loggers:
-                _published(logger, epoch + 1)
+                _published(logger, epoch, steps)
             now = cpu_seconds()
             if epoch:
                 loop.step_cpu.append(now - mark)
@@ -90,13 +96,15 @@ def hook_loop(
             for logger in loggers:
                 logger.on_epoch_begin(epoch + 1)  # what fit calls next: rendering starts
         for logger in loggers:
-            _published(logger, steps + 1)
+            _published(logger, steps, steps)
         loop.step_cpu.append(cpu_seconds() - mark)
         loop.rss.append(rss_mb())
         wait_delivered(writers)
-        for logger in loggers:
-            logger.on_train_end()  # summary; the writers close (MLflow: rest delivered)
+        with Clock() as end:
+            for logger in loggers:
+                logger.on_train_end()  # summary; the writers close (MLflow: rest delivered)
     loop.wall, loop.cpu, loop.begin_cpu = whole.wall, whole.cpu, begin.cpu
+    loop.begin_wall, loop.end_wall = begin.wall, end.wall
     return loop
 
 

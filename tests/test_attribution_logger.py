@@ -136,13 +136,13 @@ def test_bad_arguments_are_refused_before_training(digits, tmp_path: Path) -> No
 
 
 class _Flaky(vc.AttributionLogger):
-    """Fails on its third computation: setup's trial and step 0 pass, step 1 fails."""
+    """Fails on its second computation: setup's trial passes (and is step 0), step 1 fails."""
 
     calls = 0
 
     def compute(self):  # type: ignore[no-untyped-def]
         self.calls += 1
-        if self.calls == 3:
+        if self.calls == 2:
             raise RuntimeError("boom")
         return super().compute()
 

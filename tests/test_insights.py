@@ -153,10 +153,14 @@ def test_evolution_recorder_stays_bounded() -> None:
         recorder.add(step, np.full((4, 10, 3), step, np.uint8), np.zeros((64, 64, 3), np.uint8))
     assert 4 <= len(recorder) <= 8 and recorder.steps[0] == 0 and recorder.steps[-1] == 99
     assert recorder.strip().shape == (len(recorder) * 5 - 1, 10, 3)
-    assert recorder._frames[0].shape == (16, 16, 3)
+    assert [int(row[0, 0, 0]) for row in recorder.rows()] == recorder.steps
+    from PIL import Image
+
+    with Image.open(io.BytesIO(recorder.gif())) as gif:  # frames shrunk to frame_size
+        assert gif.size == (16, 16) and gif.n_frames == len(recorder)
 
 
-def test_evolution_gif_frames_come_back_in_order_with_one_palette() -> None:
+def test_evolution_gif_frames_come_back_in_order_with_their_colours() -> None:
     from PIL import Image
 
     from vizcallbacks.render.colormap import colorize
@@ -173,7 +177,7 @@ def test_evolution_gif_frames_come_back_in_order_with_one_palette() -> None:
         for index, frame in enumerate(frames):
             gif.seek(index)
             back = np.asarray(gif.convert("RGB"), dtype=int)[: frame.shape[0], : frame.shape[1]]
-            error = np.abs(back - frame)  # 256 shared colours, no dithering
+            error = np.abs(back - frame)  # 256 colours per frame, no dithering
             assert error.max() <= 24 and error.mean() <= 4, (index, error.max(), error.mean())
 
 

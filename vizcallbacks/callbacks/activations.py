@@ -65,6 +65,8 @@ class ActivationLogger(VisualizationCallback):
             files: an MLflow artifact), positive cells highlighted.
     """
 
+    compiles_in_background = True
+
     def __init__(
         self,
         probe: Any,
@@ -120,6 +122,7 @@ class ActivationLogger(VisualizationCallback):
         self._probe_first = _input_format(self.model) == "channels_first"
         self._extractor = ActivationExtractor(self.model, refs)
         trial = self.compute()  # fails here, before training, rather than later
+        self.reuse_at_step_zero(trial)
         self._check_table(trial)
         drawn = sum(drawable(values) for values in trial.values())
         self._view = self._new_view(drawn)
@@ -193,6 +196,10 @@ class ActivationLogger(VisualizationCallback):
             else values
             for name, values in outputs.items()
         }
+
+    def warm_up(self) -> None:
+        assert self._extractor is not None
+        self._extractor(self.probe)
 
     def _new_view(self, drawn_layers: int = 1) -> ActivationView:
         return ActivationView(

@@ -100,6 +100,8 @@ class AttributionLogger(VisualizationCallback):
             ``x 65``) extra forward passes per logged step. Images input models only.
     """
 
+    compiles_in_background = True
+
     def __init__(
         self,
         probe: Any,
@@ -191,7 +193,7 @@ class AttributionLogger(VisualizationCallback):
             self._top = top_layer(self.model, probe)
         if self.faithfulness:
             self._scores = scorer(self.model, probe.shape[1:], self.output)
-        self.compute()  # traced here, before training, not in epoch 1
+        self.reuse_at_step_zero(self.compute())  # fails here, before training, if it must
 
     def explained_classes(self, n: int) -> ClassIndex:
         """The classes to explain for ``n`` probes (``None``: the predicted ones)."""
@@ -221,14 +223,11 @@ class AttributionLogger(VisualizationCallback):
             }
         return keys
 
+    def warm_up(self) -> None:
+        self._explain()
+
     def compute(self) -> AttributionStep:
-        results = {name: fn(self.probe, self._classes) for name, fn in self._methods.items()}
-        faithful = None
-        if self._scores is not None:
-            maps = {name: result.heatmaps for name, result in results.items()}
-            classes = next(iter(results.values())).class_index.astype(np.int32)
-            probe = np.asarray(self.probe, np.float32)
-            faithful = faithfulness_of(self._scores, probe, maps, classes, self.faithfulness)
+        results, faithful = self._explain()
         if self._top is None:
             return AttributionStep(results, faithfulness=faithful)
         sanity = {}
@@ -240,6 +239,17 @@ class AttributionLogger(VisualizationCallback):
                     np.mean([spearman(a, b) for a, b in zip(trained, forgotten, strict=True)])
                 )
         return AttributionStep(results, sanity, faithful)
+
+    def _explain(self) -> tuple[dict[str, Attribution], MethodFaithfulness | None]:
+        """Every method's maps for the probe, and their faithfulness when asked for."""
+        results = {name: fn(self.probe, self._classes) for name, fn in self._methods.items()}
+        faithful = None
+        if self._scores is not None:
+            maps = {name: result.heatmaps for name, result in results.items()}
+            classes = next(iter(results.values())).class_index.astype(np.int32)
+            probe = np.asarray(self.probe, np.float32)
+            faithful = faithfulness_of(self._scores, probe, maps, classes, self.faithfulness)
+        return results, faithful
 
     def view(self, payload: AttributionStep, step: int) -> list[Record]:
         for name, result in payload.results.items():

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
 from collections import defaultdict
-from typing import Any
+from concurrent.futures import Future
+from typing import Any, ClassVar
 
 import keras
 import numpy as np
@@ -14,7 +16,7 @@ import numpy as np
 from vizcallbacks.arrays import check_positive_int
 from vizcallbacks.callbacks.background import BackgroundQueue, warn_once
 from vizcallbacks.callbacks.fanout import FanOut
-from vizcallbacks.compute.backend import process_index
+from vizcallbacks.compute.backend import compiles, eager_passes, process_index
 from vizcallbacks.records import Record
 from vizcallbacks.writers.base import check_writers
 
@@ -53,7 +55,13 @@ class VisualizationCallback(keras.callbacks.Callback):
     Subclasses implement ``setup`` (validate, build once), ``compute`` (arrays, on the training
     thread) and ``view`` (arrays to records, on a background thread); the records go to every
     writer through one :class:`FanOut`.
+
+    A subclass with ``compiles_in_background = True`` has its setup and step 0 computed eagerly
+    and its passes traced by ``warm_up`` on the background thread while the first epoch trains
+    (TensorFlow): fit reaches its first batch without waiting for the trace.
     """
+
+    compiles_in_background: ClassVar[bool] = False
 
     def __init__(self, writers: Any, every_n_epochs: int = 1) -> None:
         super().__init__()
@@ -67,6 +75,8 @@ class VisualizationCallback(keras.callbacks.Callback):
         self._training = False  # between train begin and train end: a finish() now interrupts
         self._unlogged_step: int | None = None  # the last epoch's step, when not logged
         self._set_up_for: keras.Model | None = None  # setup runs once per model, not per fit
+        self._step_zero: Any = None  # what setup computed, reused as step 0 of the same fit
+        self._warmed: Future[None] | None = None  # the background trace of compute's passes
         # Seconds per logged step: "blocking" (on_epoch_end on the training thread), "compute"
         # (its forward pass / weight copy) and "publish" (render + write, background thread).
         self.timings: dict[str, list[float]] = defaultdict(list)
@@ -88,6 +98,14 @@ class VisualizationCallback(keras.callbacks.Callback):
     def shared_claims(self) -> set[tuple[str, ...]]:
         """Keys that loggers may share on one writer (the probe image): the first one writes."""
         return set()
+
+    def warm_up(self) -> None:
+        """Run compute's compiled passes once and drop the result: their trace, on the
+        background thread (with ``compiles_in_background``). Never changes the model."""
+
+    def reuse_at_step_zero(self, payload: Any) -> None:
+        """Keep ``payload``, computed by ``setup`` on the weights of train begin, as step 0."""
+        self._step_zero = payload
 
     def opening_view(self, won: set[tuple[str, ...]]) -> list[Record]:
         """Records logged once, at step 0 of a new log; ``won``: the shared keys it got."""
@@ -111,8 +129,10 @@ class VisualizationCallback(keras.callbacks.Callback):
         self._last_step = max(self._last_step, self.fanout.last_step())  # a resumed run goes on
         self._unlogged_step = None
         if self._set_up_for is not self.model:
+            self._warmed = self._step_zero = None
             try:
-                self.setup()
+                with self._uncompiled():
+                    self.setup()
             except (ValueError, TypeError):
                 raise  # the user's arguments: refused before the first step
             except Exception as err:  # our failure, not the user's: training goes on without us
@@ -122,13 +142,20 @@ class VisualizationCallback(keras.callbacks.Callback):
         won = self.fanout.claim(type(self).__name__, self.claims(), self.shared_claims())
         if self._last_step < 0:
             self.fanout.write(self.opening_view(won), 0)
-        self._initial = self._safe_compute()
+        if self._step_zero is not None:
+            self._initial, self._step_zero = self._step_zero, None
+        else:
+            with self._uncompiled():
+                self._initial = self._safe_compute()
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         self._queue.release()  # every callback's on_epoch_end has returned: render now
         if self._initial is None:
             return
         payload, self._initial = self._initial, None
+        if self._warmed is None and self.compiles_in_background and compiles():
+            # Now, not at train begin: the other loggers' setups do not share the GIL with it.
+            self._warmed = self._queue.submit(f"{type(self).__name__} trace", self.warm_up)
         if epoch <= self._last_step:  # fit called again: continue after the last step
             self._step_offset = self._last_step - epoch
         else:
@@ -196,7 +223,15 @@ class VisualizationCallback(keras.callbacks.Callback):
         )
         self.fanout.release()
 
+    def _uncompiled(self) -> contextlib.AbstractContextManager[None]:
+        """Eager passes until ``warm_up`` is queued: setup and step 0 do not wait for a trace."""
+        if self.compiles_in_background and self._warmed is None:
+            return eager_passes()
+        return contextlib.nullcontext()
+
     def _safe_compute(self) -> Any:
+        if self._warmed is not None:
+            self._warmed.result()  # the trace is done (or failed, warned): no second one here
         started = time.perf_counter()
         try:
             payload = self.compute()

@@ -9,7 +9,9 @@ them in as constants); PyTorch runs eagerly, under ``torch.no_grad()`` unless a 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import contextlib
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
 import keras
@@ -19,6 +21,8 @@ __all__ = [
     "UnsupportedBackendError",
     "backend",
     "compiled",
+    "compiles",
+    "eager_passes",
     "input_gradient",
     "layer_gradient",
     "output_arrays",
@@ -74,16 +78,57 @@ def runtime_errors() -> tuple[type[Exception], ...]:
     return ()
 
 
+_eager = threading.local()
+
+
+@contextlib.contextmanager
+def eager_passes() -> Iterator[None]:
+    """Inside, on this thread, TensorFlow passes from :func:`compiled` run eagerly: one pass
+    without its trace (ResNet50: 0.25 s of CPU eagerly against 1.5 s traced and run)."""
+    before = getattr(_eager, "on", False)
+    _eager.on = True
+    try:
+        yield
+    finally:
+        _eager.on = before
+
+
+def compiles() -> bool:
+    """Whether :func:`compiled` traces its passes and :func:`eager_passes` can skip the trace
+    (TensorFlow; JAX compiles op by op when eager, PyTorch never compiles)."""
+    return backend() == "tensorflow"
+
+
+class _TracedOrEager:
+    """A ``tf.function`` that runs its Python function eagerly inside :func:`eager_passes`; its
+    other attributes (``experimental_get_tracing_count``...) are the ``tf.function``'s."""
+
+    def __init__(self, function: Callable[..., Any], traced: Any) -> None:
+        self._function = function
+        self._traced = traced
+
+    def __call__(self, *args: Any) -> Any:
+        if getattr(_eager, "on", False):
+            return self._function(*args)
+        return self._traced(*args)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._traced, name)
+
+
 def compiled(
     model: keras.Model, function: Callable[..., T], static_argnums: Sequence[int] = ()
 ) -> Callable[..., T]:
     """``function`` compiled once for ``model`` (``static_argnums``: hashable arguments, such as
-    sizes, that select a trace); each call reads the model's variables as they are now."""
+    sizes, that select a trace); each call reads the model's variables as they are now.
+    TensorFlow traces it on the first call made outside :func:`eager_passes`."""
     name = backend()
     if name == "tensorflow":
         import tensorflow as tf
 
-        return tf.function(function, reduce_retracing=True, autograph=False)
+        return _TracedOrEager(
+            function, tf.function(function, reduce_retracing=True, autograph=False)
+        )
     if name == "jax":
         import jax
 

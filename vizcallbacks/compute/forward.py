@@ -9,6 +9,7 @@ dtype policies) and the attributes are deleted afterwards, leaving the model as 
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,6 +26,10 @@ from vizcallbacks.compute.probe import ProbeInputs, probe_inputs
 __all__ = ["ActivationExtractor", "Recording", "model_inputs", "record_forward"]
 
 _SQUASHING = ("softmax", "sigmoid")
+
+# One recording at a time per process: the wrappers live on shared layer objects, and a pass may
+# be traced on a logger's background thread while another is recorded on the training thread.
+_recording_lock = threading.RLock()
 
 
 def _pre_activation(layer: keras.layers.Layer, inputs: Any) -> tuple[Any, str] | None:
@@ -84,8 +89,11 @@ class _Recorder:
         calls = self.recording.calls
         order = self.recording.order
         pre = self.recording.pre_activations
+        recording_thread = threading.get_ident()
 
         def call(*args: Any, **kwargs: Any) -> Any:
+            if threading.get_ident() != recording_thread:  # training, say, tracing its step
+                return original(*args, **kwargs)
             try:
                 out = original(*args, **kwargs)
                 if id(layer) not in calls and id(layer) in self.taps:
@@ -138,7 +146,7 @@ def record_forward(
     # Inside an outer scope a layer may be named ">c1" or "-c1" (TensorFlow refuses those as
     # root scope names, and a traced function has no other scope around it).
     try:
-        with recorder, keras.name_scope("vizcallbacks"):
+        with _recording_lock, recorder, keras.name_scope("vizcallbacks"):
             recording.outputs = model(inputs, training=False)
     except Exception as err:
         raise recorder.failure(err) from err
