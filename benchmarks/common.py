@@ -27,6 +27,7 @@ __all__ = [
     "measured",
     "median",
     "mlflow_uri",
+    "print_and_save",
     "progress",
     "rss_mb",
     "table_markdown",
@@ -200,6 +201,14 @@ def table_markdown(rows: Sequence[Row]) -> str:
             f"| {row.target} | {verdict} |"
         )
     return "\n".join(lines)
+
+
+def print_and_save(text: str, out: Path | None) -> None:
+    """Print a benchmark's result and, with ``--out``, write it there too."""
+    print(text)
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text, encoding="utf-8")
 
 
 def _cpu_model() -> str:

@@ -250,12 +250,12 @@ def every_logger_rows(
             progress(f"{what} pair {pair + 1}: {cpu:.2f} % CPU, {wall:.2f} % wall")
     rows = []
     for what, limit in (("every logger", 3.0), ("the three default loggers", 1.0)):
-        cpu, wall = found[what]
+        cpu_shares, wall_shares = found[what]
         n = f"{epochs} epochs of {int(data.x.shape[0]):,} images, fixed costs included"
         rows += [
             judged(f"11. {what}, demo CNN, TensorBoard + MLflow: added CPU over {n}, % of "
-                   "plain", cpu, "%", limit),
+                   "plain", cpu_shares, "%", limit),
             judged(f"11. {what}: the training thread's added wall (setup, on_epoch_end, drain "
-                   "at train end), % of plain", wall, "%", limit),
+                   "at train end), % of plain", wall_shares, "%", limit),
         ]  # fmt: skip
     return rows

@@ -37,6 +37,7 @@ from benchmarks.common import (
     judged,
     machine_description,
     measured,
+    print_and_save,
     progress,
     table_markdown,
 )
@@ -166,9 +167,7 @@ def main(argv: Sequence[str] | None = None) -> list[Row]:
             rows += logger_rows("ResNet50 64 px", resnet50(), x, y, root, 1.0)
     backend = f"Keras backend {keras.backend.backend()}"
     text = f"{machine_description()}; {backend}\n\n{table_markdown(rows)}\n"
-    print(text)
-    if args.out:
-        args.out.write_text(text, encoding="utf-8")
+    print_and_save(text, args.out)
     return rows
 
 

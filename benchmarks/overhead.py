@@ -44,6 +44,7 @@ from benchmarks.common import (
     machine_description,
     median,
     mlflow_uri,
+    print_and_save,
     progress,
     table_markdown,
 )
@@ -251,10 +252,8 @@ def main(argv: Sequence[str] | None = None) -> list[Row]:
         f"Configuration: {dataclasses.asdict(cfg)}",
     ]
     text = report(rows, scaling, header)
-    print(text)
+    print_and_save(text, args.out)
     if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text)
         args.out.with_suffix(".json").write_text(
             json.dumps([dataclasses.asdict(r) for r in rows], indent=1, default=str)
         )

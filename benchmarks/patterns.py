@@ -33,6 +33,7 @@ from benchmarks.common import (
     judged,
     machine_description,
     measured,
+    print_and_save,
     progress,
     table_markdown,
 )
@@ -263,9 +264,7 @@ def main(argv: Sequence[str] | None = None) -> list[Row]:
         rows += more
     setting = f"{args.size} px, {args.steps} steps, {args.filters} channels, seed 0"
     text = f"{machine_description()}\n\n{setting}; {'; '.join(notes)}\n\n{table_markdown(rows)}\n"
-    print(text)
-    if args.out:
-        args.out.write_text(text, encoding="utf-8")
+    print_and_save(text, args.out)
     return rows
 
 
