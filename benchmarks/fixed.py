@@ -37,7 +37,14 @@ from benchmarks.common import (
 )
 from benchmarks.steps import baseline, hook_loop, idle_rate
 
-__all__ = ["FixedCost", "every_logger_rows", "fixed_rows", "schema_seconds"]
+__all__ = [
+    "FixedCost",
+    "every_logger",
+    "every_logger_makers",
+    "every_logger_rows",
+    "fixed_rows",
+    "schema_seconds",
+]
 
 Make = Callable[[Path, str], list[Any]]  # (root, name) -> the loggers of one logged fit
 
@@ -116,20 +123,17 @@ def schema_seconds(root: Path) -> float:
     return clock.wall
 
 
-def _default_three(probe: np.ndarray, names: Sequence[str], writers: list[Any]) -> list[Any]:
-    """The demo's loggers: activations, filters and Grad-CAM of every probe image."""
-    import vizcallbacks as vc
-    from experiments.datasets import FASHION_CLASSES
+def _demo_loggers(data: Any) -> Make:
+    """The demo's loggers (activations, filters and Grad-CAM of every probe image), one pair
+    of writers."""
+    makers = every_logger_makers(data)
+    default = ("ActivationLogger", "FilterLogger", "GradCAMLogger")
 
-    return [
-        vc.ActivationLogger(probe, writers, probe_names=list(names)),
-        vc.FilterLogger(writers),
-        vc.GradCAMLogger(probe, writers, class_names=FASHION_CLASSES, probe_names=list(names)),
-    ]
+    def make(root: Path, name: str) -> list[Any]:
+        writers = make_writers(root, name)
+        return [makers[logger](writers) for logger in default]
 
-
-def _demo_loggers(probe: np.ndarray, names: Sequence[str]) -> Make:
-    return lambda root, name: _default_three(probe, names, make_writers(root, name))
+    return make
 
 
 def _resnet_loggers(image: np.ndarray) -> Make:
@@ -156,7 +160,7 @@ def fixed_rows(
 
     schema = schema_seconds(root / "new_store")
     fashion = (data.x[:samples], data.y[:samples])
-    costs = [fixed_cost("demo CNN", demo, fashion, _demo_loggers(data.probe, data.names), root,
+    costs = [fixed_cost("demo CNN", demo, fashion, _demo_loggers(data), root,
                         pairs)]  # fmt: skip
     if quick:
         model, what = conv_stack(8, 64, resnet_size), f"8-layer conv stack {resnet_size} px"
@@ -198,28 +202,41 @@ def fixed_rows(
 
 
 # Target 11: every logger --------------------------------------------------------------------
-def every_logger(data: Any, root: Path, name: str) -> list[Any]:
-    """Activation, Filter, GradCAM, Attribution (ten methods, faithfulness), FilterPattern (every
-    5 epochs), Gradient and Representation loggers with their defaults, TensorBoard + MLflow."""
+Logger = Callable[[list[Any]], Any]  # writers -> one logger
+
+
+def every_logger_makers(data: Any) -> dict[str, Logger]:
+    """Each logger of target 11 by name, made on the writers given: Activation, Filter, GradCAM,
+    Attribution (ten methods, faithfulness), FilterPattern (every 5 epochs), Gradient and
+    Representation loggers with their defaults."""
     import vizcallbacks as vc
     from experiments.datasets import FASHION_CLASSES
     from vizcallbacks.compute.attribution.faithfulness import FAITHFULNESS_METRICS
 
-    writers = make_writers(root, name)
     names = list(data.names)
-    return [
-        *_default_three(data.probe, names, writers),
-        vc.AttributionLogger(
+    return {
+        "ActivationLogger": lambda w: vc.ActivationLogger(data.probe, w, probe_names=names),
+        "FilterLogger": lambda w: vc.FilterLogger(w),
+        "GradCAMLogger": lambda w: vc.GradCAMLogger(
+            data.probe, w, class_names=FASHION_CLASSES, probe_names=names
+        ),
+        "AttributionLogger": lambda w: vc.AttributionLogger(
             data.probe,
-            writers,
+            w,
             class_names=FASHION_CLASSES,
             probe_names=names,
             faithfulness=FAITHFULNESS_METRICS,
         ),
-        vc.FilterPatternLogger(writers),
-        vc.GradientLogger((data.x[:32], data.y[:32]), writers),
-        vc.RepresentationLogger(data.x[-256:], writers),
-    ]
+        "FilterPatternLogger": lambda w: vc.FilterPatternLogger(w),
+        "GradientLogger": lambda w: vc.GradientLogger((data.x[:32], data.y[:32]), w),
+        "RepresentationLogger": lambda w: vc.RepresentationLogger(data.x[-256:], w),
+    }
+
+
+def every_logger(data: Any, root: Path, name: str) -> list[Any]:
+    """Every logger of target 11 on one TensorBoard + one MLflow writer."""
+    writers = make_writers(root, name)
+    return [make(writers) for make in every_logger_makers(data).values()]
 
 
 def every_logger_rows(
@@ -233,7 +250,7 @@ def every_logger_rows(
     found: dict[str, tuple[list[float], list[float]]] = {}
     setups = {
         "every logger": lambda name: every_logger(data, root, name),
-        "the three default loggers": lambda name: _demo_loggers(data.probe, data.names)(root, name),
+        "the three default loggers": lambda name: _demo_loggers(data)(root, name),
     }
     for pair in range(pairs):
         for what, make in setups.items():

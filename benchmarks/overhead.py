@@ -14,7 +14,8 @@ MLflow's sender share the cores with training) next to wall time:
 7. memory over 100 logged epochs; 8. VGG16's logged step; where one step's time goes (``stages``);
 10. fixed costs: ``fit()`` to the first batch, the last epoch's end to ``fit`` returning, for the
     demo CNN (TensorBoard + MLflow) and ResNet50 at 64 px (every layer), and MLflow's own schema
-    creation apart; 11. every logger on the demo CNN over its 5 epochs (``fixed``).
+    creation apart; 11. every logger on the demo CNN over its 5 epochs (``fixed``), then each
+    of those loggers alone: setup, per logged step, train end (``per_logger``).
 
 Each target row gives the median, min to max over the pairs and a verdict: holds when every pair
 meets it, does not hold when none does, inconclusive when the spread straddles it. About 15
@@ -37,7 +38,7 @@ from pathlib import Path
 
 import keras
 
-from benchmarks import epoch, fixed, large, notebook, stages, steps
+from benchmarks import epoch, fixed, large, notebook, per_logger, stages, steps
 from benchmarks.common import (
     Row,
     judged,
@@ -190,6 +191,8 @@ def run(cfg: Config, root: Path) -> tuple[list[Row], list[large.Scale]]:
     rows += fixed.every_logger_rows(
         model, data, root, cost.plain_cpu, cost.plain_wall, cfg.every_pairs, cfg.every_epochs
     )
+    alone = per_logger.logger_costs(model, data, root, cfg.every_pairs, cfg.every_epochs)
+    rows += per_logger.logger_rows(alone, median(cost.plain_cpu), cfg.every_epochs)
     return rows, scaling
 
 

@@ -50,6 +50,7 @@ class Loop:
     begin_cpu: float = 0.0  # on_train_begin: setup (tracing) and step 0's compute
     begin_wall: float = 0.0
     end_wall: float = 0.0  # on_train_end: the summary, the drain, the writers closed
+    end_cpu: float = 0.0
     blocking: list[float] = field(default_factory=list)  # on_epoch_end, all loggers, per step
     blocking_cpu: list[float] = field(default_factory=list)  # CPU in on_epoch_end per step
     step_cpu: list[float] = field(default_factory=list)  # CPU from one step's start to the next
@@ -104,7 +105,7 @@ def hook_loop(
             for logger in loggers:
                 logger.on_train_end()  # summary; the writers close (MLflow: rest delivered)
     loop.wall, loop.cpu, loop.begin_cpu = whole.wall, whole.cpu, begin.cpu
-    loop.begin_wall, loop.end_wall = begin.wall, end.wall
+    loop.begin_wall, loop.end_wall, loop.end_cpu = begin.wall, end.wall, end.cpu
     return loop
 
 

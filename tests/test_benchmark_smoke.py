@@ -115,6 +115,21 @@ def test_quick_benchmark_every_measurement_is_finite_and_every_section_there(
         assert row[3], row  # a unit
 
 
+def test_quick_benchmark_breaks_row_11_down_logger_by_logger(quick_run: Path) -> None:
+    names = [row[0] for row in tables(quick_run.read_text())[1]]
+    loggers = ["ActivationLogger", "FilterLogger", "GradCAMLogger", "AttributionLogger",
+               "FilterPatternLogger", "GradientLogger", "RepresentationLogger"]  # fmt: skip
+    for logger in loggers:
+        found = [name for name in names if name.startswith(f"11. {logger} alone: ")]
+        assert [name.split(": ")[1].split(" (")[0].split(" over")[0] for name in found] == [
+            "on_train_begin CPU",
+            "CPU per logged step",
+            "on_train_end CPU",
+            "added CPU",
+        ], (logger, found)
+    assert any(name.startswith("11. the loggers alone, summed") for name in names)
+
+
 def test_quick_benchmark_json_matches_the_table(quick_run: Path) -> None:
     records = json.loads(quick_run.with_suffix(".json").read_text())
     rows = tables(quick_run.read_text())[1]

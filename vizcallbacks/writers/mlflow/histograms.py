@@ -8,6 +8,7 @@ step's layers arrive (the sender skips versions a newer one replaces).
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -37,15 +38,19 @@ class HistogramFiles:
     holds its lock)."""
 
     def __init__(self) -> None:
-        self._steps: dict[int, dict[str, list[float | None]]] = {}
+        self._steps: dict[int, dict[str, Sequence[float | None]]] = {}
         self._changed: set[int] = set()
 
     def add(self, tag: str, values: np.ndarray, step: int) -> None:
         """Keep ``values`` under ``tag`` in step ``step``'s file (NaN and Inf become null)."""
-        self._steps.setdefault(step, {})[tag] = [
-            float(v) if np.isfinite(v) else None  # JSON has no NaN
-            for v in np.asarray(values, dtype=np.float64).ravel()
-        ]
+        flat = np.asarray(values, dtype=np.float64).ravel()
+        listed = flat.tolist()  # one C loop, not a float() per value
+        finite = np.isfinite(flat)
+        self._steps.setdefault(step, {})[tag] = (
+            listed
+            if finite.all()
+            else [v if ok else None for v, ok in zip(listed, finite.tolist(), strict=True)]
+        )
         self._changed.add(step)
         for old in sorted(self._steps)[:-RECENT_STEPS]:
             del self._steps[old]
