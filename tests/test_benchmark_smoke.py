@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # the whole benchmark in a subprocess: minutes, not seconds
+
 ROOT = Path(__file__).resolve().parents[1]
 
 HEADER = "| measurement | value | min to max | unit | target | verdict |"
