@@ -28,6 +28,7 @@ from tests.mlflow_server import IMAGE_FILE, MlflowServer, free_port
 from vizcallbacks.__main__ import main as cli
 from vizcallbacks.records import File, Histogram, Image, Params, Scalars, Text
 from vizcallbacks.writers.mlflow import MLflowWriter
+from vizcallbacks.writers.mlflow.histograms import MAX_VALUES, HistogramFiles
 from vizcallbacks.writers.mlflow.images import spooled_image
 from vizcallbacks.writers.mlflow.spool import Spool
 
@@ -500,3 +501,24 @@ def test_server_killed_mid_training_then_sync_sends_each_step_once(
     # ... and neither does a replay that never learned what was delivered (a lost acknowledgement).
     assert cli(["sync", str(backup)]) == 0
     assert_every_step_once(client, run_id, epochs=3)
+
+
+def test_a_large_histogram_keeps_evenly_spaced_order_statistics() -> None:
+    files = HistogramFiles()
+    weights = np.random.default_rng(0).permutation(np.arange(3 * MAX_VALUES, dtype=np.float32))
+    weights[:5] = np.nan
+    files.add("weights/dense/kernel", weights, step=1)
+    files.add("weights/dense/bias", np.array([0.5, np.inf]), step=1)
+    ((step, name, raw),) = files.take_changed()
+    content = json.loads(raw)
+    assert (step, name, content["step"]) == (1, "step_000001.json", 1)
+    kept = content["values"]["weights/dense/kernel"]
+    finite = np.sort(weights[np.isfinite(weights)])
+    assert len(kept) == MAX_VALUES and kept == sorted(kept)
+    assert kept[0] == finite[0] and kept[-1] == finite[-1]  # the range is kept exactly
+    # every kept value is an order statistic: the k-th of 4096 is about the k/4095 quantile
+    ranks = np.searchsorted(finite, kept)
+    expected = np.linspace(0, finite.size - 1, MAX_VALUES)
+    assert np.abs(ranks - expected).max() <= 0.5
+    assert content["reduced"] == {"weights/dense/kernel": {"count": weights.size, "non_finite": 5}}
+    assert content["values"]["weights/dense/bias"] == [0.5, None]  # small: raw, as before
