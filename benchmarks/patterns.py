@@ -231,6 +231,7 @@ def backend_rows(reference: dict, args: argparse.Namespace) -> tuple[list[Row], 
         if found is None:
             notes.append(f"{name}: not installed here, skipped")
             continue
+        notes.append(f"{name}: ran")
         same_shape = float(found["shape"] == reference["shape"])
         gap = max(abs(a - b) for a, b in zip(found["range"], reference["range"], strict=True))
         off = abs(found["activation"] / reference["activation"] - 1)
