@@ -18,7 +18,7 @@ MLflow's sender share the cores with training) next to wall time:
     of those loggers alone: setup, per logged step, train end (``per_logger``).
 
 Each target row gives the median, min to max over the pairs and a verdict: holds when every pair
-meets it, does not hold when none does, inconclusive when the spread straddles it. About 15
+meets it, does not hold when none does, inconclusive when the spread straddles it. About 19
 minutes on 2 cores; ``--quick`` (tiny sizes, under about a minute) is the smoke run.
 """
 
