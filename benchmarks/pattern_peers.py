@@ -34,7 +34,7 @@ from benchmarks.common import (
     progress,
     table_markdown,
 )
-from benchmarks.patterns import VALUE_RANGE, preprocess
+from benchmarks.patterns import VALUE_RANGE, pattern_maker, preprocess, vgg16_convs
 
 __all__ = ["main"]
 
@@ -48,10 +48,7 @@ def vgg16_pair(size: int) -> tuple[keras.Model, Any]:
     import tensorflow as tf
     import tf_keras
 
-    from experiments.pretrained import hed_weights_path, load_hed_conv_weights
-
-    ours = keras.applications.VGG16(weights=None, include_top=False, input_shape=(size, size, 3))
-    load_hed_conv_weights(ours, hed_weights_path())
+    ours = vgg16_convs(size)
     rgb = tf_keras.Input((size, size, 3))
     bgr = tf_keras.layers.Lambda(lambda x: x[..., ::-1] - tf.constant(CAFFE_MEAN))(rgb)
     theirs = tf_keras.applications.VGG16(weights=None, include_top=False, input_tensor=bgr)
@@ -73,17 +70,8 @@ def same_maps(ours: keras.Model, theirs: Any, layer: str, size: int) -> float:
 
 def ours_runner(model: keras.Model, args: argparse.Namespace) -> Any:
     """Our compiled Fourier patterns of the first ``args.filters`` channels, traced once."""
-    from vizcallbacks.compute.patterns import FilterPatterns, PatternOptions
-
-    options = PatternOptions(
-        filters=args.filters,
-        steps=args.steps,
-        parameterization="fourier",
-        value_range=VALUE_RANGE,
-        preprocess=preprocess,
-    )
     until = keras.Model(model.input, model.get_layer(LAYER).output)
-    patterns = FilterPatterns(until, LAYER, options)
+    patterns = pattern_maker(until, LAYER, args.steps, args.filters, "fourier")
     patterns(seed=0)
     return patterns
 

